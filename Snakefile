@@ -1,0 +1,15 @@
+# nbsweep: run every notebook run listed in config/ (see README.md and config/README.md).
+
+
+include: "rules/common.smk"
+include: "rules/notebooks.smk"
+
+
+localrules:
+    all,
+
+
+rule all:
+    default_target: True
+    input:
+        SWEEP.targets(),

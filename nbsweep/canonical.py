@@ -1,0 +1,39 @@
+"""Canonical JSON and content hashes: the basis of every staleness decision."""
+
+import hashlib
+import json
+from pathlib import Path
+
+from .errors import SweepError
+
+
+def _reject(value):
+    kind = type(value).__name__
+    raise TypeError(f"a {kind} value ({value!r}) is not JSON-like")
+
+
+def canonical_json(value) -> str:
+    """Serialise ``value`` so that key order and formatting never change the text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_reject)
+
+
+def digest(value) -> str:
+    """SHA-256 of the canonical JSON of ``value``."""
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes."""
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError as err:
+        raise SweepError(f"cannot read input file {path}: {err.strerror}") from None
+
+
+FINGERPRINT_KEYS = ("template_code", "kernel", "parameters", "inputs")
+
+
+def fingerprint(doc: dict) -> str:
+    """A run's fingerprint: the digest of the ``FINGERPRINT_KEYS`` of its job document."""
+    return digest({key: doc[key] for key in FINGERPRINT_KEYS})

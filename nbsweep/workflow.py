@@ -1,0 +1,59 @@
+"""What the Snakemake rules call: plan the sweep once per invocation, then answer lookups."""
+
+import sys
+from pathlib import Path
+
+from . import layout, workdir
+from .config import load_config, load_schema
+from .errors import SweepError
+from .jobs import sync_job_file
+from .plan import Run, Planner
+
+DEFAULT_CONFIG = Path("config/config.yaml")
+
+
+class Sweep:
+    """All runs of one invocation, indexed by template name and label."""
+
+    def __init__(self, output_dir: str, runs: list[Run]):
+        self.output_dir = output_dir
+        self.runs = {(run.name, run.label): run for run in runs}
+        self.job_files: dict[tuple[str, str], Path] = {}
+
+    @classmethod
+    def load(cls, config_files: list[Path], schema_file: Path) -> "Sweep":
+        config = load_config(config_files or [DEFAULT_CONFIG], load_schema(schema_file))
+        return cls(config.output_dir, Planner(config).plan())
+
+    def sync_job_files(self) -> None:
+        digests: dict[str, str] = {}
+        for key, run in self.runs.items():
+            self.job_files[key] = sync_job_file(run, self.output_dir, digests)
+
+    def run(self, name: str, label: str) -> Run:
+        try:
+            return self.runs[(name, label)]
+        except KeyError:
+            raise SweepError(f"no run {name}/{label} is configured; check the target path against the config") from None
+
+    def target(self, run: Run) -> str:
+        return str(layout.target(self.output_dir, run.name, run.label))
+
+    def targets(self, name: str | None = None) -> list[str]:
+        return [self.target(run) for run in self.runs.values() if name in (None, run.name)]
+
+    @property
+    def template_names(self) -> list[str]:
+        return sorted({run.name for run in self.runs.values()})
+
+
+def load_or_exit(config_files: list[Path], schema_file: Path, recover: bool) -> Sweep:
+    """Plan the sweep; bad input ends the process with one sentence and no traceback."""
+    try:
+        sweep = Sweep.load(config_files, schema_file)
+        if recover:
+            workdir.recover()
+        sweep.sync_job_files()
+        return sweep
+    except SweepError as err:
+        sys.exit(f"nbsweep: {err}.")

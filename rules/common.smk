@@ -1,0 +1,46 @@
+# Plan the sweep: read and validate the config, expand runs, sync each run's job file.
+import sys
+from pathlib import Path
+
+from nbsweep import layout
+from nbsweep.plan import SAFE_NAME
+from nbsweep.workflow import load_or_exit
+
+
+SWEEP = load_or_exit(
+    config_files=workflow.overwrite_configfiles,
+    schema_file=Path(workflow.basedir) / "config" / "schema.yaml",
+    recover=workflow.is_main_process,
+)
+OUTPUT_DIR = SWEEP.output_dir
+TARGET = layout.TARGET.format(
+    output_dir=OUTPUT_DIR, name="{notebook}", label="{label}"
+)
+# The notebook jobs' interpreter: the one running Snakemake, or the conda env's.
+PYTHON = "python" if workflow.deployment_settings.deployment_method else sys.executable
+
+
+wildcard_constraints:
+    notebook=SAFE_NAME,
+    label=SAFE_NAME,
+
+
+def get_run(wildcards):
+    return SWEEP.run(wildcards.notebook, wildcards.label)
+
+
+def get_job_file(wildcards):
+    return SWEEP.job_files[(wildcards.notebook, wildcards.label)]
+
+
+def get_data_inputs(wildcards):
+    # Content changes reach the job file's fingerprint; mtimes must not trigger reruns.
+    return [ancient(path) for path in get_run(wildcards).inputs]
+
+
+def get_threads(wildcards):
+    return get_run(wildcards).threads
+
+
+def get_resource(name, default=None):
+    return lambda wildcards: get_run(wildcards).resources.get(name, default)
