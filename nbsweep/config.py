@@ -14,6 +14,7 @@ BUILTIN_DEFAULTS = {
     "timeout": None,
     "threads": 1,
     "resources": {"mem_mb": 1000, "runtime": 30},
+    "batch_size": None,
     "parameters": {},
 }
 MAX_YAML_ALIASES = 100

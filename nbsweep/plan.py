@@ -26,6 +26,7 @@ class Run:
     timeout: float | None
     threads: int
     resources: dict
+    batch_size: int | None
     origin: RunSpec
 
     @property
@@ -181,6 +182,7 @@ class Planner:
                     timeout=spec.get("timeout", defaults["timeout"]),
                     threads=spec.get("threads", defaults["threads"]),
                     resources=deep_merge(defaults["resources"], spec.get("resources", {})),
+                    batch_size=spec.get("batch_size", defaults["batch_size"]),
                     origin=run_spec,
                 )
             )

@@ -156,6 +156,8 @@ def execute(job: dict, target: Path, log_path: Path) -> int:
         write_durably(nb, partial)
         os.replace(partial, target)
         failed.unlink(missing_ok=True)
+        seconds = nb.metadata.get("papermill", {}).get("duration") or 0
+        print(f"nbsweep: run {job['run']} ok in {seconds:.1f} s -> {target}", file=sys.stderr)
         return 0
     except Exception as err:
         logging.getLogger("nbsweep").exception("run %s failed", job["run"])

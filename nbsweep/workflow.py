@@ -19,6 +19,7 @@ class Sweep:
         self.output_dir = output_dir
         self.runs = {(run.name, run.label): run for run in runs}
         self.job_files: dict[tuple[str, str], Path] = {}
+        self.groups = batch_groups(runs)
 
     @classmethod
     def load(cls, config_files: list[Path], schema_file: Path) -> "Sweep":
@@ -45,6 +46,30 @@ class Sweep:
     @property
     def template_names(self) -> list[str]:
         return sorted({run.name for run in self.runs.values()})
+
+    @property
+    def resource_names(self) -> list[str]:
+        return sorted({name for run in self.runs.values() for name in run.resources})
+
+    def resource(self, name: str, name_label: tuple[str, str]):
+        """A run's value of a Snakemake resource; 0 or "" where the run does not set it."""
+        run = self.runs[name_label]
+        default = "" if any(isinstance(r.resources.get(name), str) for r in self.runs.values()) else 0
+        return run.resources.get(name, default)
+
+
+def batch_groups(runs: list[Run]) -> dict[tuple[str, str], str | None]:
+    """Snakemake group of each run: runs of a template in chunks of its ``batch_size``."""
+    seen: dict[tuple[str, int], int] = {}
+    groups = {}
+    for run in runs:
+        if not run.batch_size:
+            groups[(run.name, run.label)] = None
+            continue
+        index = seen.get((run.name, run.batch_size), 0)
+        seen[(run.name, run.batch_size)] = index + 1
+        groups[(run.name, run.label)] = f"{run.name}-bs{run.batch_size}-{index // run.batch_size}"
+    return groups
 
 
 def load_or_exit(config_files: list[Path], schema_file: Path, recover: bool) -> Sweep:

@@ -6,16 +6,13 @@ from nbsweep import layout
 from nbsweep.plan import SAFE_NAME
 from nbsweep.workflow import load_or_exit
 
-
 SWEEP = load_or_exit(
     config_files=workflow.overwrite_configfiles,
     schema_file=Path(workflow.basedir) / "config" / "schema.yaml",
     recover=workflow.is_main_process,
 )
 OUTPUT_DIR = SWEEP.output_dir
-TARGET = layout.TARGET.format(
-    output_dir=OUTPUT_DIR, name="{notebook}", label="{label}"
-)
+TARGET = layout.TARGET.format(output_dir=OUTPUT_DIR, name="{notebook}", label="{label}")
 # The notebook jobs' interpreter: the one running Snakemake, or the conda env's.
 PYTHON = "python" if workflow.deployment_settings.deployment_method else sys.executable
 
@@ -42,5 +39,13 @@ def get_threads(wildcards):
     return get_run(wildcards).threads
 
 
-def get_resource(name, default=None):
-    return lambda wildcards: get_run(wildcards).resources.get(name, default)
+def get_group(wildcards):
+    return SWEEP.groups[(wildcards.notebook, wildcards.label)]
+
+
+def get_resources():
+    # Every resource any run sets (mem_mb, runtime, slurm_partition, ...), looked up per run.
+    return {
+        name: lambda wc, name=name: SWEEP.resource(name, (wc.notebook, wc.label))
+        for name in SWEEP.resource_names
+    }

@@ -9,14 +9,15 @@ rule notebook:
         TARGET,
     log:
         layout.log(Path(TARGET)),
-    threads: get_threads
-    resources:
-        mem_mb=get_resource("mem_mb"),
-        runtime=get_resource("runtime"),
-    params:
-        python=PYTHON,
+    group:
+        get_group
     conda:
         "../envs/notebook.yaml"
+    threads: get_threads
+    resources:
+        **get_resources(),
+    params:
+        python=PYTHON,
     shell:
         "exec {params.python:q} -m nbsweep.run {input.job:q} {output:q} {log:q}"
 
@@ -26,6 +27,6 @@ for _name in SWEEP.template_names:
     rule:
         name:
             _name
-        localrule: True
         input:
             SWEEP.targets(_name),
+        localrule: True
