@@ -1,0 +1,127 @@
+"""Fixtures: tiny projects in tmp_path driven by the real Snakefile, real snakemake and kernels."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "Snakefile"
+
+
+def make_notebook(path: Path, code: list[str], parameters: str | None = None, kernel: str = "python3") -> Path:
+    """Write a template: an optional parameters cell, then one code cell per string."""
+    cells = [new_markdown_cell("# test template")]
+    if parameters is not None:
+        cell = new_code_cell(parameters)
+        cell.metadata["tags"] = ["parameters"]
+        cells.append(cell)
+    cells += [new_code_cell(source) for source in code]
+    nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": kernel, "display_name": kernel, "language": "python"}})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+class Project:
+    """A scratch nbsweep project: config, templates, and helpers to run snakemake on it."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.out = root / "papermill_outputs"
+
+    def notebook(self, name: str, code: list[str], parameters: str | None = None, kernel: str = "python3") -> str:
+        make_notebook(self.root / "notebooks" / f"{name}.ipynb", code, parameters, kernel)
+        return f"notebooks/{name}.ipynb"
+
+    def write_config(self, config: dict | str, path: str = "config/config.yaml") -> Path:
+        target = self.root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(config if isinstance(config, str) else yaml.safe_dump(config, sort_keys=False))
+        return target
+
+    def snakemake(self, *args: str, cores: int = 2, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
+        cmd = ["snakemake", "-s", str(SNAKEFILE), "-d", str(self.root), "--cores", str(cores), *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=self.env)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+        return proc
+
+    def popen(self, *args: str, cores: int = 2) -> subprocess.Popen:
+        cmd = ["snakemake", "-s", str(SNAKEFILE), "-d", str(self.root), "--cores", str(cores), *args]
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env)
+
+    @property
+    def env(self) -> dict:
+        env = dict(os.environ)
+        env["JUPYTER_PATH"] = str(self.root / "share" / "jupyter")
+        return env
+
+    def target(self, name: str, label: str) -> Path:
+        return self.out / name / label / f"{name}_{label}.ipynb"
+
+    def outputs(self) -> dict[Path, int]:
+        """Every file under the output folder (targets, failed copies, job files) with its mtime."""
+        if not self.out.exists():
+            return {}
+        return {p: p.stat().st_mtime_ns for p in self.out.rglob("*") if p.is_file()}
+
+    def executed(self, before: dict[Path, int]) -> set[str]:
+        """Run ids ("name/label") whose target notebook was (re)written since ``before``."""
+        after = self.outputs()
+        return {
+            f"{p.parent.parent.name}/{p.parent.name}"
+            for p, mtime in after.items()
+            if p.suffix == ".ipynb" and not p.name.startswith(".") and before.get(p) != mtime
+        }
+
+    def add_kernel(self, name: str) -> None:
+        """A second kernelspec (same interpreter) visible only to this project's processes."""
+        spec = self.root / "share" / "jupyter" / "kernels" / name / "kernel.json"
+        spec.parent.mkdir(parents=True, exist_ok=True)
+        spec.write_text(json.dumps({
+            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": name,
+            "language": "python",
+        }))
+
+
+def stdout_of(notebook: Path) -> str:
+    """All stdout text of an executed notebook."""
+    nb = json.loads(notebook.read_text())
+    return "".join(
+        "".join(o["text"]) if isinstance(o["text"], list) else o["text"]
+        for cell in nb["cells"]
+        for o in cell.get("outputs", [])
+        if o.get("name") == "stdout"
+    )
+
+
+@pytest.fixture
+def project(tmp_path) -> Project:
+    return Project(tmp_path)
+
+
+ECHO = 'import json\nprint("ECHO" + json.dumps({k: v for k, v in globals().items() if k in PARAMS}, sort_keys=True))'
+
+
+@pytest.fixture
+def echo_project(project) -> Project:
+    """Two templates: ``echo`` (prints its parameters) and ``other`` (same code, other name)."""
+    params = 'PARAMS = ["x", "y"]\nx = 0\ny = "a"'
+    project.notebook("echo", [ECHO], params)
+    project.notebook("other", [ECHO], params)
+    project.write_config({
+        "runs": [
+            {"notebook": "notebooks/echo.ipynb", "label": "one", "parameters": {"x": 1}},
+            {"notebook": "notebooks/echo.ipynb", "label": "two", "parameters": {"x": 2, "y": "b"}},
+            {"notebook": "notebooks/other.ipynb", "label": "one", "parameters": {"x": 1}},
+        ]
+    })
+    return project
