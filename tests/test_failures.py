@@ -1,0 +1,119 @@
+"""Failing runs and killed sweeps never leave a half output (issue behaviours 8, 9, timeouts)."""
+
+import json
+import signal
+import time
+
+import psutil
+import pytest
+import yaml
+
+from conftest import stdout_of
+
+
+@pytest.fixture
+def failing_project(project):
+    project.notebook("calc", ["print('start')", "if x == 0:\n    raise ZeroDivisionError('x must not be zero')", "print('ECHO', 1 / x)"], "x = 1")
+    project.write_config({"runs": [{"notebook": "notebooks/calc.ipynb", "label": f"x{x}", "parameters": {"x": x}} for x in (1, 0, 2)]})
+    return project
+
+
+def test_failed_run_is_kept_aside_and_only_it_reruns_after_fix(failing_project):
+    p = failing_project
+    proc = p.snakemake(check=False)
+    assert proc.returncode != 0
+    assert p.target("calc", "x1").exists() and p.target("calc", "x2").exists()
+    bad = p.target("calc", "x0")
+    assert not bad.exists()
+    failed = bad.with_suffix(".failed.ipynb")
+    nb = json.loads(failed.read_text())
+    error = nb["metadata"]["nbsweep"]["error"]
+    assert error["ename"] == "ZeroDivisionError" and "x must not be zero" in error["evalue"]
+    assert any(o.get("output_type") == "error" for o in nb["cells"][error["cell_index"]]["outputs"])
+    console = proc.stderr
+    assert "calc/x0 FAILED in cell #" in console and "ZeroDivisionError: x must not be zero" in console
+    assert "Traceback" not in console.split("calc/x0 FAILED")[0][-200:]
+
+    config = yaml.safe_load((p.root / "config/config.yaml").read_text())
+    config["runs"][1]["parameters"]["x"] = 4
+    p.write_config(config)
+    before = p.outputs()
+    p.snakemake()
+    assert p.executed(before) == {"calc/x0"}
+    assert not failed.exists()
+    assert "ECHO 0.25" in stdout_of(bad)
+
+
+def test_cell_timeout_fails_the_run_and_the_sweep_goes_on(project):
+    project.notebook("slow", ["import time\ntime.sleep(seconds)\nprint('ECHO done')"], "seconds = 0")
+    project.write_config({
+        "defaults": {"timeout": 3},
+        "runs": [
+            {"notebook": "notebooks/slow.ipynb", "label": "hang", "parameters": {"seconds": 600}},
+            {"notebook": "notebooks/slow.ipynb", "label": "quick", "parameters": {"seconds": 0}},
+        ],
+    })
+    proc = project.snakemake(check=False, timeout=120)
+    assert proc.returncode != 0
+    assert project.target("slow", "quick").exists()
+    assert not project.target("slow", "hang").exists()
+    assert "slow/hang FAILED" in proc.stderr and "timed out" in proc.stderr.lower()
+    assert project.target("slow", "hang").with_suffix(".failed.ipynb").exists()
+
+
+def test_dying_kernel_is_reported_as_failed(project):
+    project.notebook("die", ["import os\nos._exit(1)"], "x = 0")
+    project.write_config({"runs": [{"notebook": "notebooks/die.ipynb", "label": "a"}]})
+    proc = project.snakemake(check=False, timeout=120)
+    assert proc.returncode != 0
+    assert "die/a FAILED" in proc.stderr
+    assert not project.target("die", "a").exists()
+
+
+def runner_processes(root):
+    """Runners and kernels of this project (their working directory is the project root)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "cwd"]):
+        cmdline = proc.info["cmdline"] or []
+        if proc.info["cwd"] == str(root) and ("nbsweep.run" in cmdline or "ipykernel_launcher" in cmdline):
+            found.append(proc)
+    return found
+
+
+def wait_for(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["SIGINT", "SIGTERM", "SIGKILL"])
+def test_killed_sweep_leaves_no_partial_output_and_resumes(project, sig):
+    project.notebook("nap", ["import time\ntime.sleep(seconds)\nprint('ECHO', label)"], "seconds = 0\nlabel = ''")
+    labels = [f"r{i}" for i in range(6)]
+    project.write_config({"runs": [
+        {"notebook": "notebooks/nap.ipynb", "label": label, "parameters": {"seconds": 0 if i < 2 else 4, "label": label}}
+        for i, label in enumerate(labels)
+    ]})
+    # Plan first (job files synced) so the kill lands in the middle of execution.
+    project.snakemake("-n")
+    sm = project.popen()
+    targets = [project.target("nap", label) for label in labels]
+    assert wait_for(lambda: sum(t.exists() for t in targets) >= 2 and runner_processes(project.root), 120)
+    time.sleep(1)
+    sm.send_signal(sig)
+    sm.wait(timeout=60)
+    # Orphaned runners notice their parent is gone, stop their kernels and write no target.
+    assert wait_for(lambda: not runner_processes(project.root), 20)
+    done = {t for t in targets if t.exists()}
+    for target in done:
+        assert json.loads(target.read_text())["metadata"]["nbsweep"]["status"] == "ok"
+    assert len(done) < len(targets)
+    assert not list(project.out.rglob(".*.partial.ipynb"))
+
+    before = project.outputs()
+    project.snakemake()
+    assert all(t.exists() for t in targets)
+    assert project.executed(before) == {f"nap/{t.parent.name}" for t in targets if t not in done}
