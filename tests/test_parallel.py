@@ -1,0 +1,56 @@
+"""Parallel kernels: concurrency honours --cores and threads; many kernels start without races."""
+
+import json
+from datetime import datetime
+
+import pytest
+
+
+def max_overlap(notebooks) -> int:
+    """Most runs executing at the same moment, from papermill's recorded start/end times."""
+    events = []
+    for path in notebooks:
+        meta = json.loads(path.read_text())["metadata"]["papermill"]
+        events += [(datetime.fromisoformat(meta["start_time"]), 1), (datetime.fromisoformat(meta["end_time"]), -1)]
+    running = peak = 0
+    for _, step in sorted(events, key=lambda e: (e[0], e[1])):
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def sleepy(project, n, seconds, threads=1):
+    project.notebook("nap", ["import time\ntime.sleep(seconds)"], "seconds = 0\ni = 0")
+    project.write_config({
+        "defaults": {"threads": threads},
+        "runs": [{"notebook": "notebooks/nap.ipynb", "label": "n{i}", "grid": {"i": list(range(n))}, "parameters": {"seconds": seconds}}],
+    })
+    return [project.target("nap", f"n{i}") for i in range(n)]
+
+
+def test_cores_8_runs_8_notebooks_at_once(project):
+    targets = sleepy(project, 8, 6)
+    project.snakemake(cores=8)
+    assert max_overlap(targets) == 8
+
+
+def test_threads_count_against_cores(project):
+    targets = sleepy(project, 4, 3, threads=2)
+    project.snakemake(cores=4)
+    assert max_overlap(targets) == 2
+
+
+@pytest.mark.slow
+def test_200_kernels_at_cores_16_start_without_failures(project):
+    project.notebook("tiny", ["print('ECHO', i * 2)"], "i = 0")
+    project.write_config({"runs": [{"notebook": "notebooks/tiny.ipynb", "label": "t{i}", "grid": {"i": list(range(200))}}]})
+    proc = project.snakemake(cores=16, timeout=900)
+    assert proc.returncode == 0
+    targets = list(project.out.glob("tiny/*/tiny_*.ipynb"))
+    assert len(targets) == 200
+    for target in targets:
+        assert json.loads(target.read_text())["metadata"]["nbsweep"]["status"] == "ok"
+    logs = "".join(p.read_text() for p in project.out.glob("tiny/*/*.log"))
+    for symptom in ("Address already in use", "ZMQError", "Kernel died", "Kernel didn't respond", "timed out"):
+        assert symptom not in logs
+    assert not list(project.out.glob("tiny/*/*.failed.ipynb"))
