@@ -3,6 +3,10 @@
 
 include: "rules/common.smk"
 include: "rules/notebooks.smk"
+include: "rules/results.smk"
+
+
+report: "report/workflow.rst"
 
 
 localrules:
@@ -13,3 +17,13 @@ rule all:
     default_target: True
     input:
         SWEEP.targets(),
+        RESULTS,
+        REPORTED,
+
+
+onsuccess:
+    summary.write_results(SWEEP)
+
+
+onerror:
+    summary.write_results(SWEEP)

@@ -1,0 +1,43 @@
+"""Render an executed notebook as one HTML file: ``python -m nbsweep.render NOTEBOOK HTML``.
+
+Images are inlined and nothing is loaded from the network, so the page opens offline (LaTeX
+shows as source). One of these runs per notebook: it imports nbconvert and nothing else heavy.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+TEMPLATE = Path(__file__).parent / "assets" / "offline.html.j2"
+
+
+def html_path(target: Path) -> Path:
+    """Where a run's rendering lives: beside its target notebook."""
+    return target.with_suffix(".html")
+
+
+def render(notebook: Path, html: Path) -> None:
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter(template_file=str(TEMPLATE), embed_images=True).from_filename(str(notebook))
+    tmp = html.with_name(f".{html.name}.tmp{os.getpid()}")
+    tmp.write_text(body, encoding="utf-8")
+    os.replace(tmp, html)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m nbsweep.render NOTEBOOK HTML", file=sys.stderr)
+        return 2
+    notebook, html = map(Path, args)
+    try:
+        render(notebook, html)
+    except Exception as err:  # nbconvert and nbformat raise many types for unreadable notebooks
+        print(f"nbsweep: cannot render {notebook}: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
