@@ -17,7 +17,7 @@ BUILTIN_DEFAULTS = {
     "batch_size": None,
     "parameters": {},
 }
-MAX_YAML_ALIASES = 100
+MAX_VALUES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -43,15 +43,19 @@ class SweepConfig:
     runs: list[RunSpec] = field(default_factory=list)
 
 
-class _GuardedLoader(yaml.SafeLoader):
-    """SafeLoader that refuses alias bombs (a few anchors expanding to huge documents)."""
-
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            self.alias_count = getattr(self, "alias_count", 0) + 1
-            if self.alias_count > MAX_YAML_ALIASES:
-                raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} YAML aliases")
-        return super().compose_node(parent, index)
+def expanded_size(value, memo: dict | None = None) -> int:
+    """Number of values a document holds once YAML aliases are expanded (alias bombs blow up)."""
+    memo = {} if memo is None else memo
+    if not isinstance(value, (dict, list)):
+        return 1
+    if id(value) in memo:
+        if memo[id(value)] is None:
+            raise ValueError("a YAML alias refers to itself")
+        return memo[id(value)]
+    memo[id(value)] = None
+    items = value.values() if isinstance(value, dict) else value
+    memo[id(value)] = 1 + sum(expanded_size(item, memo) for item in items)
+    return memo[id(value)]
 
 
 def read_document(path: Path):
@@ -65,9 +69,7 @@ def read_document(path: Path):
     except OSError as err:
         raise SweepError(f"cannot read config file {path}: {err.strerror}") from None
     try:
-        if path.suffix == ".json":
-            return json.loads(text)
-        return yaml.load(text, Loader=_GuardedLoader)
+        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except json.JSONDecodeError as err:
         raise SweepError(f"{path} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}); fix the syntax") from None
     except yaml.YAMLError as err:
@@ -75,6 +77,13 @@ def read_document(path: Path):
         at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(err, "problem", None) or str(err)
         raise SweepError(f"{path} is not valid YAML{at}: {problem}; fix the syntax") from None
+    try:
+        size = expanded_size(doc)
+    except ValueError as err:
+        raise SweepError(f"{path}: {err}; remove the recursive alias") from None
+    if size > MAX_VALUES:
+        raise SweepError(f"{path} expands to more than {MAX_VALUES:,} values (YAML aliases?); write the values out")
+    return doc
 
 
 def is_seed_format(doc) -> bool:
@@ -99,7 +108,10 @@ def from_seed_format(doc: dict, path: Path) -> dict:
 
 def _describe(error: jsonschema.ValidationError) -> str:
     """Turn a jsonschema error into a short phrase a user can act on."""
-    key = ".".join(str(p) for p in error.path if not isinstance(p, int) or len(error.path) > 2)
+    path = list(error.path)
+    if path[:1] == ["runs"]:
+        path = path[2:]  # the run itself is named by the caller
+    key = ".".join(map(str, path))
     if error.validator == "additionalProperties":
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         allowed = ", ".join(error.schema.get("properties", {}))

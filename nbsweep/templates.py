@@ -48,12 +48,20 @@ class Template:
     def has_parameters_cell(self) -> bool:
         return any("parameters" in cell.get("metadata", {}).get("tags", []) for cell in self.nb.cells)
 
+    @property
+    def language(self) -> str:
+        """The notebook's language; hand-made notebooks without any metadata are taken as Python."""
+        info = self.nb.metadata.get("language_info", {}).get("name")
+        return info or self.nb.metadata.get("kernelspec", {}).get("language") or "python"
+
     @cached_property
     def declared_parameters(self) -> list[str]:
-        """Names assigned in the cell tagged ``parameters`` (papermill's own inspection)."""
-        from papermill import inspect_notebook
+        """Names assigned in the cell tagged ``parameters``, by papermill's own inspection."""
+        # What papermill.inspect_notebook does, with a language fallback it lacks.
+        from papermill.inspection import _infer_parameters
+        from papermill.iorw import load_notebook_node
 
-        return list(inspect_notebook(self.path))
+        return [p.name for p in _infer_parameters(load_notebook_node(self.path), language=self.language)]
 
 
 def read_template(path: str) -> Template:

@@ -1,0 +1,99 @@
+"""Bad input: one clear sentence naming file, run and fix; non-zero exit; no output touched (12)."""
+
+import pytest
+import yaml
+
+GOOD = [{"notebook": "notebooks/echo.ipynb", "label": "ok", "parameters": {"x": 1}}]
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    """A project with one finished run, planned once for the whole module."""
+    from conftest import Project
+
+    project = Project(tmp_path_factory.mktemp("bad"))
+    project.notebook("echo", ["print(x)"], "x = 0")
+    project.notebook("plain", ["print(config)"])
+    project.write_config({"runs": GOOD})
+    project.snakemake()
+    return project
+
+
+def run(**extra):
+    return {"notebook": "notebooks/echo.ipynb", "label": "new", **extra}
+
+
+CASES = {
+    "invalid yaml": ("runs: [\n  - {notebook: x", ["config/config.yaml", "not valid YAML", "line"]),
+    "not a mapping": ("- just\n- a list\n", ["config/config.yaml", "mapping"]),
+    "empty file": ("", ["config/config.yaml", "mapping"]),
+    "schema type": ({"runs": GOOD + [run(threads="two")]}, ["run #2 ('new')", "'threads' must be integer"]),
+    "unknown key": ({"runs": GOOD + [run(lable="x")]}, ["run #2", "unknown key 'lable'"]),
+    "missing notebook": ({"runs": GOOD + [run(notebook="notebooks/nope.ipynb")]}, ["run #2", "notebooks/nope.ipynb does not exist"]),
+    "empty label": ({"runs": GOOD + [run(label="")]}, ["run #2", "label '' is not path-safe"]),
+    "duplicate label": ({"runs": GOOD + [run(label="ok")]}, ["run #2 ('ok')", "already used by", "run #1"]),
+    "parent dir label": ({"runs": GOOD + [run(label="../x")]}, ["label '../x' is not path-safe", "e.g. 'x'"]),
+    "absolute label": ({"runs": GOOD + [run(label="/abs")]}, ["label '/abs' is not path-safe"]),
+    "label with spaces": ({"runs": GOOD + [run(label="my run")]}, ["label 'my run' is not path-safe", "e.g. 'my-run'"]),
+    "grid collision": ({"runs": GOOD + [run(label="x{x}", grid={"x": [1, 1]})]}, ["gives 'x1' for both"]),
+    "grid label key": ({"runs": GOOD + [run(label="v{y}", grid={"x": [1, 2]})]}, ["names {y}, which is not a grid key"]),
+    "undeclared parameter": ({"runs": GOOD + [run(parameters={"z": 1})]}, ["parameter 'z' is not declared", "(declared: x)"]),
+    "missing kernel": ({"runs": GOOD + [run(kernel="julia-9")]}, ["kernel 'julia-9' is not installed", "python3"]),
+    "missing input": ({"runs": GOOD + [run(inputs=["data/none.csv"])]}, ["input file 'data/none.csv' does not exist"]),
+    "date parameter": ("runs:\n  - {notebook: notebooks/echo.ipynb, label: d, parameters: {x: 2024-01-01}}\n", ["not JSON-like", "quote dates"]),
+    "alias bomb": (
+        "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        + "".join(f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcdefgh", "bcdefghi"))
+        + "runs: [{notebook: notebooks/echo.ipynb, label: b, parameters: {x: *i}}]\n",
+        ["expands to more than 1,000,000 values"],
+    ),
+    "recursive alias": ("runs: &r [{notebook: notebooks/echo.ipynb, label: b, parameters: {x: *r}}]\n", ["refers to itself"]),
+    "non-utf8": (b"runs: [\xff\xfe]\n", ["not UTF-8"]),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_config_gives_one_sentence_and_touches_nothing(done, case):
+    content, expected = CASES[case]
+    before = done.outputs()
+    path = done.root / "config/config.yaml"
+    original = path.read_bytes()
+    try:
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            done.write_config(content)
+        proc = done.snakemake(check=False)
+    finally:
+        path.write_bytes(original)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+    message = [line for line in proc.stderr.splitlines() if line.startswith("nbsweep: ")]
+    assert len(message) == 1, proc.stderr
+    for fragment in expected:
+        assert fragment in message[0], message[0]
+    assert done.outputs() == before
+
+
+def test_bad_seed_entry_and_snakemake_level_json_error(done):
+    bad_seed = done.root / "seed.json"
+    bad_seed.write_text('{"config_a": {"notebook": "notebooks/plain.ipynb"}}')
+    proc = done.snakemake("--configfile", str(bad_seed), check=False)
+    assert proc.returncode != 0 and "entry 'config_a' has no output_label" in proc.stderr
+    broken = done.root / "broken.json"
+    broken.write_text('{"runs": [')
+    before = done.outputs()
+    proc = done.snakemake("--configfile", str(broken), check=False)
+    # Snakemake itself parses --configfile files; its message is short and has no traceback.
+    assert proc.returncode != 0 and "not valid JSON or YAML" in proc.stderr and "Traceback" not in proc.stderr
+    assert done.outputs() == before
+
+
+def test_undeclared_parameters_are_fine_without_a_parameters_cell(done):
+    config = {"runs": GOOD + [{"notebook": "notebooks/plain.ipynb", "label": "p", "parameters": {"config": {"a": 1}}}]}
+    done.write_config(config)
+    try:
+        proc = done.snakemake("-n")
+    finally:
+        done.write_config({"runs": GOOD})
+    assert "plain_p.ipynb" in proc.stdout
