@@ -23,7 +23,8 @@ class Sweep:
 
     @classmethod
     def load(cls, config_files: list[Path], schema_file: Path) -> "Sweep":
-        config = load_config(config_files or [DEFAULT_CONFIG], load_schema(schema_file))
+        files = [shown(Path(path)) for path in config_files] or [DEFAULT_CONFIG]
+        config = load_config(files, load_schema(schema_file))
         return cls(config.output_dir, Planner(config).plan())
 
     def sync_job_files(self) -> None:
@@ -56,6 +57,11 @@ class Sweep:
         run = self.runs[name_label]
         default = "" if any(isinstance(r.resources.get(name), str) for r in self.runs.values()) else 0
         return run.resources.get(name, default)
+
+
+def shown(path: Path) -> Path:
+    """A config path as users wrote it: relative to the working directory when inside it."""
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
 
 
 def batch_groups(runs: list[Run]) -> dict[tuple[str, str], str | None]:

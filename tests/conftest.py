@@ -48,14 +48,14 @@ class Project:
 
     def snakemake(self, *args: str, cores: int = 2, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
         cmd = ["snakemake", "-s", str(SNAKEFILE), "-d", str(self.root), "--cores", str(cores), *args]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=self.env)
+        proc = subprocess.run(cmd, cwd=self.root, capture_output=True, text=True, timeout=timeout, env=self.env)
         if check and proc.returncode != 0:
             raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
         return proc
 
     def popen(self, *args: str, cores: int = 2) -> subprocess.Popen:
         cmd = ["snakemake", "-s", str(SNAKEFILE), "-d", str(self.root), "--cores", str(cores), *args]
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env)
+        return subprocess.Popen(cmd, cwd=self.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env)
 
     @property
     def env(self) -> dict:

@@ -1,0 +1,147 @@
+"""Unit tests of the results code: flattening, metrics values, notebook reading, CSV and HTML cells."""
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+from nbsweep import index, summary
+from nbsweep.record import MIME, plain
+from nbsweep.status import parameter_changes, reasons
+
+
+def test_flatten_nested_mappings_with_dotted_keys():
+    params = {"config": {"data": {"path": "a.csv"}, "target": None}, "lr": 0.1, "empty": {}, "grid": [1, 2]}
+    assert summary.flatten(params, "params.") == {
+        "params.config.data.path": "a.csv",
+        "params.config.target": None,
+        "params.lr": 0.1,
+        "params.empty": {},
+        "params.grid": [1, 2],
+    }
+
+
+def test_metric_values_become_plain_json():
+    np = pytest.importorskip("numpy")
+    assert plain(np.float64(0.5), "a") == 0.5 and type(plain(np.int64(3), "b")) is int
+    assert plain(np.array([1, 2]), "c") == [1, 2]
+    assert plain(float("nan"), "d") is None and plain(-math.inf, "e") is None
+    assert plain({"x": (1, np.float32(2))}, "f") == {"x": [1, 2.0]}
+    with pytest.raises(TypeError, match=r"metric 'g' \(object\) is not a JSON value"):
+        plain(object(), "g")
+    with pytest.raises(TypeError, match="'h.k'"):
+        plain({"k": {1, 2}}, "h")
+
+
+def metrics_output(values: dict):
+    return new_output("display_data", data={MIME: values, "text/plain": "nbsweep metrics"})
+
+
+def write_notebook(path, outputs, metadata, source="x = 1", **write_args):
+    cell = new_code_cell(source)
+    cell.outputs = outputs
+    nb = new_notebook(cells=[cell], metadata=metadata)
+    if write_args:
+        path.write_text(json.dumps(nb, **write_args))
+    else:
+        nbformat.write(nb, path)
+    return path
+
+
+def test_metrics_come_from_outputs_in_order_and_not_from_sources(tmp_path):
+    source = f'display({{"{MIME}": {{"fake": 1}}}}, raw=True)'
+    path = write_notebook(
+        tmp_path / "a.ipynb",
+        [metrics_output({"acc": 0.5, "n": 3}), metrics_output({"acc": 0.75, "nested": {"k": [1]}})],
+        {"nbsweep": {"status": "ok"}},
+        source=source,
+    )
+    metadata, metrics = summary.read_result(path)
+    assert metrics == {"acc": 0.75, "n": 3, "nested": {"k": [1]}}
+    assert metadata["nbsweep"] == {"status": "ok"}
+    assert summary.read_result(tmp_path / "missing.ipynb") == ({}, {})
+
+
+def test_metadata_is_read_from_the_end_of_big_notebooks(tmp_path):
+    big = [new_output("stream", name="stdout", text="y" * 100_000)]
+    meta = {"nbsweep": {"fingerprint": "f", "parameters": {"a": "b"}}, "papermill": {"duration": 1.5}}
+    nbformat_written = write_notebook(tmp_path / "a.ipynb", big, meta)
+    compact = write_notebook(tmp_path / "b.ipynb", big, meta, separators=(",", ":"))
+    assert nbformat_written.stat().st_size > summary.TAIL_BYTES
+    for path in (nbformat_written, compact):
+        assert summary.read_metadata(path)["nbsweep"] == meta["nbsweep"]
+    (tmp_path / "broken.ipynb").write_text("{not json")
+    assert summary.read_metadata(tmp_path / "broken.ipynb") is None
+    assert summary.metadata_in('{"cells": []}', whole=False) is None
+
+
+def test_table_orders_columns_and_csv_round_trips():
+    rows = [
+        {"template": "a", "label": "1", "status": "ok", "stale": False, "params.x": 1, "metrics.acc": 0.5},
+        {"template": "b", "label": "2", "status": "failed", "stale": None, "params.y": [1, 2], "params.x": None},
+    ]
+    columns, full = summary.table(rows)
+    assert columns[:4] == list(summary.HEAD) and columns[-len(summary.TAIL):] == list(summary.TAIL)
+    assert columns[4:-len(summary.TAIL)] == ["params.x", "params.y", "metrics.acc"]
+    parsed = list(csv.DictReader(io.StringIO(summary.to_csv(columns, full))))
+    assert parsed[0]["stale"] == "false" and parsed[0]["metrics.acc"] == "0.5"
+    assert parsed[1]["params.y"] == "[1,2]" and parsed[1]["params.x"] == "" and parsed[1]["stale"] == ""
+
+
+def test_report_labels_are_text_or_numbers():
+    row = {"label": "r1", "status": "ok", "params.lr": 0.1, "params.on": True, "metrics.hist": [1, 2], "metrics.none": None, "log": "x"}
+    assert summary.labels(row) == {"run": "r1", "status": "ok", "lr": 0.1, "on": "true", "hist": "[1,2]", "none": ""}
+
+
+def test_parameter_changes_name_each_difference():
+    old = {"lr": 0.1, "n": 1, "cfg": {"a": 1, "gone": 2}}
+    new = {"lr": 0.01, "n": 1.0, "cfg": {"a": 1, "b": "x"}}
+    assert parameter_changes(old, new) == [
+        "lr 0.1 → 0.01",
+        "n 1 → 1.0",
+        'cfg.b added ("x")',
+        "cfg.gone removed (was 2)",
+    ]
+
+
+def test_reasons_cover_code_kernel_parameters_and_inputs():
+    made = {"template_code": "c1", "kernel": "python3", "parameters": {"x": 1}, "inputs": {"a.csv": "1", "b.csv": "2"}}
+    planned = {"template_code": "c2", "kernel": "other", "parameters": {"x": 2}, "inputs": {"a.csv": "9", "c.csv": "3"}}
+    assert reasons(made, planned) == [
+        "template code changed",
+        "kernel changed: python3 → other",
+        "parameters changed: x 1 → 2",
+        "input a.csv changed",
+        "input c.csv added",
+        "input b.csv removed",
+    ]
+    assert reasons(made, made) == ["fingerprint changed"]
+
+
+def index_row(**values):
+    row = dict.fromkeys([*summary.HEAD, *summary.TAIL])
+    row.update(template="t", label="l", status="ok", stale=False, target="out/t/l/t_l.ipynb")
+    row.update(values)
+    return row
+
+
+def test_index_escapes_text_and_links_relative_to_the_output_folder():
+    rows = [
+        index_row(label="a+b=1", **{"params.note": "<script>alert(1)</script>"}, notebook="out/t/a+b=1/t_a+b=1.ipynb", log="out/t/a+b=1/t_a+b=1.log"),
+        index_row(label="bad", status="failed", error_name="ValueError", error_message="x < 0 & y", error_cell_index=2, notebook="out/t/bad/t_bad.failed.ipynb"),
+        index_row(label="later", status="not run", stale=None),
+    ]
+    columns, full = summary.table(rows)
+    page = index.page(columns, full, Path("out"))
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert 'href="t/a%2Bb%3D1/t_a%2Bb%3D1.ipynb"' in page and 'href="t/a%2Bb%3D1/t_a%2Bb%3D1.log"' in page
+    assert '<a href="t/bad/t_bad.failed.ipynb">failed.ipynb</a>' in page
+    assert "ValueError: x &lt; 0 &amp; y <span class=\"where\">in cell #3</span>" in page
+    assert page.count("<tr class=") == 3 and 'data-status="not run"' in page
+    assert "snakemake report_index" in page  # no renderings yet: say how to make them
+    assert "http://" not in page and "https://" not in page

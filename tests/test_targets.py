@@ -1,0 +1,83 @@
+"""Targets, seed compatibility, per-run kernel/timeout, working directory, logs, dry-run (13 and more)."""
+
+import json
+
+import yaml
+
+from conftest import stdout_of
+
+
+def test_single_target_and_template_rule(echo_project):
+    target = echo_project.target("echo", "two")
+    echo_project.snakemake(str(target.relative_to(echo_project.root)))
+    assert echo_project.executed({}) == {"echo/two"}
+    echo_project.snakemake("echo")
+    assert echo_project.executed({}) == {"echo/one", "echo/two"}
+    dry = echo_project.snakemake("-n")
+    assert "output: papermill_outputs/other/one/other_one.ipynb" in dry.stdout
+
+
+def test_seed_configs_json_runs_exactly_its_entries(project):
+    # The seed's notebooks have no parameters cell and read config[...]; injection goes on top.
+    project.notebook("data_explorer", ["print('ECHO', config['data_url'], config['output_label'])"])
+    project.notebook("unrelated", ["print('should not run')"])
+    project.write_config({"runs": [{"notebook": "notebooks/unrelated.ipynb", "label": "x"}]})
+    seed = {
+        f"config_{name}": {"notebook": "notebooks/data_explorer.ipynb", "data_url": f"data/{name}.csv; $(x)", "output_label": name}
+        for name in ("bank", "adult", "titanic")
+    }
+    (project.root / "configs.json").write_text(json.dumps(seed, indent="\t"))
+    project.snakemake("--configfile", "configs.json")
+    assert project.executed({}) == {"data_explorer/bank", "data_explorer/adult", "data_explorer/titanic"}
+    out = project.target("data_explorer", "adult")
+    assert "ECHO data/adult.csv; $(x) adult" in stdout_of(out)
+    nb = json.loads(out.read_text())
+    assert nb["metadata"]["papermill"]["parameters"] == {"config": seed["config_adult"]}
+    assert "injected-parameters" in nb["cells"][0]["metadata"]["tags"]
+
+
+def test_own_format_configfile_replaces_the_default_config(echo_project):
+    (echo_project.root / "other.yaml").write_text(yaml.safe_dump({"runs": [{"notebook": "notebooks/other.ipynb", "label": "solo"}]}))
+    echo_project.snakemake("--configfile", "other.yaml")
+    assert echo_project.executed({}) == {"other/solo"}
+
+
+def test_per_run_kernel_timeout_and_working_directory(project):
+    project.add_kernel("alt")
+    (project.root / "data").mkdir()
+    (project.root / "data" / "value.txt").write_text("42")
+    project.notebook(
+        "where",
+        ["import os, sys\nprint('ECHO', os.getcwd(), open('data/value.txt').read(), os.environ.get('JPY_PARENT_PID') is not None)"],
+        "x = 0",
+    )
+    project.write_config({
+        "defaults": {"timeout": 60},
+        "runs": [
+            {"notebook": "notebooks/where.ipynb", "label": "default"},
+            {"notebook": "notebooks/where.ipynb", "label": "alt", "kernel": "alt", "timeout": 30},
+        ],
+    })
+    project.snakemake()
+    for label, kernel in (("default", "python3"), ("alt", "alt")):
+        target = project.target("where", label)
+        assert f"ECHO {project.root} 42" in stdout_of(target)
+        nb = json.loads(target.read_text())
+        assert nb["metadata"]["nbsweep"]["kernel"] == kernel
+        log = target.with_suffix(".log").read_text()
+        assert f"Executing notebook with kernel: {kernel}" in log
+    job = json.loads((project.target("where", "alt").parent / ".nbsweep-job.json").read_text())
+    assert job["timeout"] == 30
+
+
+def test_demo_config_is_valid_and_plans_every_run():
+    """The shipped demo config plans 10 runs (executing it is what the README's demo command does)."""
+    import subprocess
+
+    from conftest import REPO
+
+    proc = subprocess.run(
+        ["snakemake", "-n", "--cores", "2", "--quiet", "rules"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "notebook" in proc.stdout and "10" in proc.stdout
