@@ -15,6 +15,11 @@ OUTPUT_DIR = SWEEP.output_dir
 TARGET = layout.TARGET.format(output_dir=OUTPUT_DIR, name="{notebook}", label="{label}")
 # The notebook jobs' interpreter: the one running Snakemake, or the conda env's.
 PYTHON = "python" if workflow.deployment_settings.deployment_method else sys.executable
+# Batches (batch_size) on clusters: Snakemake splits a group into its unconnected runs unless
+# --group-components names it; profiles/slurm's `nbsweep_batch=<big>` covers every batch group.
+workflow.parent_groupids.update(
+    dict.fromkeys(filter(None, SWEEP.groups.values()), "nbsweep_batch")
+)
 
 
 wildcard_constraints:
