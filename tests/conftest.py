@@ -13,6 +13,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
+# Snakemake of this interpreter, so the tests work from an unactivated virtualenv too.
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
 def make_notebook(path: Path, code: list[str], parameters: str | None = None, kernel: str = "python3") -> Path:
@@ -47,14 +49,14 @@ class Project:
         return target
 
     def snakemake(self, *args: str, cores: int = 2, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
-        cmd = ["snakemake", "-s", str(SNAKEFILE), "-d", str(self.root), "--cores", str(cores), *args]
+        cmd = [*SNAKEMAKE, "-s", str(SNAKEFILE), "-d", str(self.root), "--cores", str(cores), *args]
         proc = subprocess.run(cmd, cwd=self.root, capture_output=True, text=True, timeout=timeout, env=self.env)
         if check and proc.returncode != 0:
             raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
         return proc
 
     def popen(self, *args: str, cores: int = 2) -> subprocess.Popen:
-        cmd = ["snakemake", "-s", str(SNAKEFILE), "-d", str(self.root), "--cores", str(cores), *args]
+        cmd = [*SNAKEMAKE, "-s", str(SNAKEFILE), "-d", str(self.root), "--cores", str(cores), *args]
         return subprocess.Popen(cmd, cwd=self.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env)
 
     @property

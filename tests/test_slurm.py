@@ -1,0 +1,247 @@
+"""Sweeps on a real one-node SLURM cluster through profiles/slurm and profiles/cluster-generic.
+
+`.ci/slurm-cluster.sh up` starts munged, slurmctld and slurmd on localhost (Debian slurm-wlm;
+needs root) and `down` stops them again. Without SLURM or root the module is skipped. Each
+profile drives one small sweep, started together so their waits for SLURM overlap:
+
+* a batch of runs (batch_size 3) that must arrive as ceil(5/3) SLURM jobs, not 5;
+* a run that raises, which must be reported failed while the others finish;
+* (slurm) a run with its own threads, mem_mb, runtime, partition and account, which must reach
+  sbatch, checked with `scontrol show job` (no accounting daemon needed).
+
+Every notebook prints the SLURM job id it ran under, so the tests see which job executed it.
+"""
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, SNAKEFILE, Project, stdout_of
+
+CLUSTER_SCRIPT = REPO / ".ci" / "slurm-cluster.sh"
+SBIN_PATH = os.environ.get("PATH", "") + os.pathsep + "/usr/sbin" + os.pathsep + "/sbin"
+SWEEP_TIMEOUT = 300  # seconds for one snakemake invocation; a healthy one takes well under 60
+COMMAND_TIMEOUT = 30
+BATCHED = [1, 2, 3, 4, 5]
+BATCH_SIZE = 3
+
+
+def skip_reason() -> str | None:
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return "needs root to start a one-node SLURM cluster (munged, slurmctld, slurmd)"
+    needed = ("sbatch", "squeue", "scontrol", "scancel", "slurmctld", "slurmd", "munged")
+    missing = [cmd for cmd in needed if not shutil.which(cmd, path=SBIN_PATH)]
+    if missing:
+        return f"SLURM is not installed (missing {', '.join(missing)}; apt-get install slurm-wlm munge)"
+    return None
+
+
+pytestmark = [
+    pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or ""),
+    pytest.mark.timeout(2 * SWEEP_TIMEOUT + 120),
+]
+
+
+def command(*args: str, timeout: float = COMMAND_TIMEOUT) -> str:
+    out = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=True)
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """The one-node cluster; yields the node's CPU count. Stopped again after the module."""
+    owner = ["--owner", str(os.getpid())]
+    up = subprocess.run([str(CLUSTER_SCRIPT), "up", *owner], capture_output=True, text=True, timeout=180)
+    if up.returncode == 2:
+        pytest.skip(f"one-node SLURM cluster unavailable: {up.stderr.strip()}")
+    assert up.returncode == 0, f"{CLUSTER_SCRIPT} up failed:\n{up.stdout}\n{up.stderr}"
+    try:
+        yield int(command("sinfo", "--noheader", "--format=%c").split()[0])
+    finally:
+        down = subprocess.run([str(CLUSTER_SCRIPT), "down", *owner], capture_output=True, text=True, timeout=180)
+        assert down.returncode == 0, f"{CLUSTER_SCRIPT} down failed:\n{down.stdout}\n{down.stderr}"
+
+
+TEMPLATE_CODE = [
+    "import os\nprint('SLURM_JOB_ID', os.environ.get('SLURM_JOB_ID'))",
+    "if fail:\n    raise ValueError('deliberate failure')\nprint('result', x * 2)",
+]
+
+
+def make_project(root: Path, extra_runs: list[dict]) -> Project:
+    project = Project(root)
+    project.notebook("tiny", TEMPLATE_CODE, "x = 1\nfail = False")
+    project.write_config({
+        "defaults": {"kernel": "python3", "timeout": 120, "resources": {"mem_mb": 300, "runtime": 5}},
+        "runs": [
+            {"notebook": "notebooks/tiny.ipynb", "label": "x{x}", "grid": {"x": BATCHED}, "batch_size": BATCH_SIZE},
+            {"notebook": "notebooks/tiny.ipynb", "label": "boom", "parameters": {"fail": True}},
+            *extra_runs,
+        ],
+    })
+    return project
+
+
+@dataclass
+class Sweep:
+    project: Project
+    proc: subprocess.CompletedProcess
+    submissions: list[tuple[str, str]]  # (SLURM job id, what the executor logged about it)
+
+    @property
+    def log(self) -> str:
+        return self.proc.stdout + self.proc.stderr
+
+    def slurm_job_of(self, label: str) -> str:
+        """The SLURM job id a run's notebook printed (it ran inside that job)."""
+        match = re.search(r"SLURM_JOB_ID (\S+)", stdout_of(self.project.target("tiny", label)))
+        assert match, f"tiny/{label} printed no SLURM job id"
+        return match.group(1)
+
+    def job_ids(self) -> list[str]:
+        return [jobid for jobid, _ in self.submissions]
+
+
+def start(project: Project, profile: str, *args: str) -> subprocess.Popen:
+    cmd = ["snakemake", "-s", str(SNAKEFILE), "-d", str(project.root), "--profile", str(REPO / "profiles" / profile), *args]
+    return subprocess.Popen(cmd, cwd=project.root, env=project.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(popen: subprocess.Popen) -> subprocess.CompletedProcess:
+    try:
+        out, err = popen.communicate(timeout=SWEEP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        popen.kill()
+        out, err = popen.communicate(timeout=COMMAND_TIMEOUT)
+        raise AssertionError(f"snakemake did not finish within {SWEEP_TIMEOUT} s:\n{out[-3000:]}\n{err[-6000:]}") from None
+    return subprocess.CompletedProcess(popen.args, popen.returncode, out, err)
+
+
+@pytest.fixture(scope="module")
+def sweeps(cluster, tmp_path_factory) -> dict[str, Sweep]:
+    """Both sweeps, run at the same time against the cluster."""
+    threads = min(2, cluster)
+    sized = {
+        "notebook": "notebooks/tiny.ipynb",
+        "label": "sized",
+        "threads": threads,
+        "resources": {"mem_mb": 600, "runtime": 7, "slurm_partition": "short", "slurm_account": "nbsweep-ci"},
+    }
+    slurm = make_project(tmp_path_factory.mktemp("slurm"), [sized])
+    generic = make_project(tmp_path_factory.mktemp("generic"), [])
+    # --cores caps each run's threads and a batch's CPUs (see docs/cluster.md): the largest
+    # `threads` of any run. No slurmdbd here, so job states come from squeue, polled quickly.
+    running = {
+        "slurm": start(slurm, "slurm", "--cores", str(threads), "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2"),
+        "generic": start(generic, "cluster-generic", "--cores", "1", "--seconds-between-status-checks", "2"),
+    }
+    done = {name: finish(popen) for name, popen in running.items()}
+    return {
+        "slurm": Sweep(slurm, done["slurm"], re.findall(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)", done["slurm"].stderr)),
+        "generic": Sweep(generic, done["generic"], [(jobid, kind) for kind, jobid in re.findall(r"Submitted (group job|job) \d+ with external jobid '(\d+)'", done["generic"].stderr)]),
+    }
+
+
+def scontrol_job(jobid: str) -> dict[str, str]:
+    """`scontrol show job` as a dict; slurmctld keeps finished jobs for MinJobAge (600 s)."""
+    text = command("scontrol", "--oneliner", "show", "job", jobid)
+    return dict(re.findall(r"(\S+?)=(\S*)", text))
+
+
+PROFILES = ["slurm", "generic"]
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_runs_execute_inside_slurm_jobs(sweeps, name):
+    sweep = sweeps[name]
+    labels = [f"x{x}" for x in BATCHED] + (["sized"] if name == "slurm" else [])
+    for label in labels:
+        target = sweep.project.target("tiny", label)
+        assert target.exists(), f"{target} missing:\n{sweep.log[-4000:]}"
+        nb = json.loads(target.read_text())
+        assert nb["metadata"]["nbsweep"]["status"] == "ok"
+        x = nb["metadata"]["nbsweep"]["parameters"]["x"]
+        assert f"result {2 * x}" in stdout_of(target)
+        assert sweep.slurm_job_of(label) in sweep.job_ids(), f"tiny/{label} ran outside the submitted SLURM jobs"
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_failing_run_is_reported_failed_and_the_others_finish(sweeps, name):
+    sweep = sweeps[name]
+    assert sweep.proc.returncode != 0
+    boom = sweep.project.target("tiny", "boom")
+    assert not boom.exists()
+    failed = json.loads(boom.with_suffix(".failed.ipynb").read_text())
+    assert failed["metadata"]["nbsweep"]["status"] == "failed"
+    assert failed["metadata"]["nbsweep"]["error"]["ename"] == "ValueError"
+    assert re.search(r"Error in rule notebook:(.|\n)*?tiny/boom/tiny_boom\.log", sweep.log)
+    # The profiles retry a failed job once: the failing run went to SLURM twice, the rest once.
+    assert len(sweep.job_ids()) == len(set(sweep.job_ids()))
+    assert sweep.log.count("Trying to restart job") == 1
+    assert all(sweep.project.target("tiny", f"x{x}").exists() for x in BATCHED)
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_batch_size_submits_one_slurm_job_per_batch(sweeps, name):
+    sweep = sweeps[name]
+    batches = math.ceil(len(BATCHED) / BATCH_SIZE)
+    ran_in = [sweep.slurm_job_of(f"x{x}") for x in BATCHED]
+    # Runs are batched in config order: x1-x3 share one job, x4-x5 the next.
+    assert ran_in[:BATCH_SIZE] == [ran_in[0]] * BATCH_SIZE
+    assert ran_in[BATCH_SIZE:] == [ran_in[-1]] * (len(BATCHED) - BATCH_SIZE)
+    assert len(set(ran_in)) == batches < len(BATCHED)
+    unbatched = 1 + 1 + (name == "slurm")  # boom, its retry, and the sized run
+    assert len(sweep.submissions) == batches + unbatched
+
+
+def test_slurm_submission_count_matches_squeue_history(sweeps):
+    """The plugin's log and slurmctld agree on what this invocation submitted (sacct-free)."""
+    sweep = sweeps["slurm"]
+    run_id = re.search(r"SLURM run ID: (\S+)", sweep.log).group(1)
+    # The plugin names every job after the invocation's run id.
+    history = command("squeue", "--noheader", "--states=all", f"--name={run_id}", "--format=%i %T").split("\n")
+    states = dict(line.split() for line in history if line.strip())
+    assert sorted(states) == sorted(sweep.job_ids())
+    grouped = [jobid for jobid, log in sweep.submissions if "/group_" in log]
+    assert sorted(grouped) == sorted({sweep.slurm_job_of(f"x{x}") for x in BATCHED})
+    assert all(states[jobid] == "COMPLETED" for jobid in grouped)
+    assert list(states.values()).count("FAILED") == 2  # boom and its retry
+
+
+def test_run_resources_reach_sbatch(sweeps, cluster):
+    sweep = sweeps["slurm"]
+    job = scontrol_job(sweep.slurm_job_of("sized"))
+    assert job["NumCPUs"] == str(min(2, cluster))  # threads
+    assert job["MinMemoryNode"] == "600M"  # resources.mem_mb
+    assert job["TimeLimit"] == "00:07:00"  # resources.runtime (minutes)
+    assert job["Partition"] == "short"  # resources.slurm_partition
+    assert job["Account"] == "nbsweep-ci"  # resources.slurm_account
+    # Runs without a partition go to the cluster's default one.
+    assert scontrol_job(sweep.slurm_job_of("x1"))["Partition"] == "main"
+
+
+def test_slurm_profile_keeps_workflow_profile_and_reruns_only_the_failed_run(sweeps):
+    """profiles/default still applies (mtime triggers); completed notebooks are up to date."""
+    sweep = sweeps["slurm"]
+    assert "workflow specific profile" in sweep.log and "profiles/default" in sweep.log
+    dry = subprocess.run(
+        ["snakemake", "-s", str(SNAKEFILE), "-d", str(sweep.project.root), "--profile", str(REPO / "profiles" / "slurm"), "--dry-run", "--slurm-status-command", "squeue"],
+        cwd=sweep.project.root, env=sweep.project.env, capture_output=True, text=True, timeout=120,
+    )
+    assert dry.returncode == 0, dry.stderr[-4000:]
+    planned = re.findall(r"wildcards: notebook=tiny, label=(\S+)", dry.stdout + dry.stderr)
+    assert planned == ["boom"]
+
+
+def test_cluster_script_refuses_without_root_tools_reported(tmp_path):
+    """`status` answers for the running cluster (the CI log shows it when something hangs)."""
+    out = subprocess.run([str(CLUSTER_SCRIPT), "status"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "short" in out.stdout, out.stderr
