@@ -40,6 +40,14 @@ def shown(value) -> str:
     return format(value, ".4g") if isinstance(value, float) else cell_text(value)
 
 
+def local_time(stamp: str | None) -> str:
+    """papermill's UTC ISO time as local ``YYYY-MM-DD HH:MM:SS``."""
+    try:
+        return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except (TypeError, ValueError):
+        return stamp or ""
+
+
 def link(path: str | None, base: Path, text: str) -> str:
     if not path:
         return ""
@@ -66,7 +74,7 @@ def value_cell(value) -> str:
 def row_html(r: dict, varying: list[str], base: Path) -> str:
     status = r["status"]
     stale = ' <span class="badge stale" title="made from an older configuration">stale</span>' if r["stale"] else ""
-    started = (r["start_time"] or "").replace("T", " ")[:19]
+    started = local_time(r["start_time"])
     error = ""
     if r["error_name"] or r["error_message"]:
         where = f' <span class="where">in cell #{r["error_cell_index"] + 1}</span>' if number(r["error_cell_index"]) else ""

@@ -136,11 +136,12 @@ def status(config_files: list[Path], schema_file: Path, remove_orphans: bool = F
     tally = ", ".join(f"{counts[s]} {s}" for s in STATES if counts[s])
     report = [table(states), "", f"{len(states)} runs: {tally or 'none configured'}"]
     found = orphans(sweep)
+    runs = f"{len(found)} run{'s' if len(found) != 1 else ''} no longer in the config"
     if found and remove_orphans:
         kept = [folder for folder in found if not remove_orphan(folder)]
-        report.append(f"removed the outputs of {len(found)} runs no longer in the config")
+        report.append(f"removed the outputs of {runs}")
         report += [f"  kept {folder}/: it holds files nbsweep did not write" for folder in kept]
     elif found:
-        report.append(f"{len(found)} output folders of runs no longer in the config (delete with --remove-orphans):")
+        report.append(f"outputs of {runs} (delete them with --remove-orphans):")
         report += [f"  {folder}/" for folder in found]
     return "\n".join(report)

@@ -110,14 +110,24 @@ def planned_fingerprint(job_file: Path) -> str | None:
         return None
 
 
+def mapping(parent: dict, key: str) -> dict:
+    value = parent.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def row(run, output_dir: str) -> dict:
     """One run's row: status, parameters, metrics, timing, error and file paths."""
     target = layout.target(output_dir, run.name, run.label)
     failed = layout.failed_copy(target)
-    status, notebook = ("ok", target) if target.exists() else ("failed", failed) if failed.exists() else ("not run", None)
+    if target.exists():
+        status, notebook = "ok", target
+    elif failed.exists():
+        status, notebook = "failed", failed
+    else:
+        status, notebook = "not run", None
     metadata, metrics = read_result(notebook) if notebook else ({}, {})
-    made, papermill = (metadata.get(key) if isinstance(metadata.get(key), dict) else {} for key in ("nbsweep", "papermill"))
-    error = made.get("error") if isinstance(made.get("error"), dict) else {}
+    made, papermill = mapping(metadata, "nbsweep"), mapping(metadata, "papermill")
+    error = mapping(made, "error")
     duration = papermill.get("duration")
     html, log = html_path(target), layout.log(target)
     fresh_html = status == "ok" and html.exists() and html.stat().st_mtime_ns >= target.stat().st_mtime_ns
@@ -156,13 +166,12 @@ def to_csv(columns: list[str], rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def labels(r: dict) -> dict[str, str | int | float]:
-    """A row as Snakemake report labels: run, status, parameters and metrics as text or numbers."""
+def labels(r: dict) -> dict[str, str]:
+    """A row as Snakemake report labels: run, status, parameters and metrics, as index.html shows them."""
     keep = {"run": r["label"], "status": r["status"]}
     for key, value in r.items():
         if key.startswith(("params.", "metrics.")):
-            name = key.split(".", 1)[1]
-            keep[name] = value if isinstance(value, (int, float)) and not isinstance(value, bool) else cell_text(value)
+            keep[key.split(".", 1)[1]] = index.shown(value)
     return keep
 
 
@@ -209,5 +218,5 @@ def write_results(sweep) -> None:
         print(f"nbsweep: could not write the summary in {out}: {reason}", file=sys.stderr)
         return
     counts = Counter(r["status"] for r in rows)
-    tally = ", ".join(f"{counts[s]} {s}" for s in ("ok", "failed", "not run") if counts[s])
+    tally = ", ".join(f"{counts[s]} {s}" for s in index.STATUSES if counts[s])
     print(f"nbsweep: {len(rows)} runs ({tally or 'none configured'}); summary in {out / 'index.html'}", file=sys.stderr)

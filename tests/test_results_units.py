@@ -93,9 +93,9 @@ def test_table_orders_columns_and_csv_round_trips():
     assert parsed[1]["params.y"] == "[1,2]" and parsed[1]["params.x"] == "" and parsed[1]["stale"] == ""
 
 
-def test_report_labels_are_text_or_numbers():
-    row = {"label": "r1", "status": "ok", "params.lr": 0.1, "params.on": True, "metrics.hist": [1, 2], "metrics.none": None, "log": "x"}
-    assert summary.labels(row) == {"run": "r1", "status": "ok", "lr": 0.1, "on": "true", "hist": "[1,2]", "none": ""}
+def test_report_labels_are_text_as_in_the_index():
+    row = {"label": "r1", "status": "ok", "params.lr": 0.0, "params.on": True, "metrics.acc": 0.794258373, "metrics.hist": [1, 2], "metrics.none": None, "log": "x"}
+    assert summary.labels(row) == {"run": "r1", "status": "ok", "lr": "0", "on": "true", "acc": "0.7943", "hist": "[1,2]", "none": ""}
 
 
 def test_parameter_changes_name_each_difference():

@@ -38,10 +38,9 @@
     });
   }
 
-  // Parameter and metric columns that are empty in every shown row are hidden.
+  // Columns that are empty in every shown row are hidden (e.g. another template's parameters).
   function hideEmptyColumns() {
     headers.forEach(function (th, column) {
-      if (!th.classList.contains("param") && !th.classList.contains("metric")) return;
       var empty = rows.every(function (row) { return row.hidden || row.cells[column].textContent === ""; });
       th.hidden = empty;
       rows.forEach(function (row) { row.cells[column].hidden = empty; });
