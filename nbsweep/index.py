@@ -62,7 +62,7 @@ def header(column: str) -> str:
         css, kind = kinds[group]
         return f'<th class="{css}" scope="col"><button type="button">{esc(name)}</button><small>{kind}</small></th>'
     title = {"duration_s": "duration (s)", "start_time": "started"}.get(column, column)
-    return f'<th scope="col"><button type="button">{esc(title)}</button></th>'
+    return f'<th class="{column}" scope="col"><button type="button">{esc(title)}</button></th>'
 
 
 def value_cell(value) -> str:
@@ -119,8 +119,8 @@ def page(columns: list[str], rows: list[dict], base: Path) -> str:
 </head>
 <body>
 <h1>nbsweep results</h1>
-<p class="meta">{len(rows)} runs: {tally or "none configured"}. Written {written};
-<a href="summary.csv">summary.csv</a>, <a href="summary.json">summary.json</a>.{hint}</p>
+<p class="meta">{len(rows)} runs: {tally or "none configured"}. Written {written}<span class="files">;
+<a href="summary.csv">summary.csv</a>, <a href="summary.json">summary.json</a>.{hint}</span></p>
 <div class="controls">
 <input id="filter" type="search" placeholder="Filter: words in any column" aria-label="Filter runs">
 <select id="status" aria-label="Status"><option value="">every status</option>{status_options}</select>

@@ -13,7 +13,7 @@ from . import layout
 from .canonical import canonical_json
 from .jobs import job_document
 from .render import html_path
-from .summary import flatten, read_metadata
+from .summary import flatten, mapping, read_metadata
 from .workflow import Sweep
 
 STATES = ("up to date", "stale", "failed", "missing")
@@ -65,15 +65,15 @@ def run_state(run, output_dir: str, digests: dict[str, str]) -> RunState:
     target = layout.target(output_dir, run.name, run.label)
     failed = layout.failed_copy(target)
     if target.exists():
-        made = (read_metadata(target) or {}).get("nbsweep")
-        if not isinstance(made, dict):
+        made = mapping(read_metadata(target) or {}, "nbsweep")
+        if not made:
             return RunState(run.id, "stale", "the notebook has no nbsweep record")
         if made.get("fingerprint") == planned["fingerprint"]:
             return RunState(run.id, "up to date")
         return RunState(run.id, "stale", "; ".join(reasons(made, planned)))
     if failed.exists():
-        made = (read_metadata(failed) or {}).get("nbsweep") or {}
-        error = made.get("error") or {}
+        made = mapping(read_metadata(failed) or {}, "nbsweep")
+        error = mapping(made, "error")
         where = f" in cell #{error['cell_index'] + 1}" if isinstance(error.get("cell_index"), int) else ""
         detail = f"{error.get('ename', 'error')}: {error.get('evalue', '')}{where}; see {failed}"
         if made.get("fingerprint") != planned["fingerprint"]:

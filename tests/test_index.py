@@ -1,5 +1,6 @@
 """index.html in real headless Chromium, driven over the DevTools protocol (needs websocket-client)."""
 
+import base64
 import json
 import shutil
 import socket
@@ -68,6 +69,7 @@ class Page:
             self.events.append(json.loads(self.ws.recv()))
 
     def open(self, url: str) -> None:
+        self.events = [e for e in self.events if e.get("method") != "Page.loadEventFired"]
         self.send("Page.navigate", url=url)
         self.wait_for("Page.loadEventFired")
 
@@ -181,6 +183,12 @@ def test_index_in_chromium_sorts_filters_and_loads_nothing_else(page, tmp_path):
 
     assert page.errors() == []
     assert all(url.startswith("file://") for url in page.requests()), page.requests()
+
+    # Inside a Snakemake report (a data: URL) links to run files cannot work: they are hidden.
+    embedded = base64.b64encode((tmp_path / "out" / "index.html").read_bytes()).decode()
+    page.open(f"data:text/html;charset=utf8;base64,{embedded}")
+    assert page.js("getComputedStyle(document.querySelector('td.files')).display") == "none"
+    assert page.js("document.querySelectorAll('#runs tbody tr').length") == 40 and page.errors() == []
 
 
 def test_index_of_1000_runs_sorts_quickly(page, tmp_path):

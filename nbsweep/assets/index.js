@@ -61,6 +61,8 @@
     hideEmptyColumns();
   }
 
+  // Inside a Snakemake report the page is a data: URL, where links to the run files cannot work.
+  if (location.protocol === "data:") document.body.classList.add("embedded");
   headers.forEach(function (th, column) {
     th.querySelector("button").addEventListener("click", function () { sortBy(column); });
   });
