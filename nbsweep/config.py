@@ -18,6 +18,7 @@ BUILTIN_DEFAULTS = {
     "parameters": {},
 }
 MAX_VALUES = 1_000_000
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -43,18 +44,20 @@ class SweepConfig:
     runs: list[RunSpec] = field(default_factory=list)
 
 
-def expanded_size(value, memo: dict | None = None) -> int:
+def expanded_size(value, memo: dict | None = None, depth: int = 0) -> int:
     """Number of values a document holds once YAML aliases are expanded (alias bombs blow up)."""
     memo = {} if memo is None else memo
     if not isinstance(value, (dict, list)):
         return 1
+    if depth > MAX_DEPTH:
+        raise ValueError(f"it nests deeper than {MAX_DEPTH} levels; flatten its structure")
     if id(value) in memo:
         if memo[id(value)] is None:
-            raise ValueError("a YAML alias refers to itself")
+            raise ValueError("a YAML alias refers to itself; remove the recursive alias")
         return memo[id(value)]
     memo[id(value)] = None
     items = value.values() if isinstance(value, dict) else value
-    memo[id(value)] = 1 + sum(expanded_size(item, memo) for item in items)
+    memo[id(value)] = 1 + sum(expanded_size(item, memo, depth + 1) for item in items)
     return memo[id(value)]
 
 
@@ -72,6 +75,8 @@ def read_document(path: Path):
         doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except json.JSONDecodeError as err:
         raise SweepError(f"{path} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}); fix the syntax") from None
+    except RecursionError:
+        raise SweepError(f"{path} nests too deeply to read; flatten its structure") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -80,7 +85,7 @@ def read_document(path: Path):
     try:
         size = expanded_size(doc)
     except ValueError as err:
-        raise SweepError(f"{path}: {err}; remove the recursive alias") from None
+        raise SweepError(f"{path}: {err}") from None
     if size > MAX_VALUES:
         raise SweepError(f"{path} expands to more than {MAX_VALUES:,} values (YAML aliases?); write the values out")
     return doc

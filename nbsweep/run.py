@@ -25,6 +25,14 @@ from .templates import code_digest
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
+# papermill probes optional cloud storage backends on import (boto3 alone costs ~0.3 s per run);
+# runs read and write local files only, so make those imports fail fast.
+REMOTE_IO_BACKENDS = ("boto3", "botocore", "azure", "gcsfs", "pyarrow", "github")
+
+
+def skip_remote_io_backends() -> None:
+    for name in REMOTE_IO_BACKENDS:
+        sys.modules.setdefault(name, None)
 
 
 def kernel_config(runtime_dir: str):
@@ -132,15 +140,18 @@ def configure_logging(log_path: Path) -> None:
 
 
 def execute(job: dict, target: Path, log_path: Path) -> int:
+    skip_remote_io_backends()
     import papermill
 
     partial, failed = layout.partial(target), layout.failed_copy(target)
-    template = nbformat.read(job["notebook"], as_version=4)
-    actual_code = code_digest(template)
+    partial.unlink(missing_ok=True)  # left by a run killed earlier
+    actual_code = job["template_code"]
     runtime_dir = tempfile.mkdtemp(prefix="nbsweep-")
     os.environ["JUPYTER_RUNTIME_DIR"] = runtime_dir
     try:
-        papermill.execute_notebook(
+        # The template may have been edited since planning: record the code actually run.
+        actual_code = code_digest(nbformat.read(job["notebook"], as_version=4))
+        nb = papermill.execute_notebook(
             job["notebook"],
             str(partial),
             parameters=job["parameters"],
@@ -151,7 +162,6 @@ def execute(job: dict, target: Path, log_path: Path) -> int:
             log_output=True,
             config=kernel_config(runtime_dir),
         )
-        nb = nbformat.read(partial, as_version=4)
         record(nb, job, actual_code, None)
         write_durably(nb, partial)
         os.replace(partial, target)

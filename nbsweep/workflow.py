@@ -20,6 +20,7 @@ class Sweep:
         self.runs = {(run.name, run.label): run for run in runs}
         self.job_files: dict[tuple[str, str], Path] = {}
         self.groups = batch_groups(runs)
+        self.resource_defaults = resource_defaults(runs)
 
     @classmethod
     def load(cls, config_files: list[Path], schema_file: Path) -> "Sweep":
@@ -50,18 +51,26 @@ class Sweep:
 
     @property
     def resource_names(self) -> list[str]:
-        return sorted({name for run in self.runs.values() for name in run.resources})
+        return sorted(self.resource_defaults)
 
     def resource(self, name: str, name_label: tuple[str, str]):
         """A run's value of a Snakemake resource; 0 or "" where the run does not set it."""
-        run = self.runs[name_label]
-        default = "" if any(isinstance(r.resources.get(name), str) for r in self.runs.values()) else 0
-        return run.resources.get(name, default)
+        return self.runs[name_label].resources.get(name, self.resource_defaults[name])
 
 
 def shown(path: Path) -> Path:
     """A config path as users wrote it: relative to the working directory when inside it."""
     return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+
+
+def resource_defaults(runs: list[Run]) -> dict[str, int | str]:
+    """For each resource any run sets, the value for runs that don't: "" for text ones, else 0."""
+    defaults: dict[str, int | str] = {}
+    for run in runs:
+        for name, value in run.resources.items():
+            if isinstance(value, str) or name not in defaults:
+                defaults[name] = "" if isinstance(value, str) else 0
+    return defaults
 
 
 def batch_groups(runs: list[Run]) -> dict[tuple[str, str], str | None]:
