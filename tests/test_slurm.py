@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SNAKEFILE, Project, stdout_of
+from conftest import REPO, SNAKEFILE, SNAKEMAKE, Project, stdout_of
 
 CLUSTER_SCRIPT = REPO / ".ci" / "slurm-cluster.sh"
 SBIN_PATH = os.environ.get("PATH", "") + os.pathsep + "/usr/sbin" + os.pathsep + "/sbin"
@@ -110,7 +110,7 @@ class Sweep:
 
 
 def start(project: Project, profile: str, *args: str) -> subprocess.Popen:
-    cmd = ["snakemake", "-s", str(SNAKEFILE), "-d", str(project.root), "--profile", str(REPO / "profiles" / profile), *args]
+    cmd = [*SNAKEMAKE, "-s", str(SNAKEFILE), "-d", str(project.root), "--profile", str(REPO / "profiles" / profile), *args]
     return subprocess.Popen(cmd, cwd=project.root, env=project.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -239,7 +239,7 @@ def test_slurm_profile_keeps_workflow_profile_and_reruns_only_the_failed_run(swe
     sweep = sweeps["slurm"]
     assert "workflow specific profile" in sweep.log and "profiles/default" in sweep.log
     dry = subprocess.run(
-        ["snakemake", "-s", str(SNAKEFILE), "-d", str(sweep.project.root), "--profile", str(REPO / "profiles" / "slurm"), "--dry-run", "--slurm-status-command", "squeue"],
+        [*SNAKEMAKE, "-s", str(SNAKEFILE), "-d", str(sweep.project.root), "--profile", str(REPO / "profiles" / "slurm"), "--dry-run", "--slurm-status-command", "squeue"],
         cwd=sweep.project.root, env=sweep.project.env, capture_output=True, text=True, timeout=120,
     )
     assert dry.returncode == 0, dry.stderr[-4000:]
