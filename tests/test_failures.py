@@ -75,7 +75,7 @@ def runner_processes(root):
     found = []
     for proc in psutil.process_iter(["cmdline", "cwd"]):
         cmdline = proc.info["cmdline"] or []
-        if proc.info["cwd"] == str(root) and ("nbsweep.run" in cmdline or "ipykernel_launcher" in cmdline):
+        if proc.info["cwd"] == str(root) and any(m in cmdline for m in ("nbsweep.run", "nbsweep.warm", "ipykernel_launcher")):
             found.append(proc)
     return found
 

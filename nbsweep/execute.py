@@ -1,0 +1,214 @@
+"""Execute one run with papermill, in this process.
+
+The job file (written at planning time) holds the parameters as data, so nothing about them
+passes through a shell. papermill executes into a hidden partial file beside the target, over a
+kernel on IPC transport in a private runtime directory (no TCP port races between concurrent
+kernels). On success the notebook is moved into place atomically; on failure it is kept as
+``*.failed.ipynb`` and one line on stderr says which run failed, where and why. If whoever asked
+for the run goes away (Snakemake killed, or the warm runner's client), the kernel is killed and
+nothing is written.
+"""
+
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+
+from . import layout
+from .canonical import fingerprint
+from .templates import code_digest
+
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+# papermill probes optional cloud storage backends on import (boto3 alone costs ~0.3 s per run);
+# runs read and write local files only, so make those imports fail fast.
+REMOTE_IO_BACKENDS = ("boto3", "botocore", "azure", "gcsfs", "pyarrow", "github")
+
+
+def skip_remote_io_backends() -> None:
+    for name in REMOTE_IO_BACKENDS:
+        sys.modules.setdefault(name, None)
+
+
+def kernel_config(runtime_dir: str):
+    """traitlets config putting the kernel's sockets on IPC files in ``runtime_dir``."""
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(runtime_dir, "kernel")}})
+
+
+def kill_descendants() -> None:
+    """Kill the kernel (and anything it started): it runs in its own session, so signals miss it."""
+    import psutil
+
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(children, timeout=5)
+
+
+def abort(partial: Path, code: int) -> None:
+    kill_descendants()
+    partial.unlink(missing_ok=True)
+    os._exit(code)
+
+
+def watch(gone, partial: Path) -> None:
+    """Abort the run as soon as ``gone()`` says whoever asked for it has gone."""
+
+    def poll():
+        while not gone():
+            pass
+        abort(partial, EXIT_INTERRUPTED)
+
+    threading.Thread(target=poll, daemon=True).start()
+
+
+def parent_gone(interval: float = 0.5):
+    """A ``gone`` check for ``watch``: true once this process's parent has died (even by SIGKILL)."""
+    parent = os.getppid()
+
+    def gone():
+        time.sleep(interval)
+        return os.getppid() != parent
+
+    return gone
+
+
+def handle_signals(partial: Path) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: abort(partial, 128 + signum))
+
+
+def failing_cell(nb) -> tuple[int | None, dict | None]:
+    """Index (0-based, in the executed notebook) and error output of the cell that failed."""
+    for index, cell in enumerate(nb.cells):
+        status = cell.get("metadata", {}).get("papermill", {}).get("status")
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if errors:
+            return index, errors[0]
+        if status == "running":
+            return index, None
+    return None, None
+
+
+def record(nb, job: dict, actual_code: str, error: dict | None) -> None:
+    """Store in the notebook what it was made from, so staleness survives losing all other state."""
+    made_from = {**job, "template_code": actual_code}
+    nb.metadata["nbsweep"] = {
+        "run": job["run"],
+        "fingerprint": fingerprint(made_from),
+        "template_code": actual_code,
+        "kernel": job["kernel"],
+        "parameters": job["parameters"],
+        "inputs": job["inputs"],
+        "status": "failed" if error else "ok",
+        **({"error": error} if error else {}),
+    }
+
+
+def write_durably(nb, path: Path) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        nbformat.write(nb, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def describe_failure(err: BaseException, nb) -> dict:
+    index, output = failing_cell(nb) if nb is not None else (None, None)
+    output = output or {}
+    ename = getattr(err, "ename", None) or output.get("ename") or type(err).__name__
+    evalue = getattr(err, "evalue", None) or output.get("evalue") or (str(err).strip().splitlines() or [""])[0]
+    return {"ename": ename, "evalue": evalue, "cell_index": index}
+
+
+def mark_failed_cell(nb, error: dict) -> None:
+    """Give the cell that was running an error output when the kernel died or timed out."""
+    index = error["cell_index"]
+    if index is None:
+        return
+    outputs = nb.cells[index].setdefault("outputs", [])
+    if not any(o.get("output_type") == "error" for o in outputs):
+        outputs.append(nbformat.v4.new_output("error", ename=error["ename"], evalue=error["evalue"], traceback=[]))
+
+
+def configure_logging(log_path: Path) -> None:
+    handler = logging.FileHandler(log_path, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def execute(job: dict, target: Path, log_path: Path) -> int:
+    skip_remote_io_backends()
+    import papermill
+
+    partial, failed = layout.partial(target), layout.failed_copy(target)
+    partial.unlink(missing_ok=True)  # left by a run killed earlier
+    actual_code = job["template_code"]
+    runtime_dir = tempfile.mkdtemp(prefix="nbsweep-")
+    os.environ["JUPYTER_RUNTIME_DIR"] = runtime_dir
+    try:
+        # The template may have been edited since planning: record the code actually run.
+        actual_code = code_digest(nbformat.read(job["notebook"], as_version=4))
+        nb = papermill.execute_notebook(
+            job["notebook"],
+            str(partial),
+            parameters=job["parameters"],
+            kernel_name=job["kernel"],
+            execution_timeout=job["timeout"],
+            start_timeout=300,
+            progress_bar=False,
+            log_output=True,
+            config=kernel_config(runtime_dir),
+        )
+        record(nb, job, actual_code, None)
+        write_durably(nb, partial)
+        os.replace(partial, target)
+        failed.unlink(missing_ok=True)
+        seconds = nb.metadata.get("papermill", {}).get("duration") or 0
+        print(f"nbsweep: run {job['run']} ok in {seconds:.1f} s -> {target}", file=sys.stderr)
+        return 0
+    except Exception as err:
+        logging.getLogger("nbsweep").exception("run %s failed", job["run"])
+        nb = nbformat.read(partial, as_version=4) if partial.exists() else None
+        error = describe_failure(err, nb)
+        if nb is not None:
+            mark_failed_cell(nb, error)
+            record(nb, job, actual_code, error)
+            write_durably(nb, partial)
+            os.replace(partial, failed)
+        where = f"cell #{error['cell_index'] + 1}" if error["cell_index"] is not None else "before any cell ran"
+        kept = f"; executed notebook kept at {failed}" if nb is not None else ""
+        print(
+            f"nbsweep: run {job['run']} FAILED in {where}: {error['ename']}: {error['evalue']}{kept}; log at {log_path}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    finally:
+        shutil.rmtree(runtime_dir, ignore_errors=True)
+
+
+def run_job(argv: list[str], gone, how: str) -> int:
+    """Run ``JOB_FILE TARGET LOG``; ``gone`` tells when the requester has gone (see ``watch``)."""
+    job_file, target, log_path = (Path(arg) for arg in argv)
+    job = json.loads(job_file.read_text(encoding="utf-8"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = layout.partial(target)
+    handle_signals(partial)
+    watch(gone, partial)
+    configure_logging(log_path)
+    logging.getLogger("nbsweep").info("run %s executes %s (pid %d)", job["run"], how, os.getpid())
+    return execute(job, target, log_path)
