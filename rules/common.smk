@@ -1,4 +1,5 @@
 # Plan the sweep: read and validate the config, expand runs, sync each run's job file.
+import shlex
 import sys
 from pathlib import Path
 
@@ -13,8 +14,17 @@ SWEEP = load_or_exit(
 )
 OUTPUT_DIR = SWEEP.output_dir
 TARGET = layout.TARGET.format(output_dir=OUTPUT_DIR, name="{notebook}", label="{label}")
-# The notebook jobs' interpreter: the one running Snakemake, or the conda env's.
-PYTHON = "python" if workflow.deployment_settings.deployment_method else sys.executable
+# The jobs' interpreter (the one running Snakemake, or the conda env's with --sdm conda),
+# importing nbsweep from this checkout in either case.
+PYTHON = "{}={}${{PYTHONPATH:+:$PYTHONPATH}} exec {}".format(
+    "PYTHONPATH",
+    shlex.quote(workflow.basedir),
+    (
+        "python"
+        if workflow.deployment_settings.deployment_method
+        else shlex.quote(sys.executable)
+    ),
+)
 # Batches (batch_size) on clusters: Snakemake splits a group into its unconnected runs unless
 # --group-components names it; profiles/slurm's `nbsweep_batch=<big>` covers every batch group.
 workflow.parent_groupids.update(

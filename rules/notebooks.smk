@@ -19,7 +19,7 @@ rule notebook:
     params:
         python=PYTHON,
     shell:
-        "exec {params.python:q} -m nbsweep.run {input.job:q} {output:q} {log:q}"
+        "{params.python} -m nbsweep.run {input.job:q} {output:q} {log:q}"
 
 
 for _name in SWEEP.template_names:

@@ -31,7 +31,7 @@ rule render_notebook:
     params:
         python=PYTHON,
     shell:
-        "{params.python:q} -m nbsweep.render {input:q} {output:q} 2> {log:q}"
+        "{params.python} -m nbsweep.render {input:q} {output:q} 2> {log:q}"
 
 
 rule report_index:
