@@ -209,6 +209,9 @@ case $action in
     stop_pid slurmd
     stop_pid slurmctld
     stop_pid munged
+    # With a slurm.conf but no controller, every SLURM command (and so every `snakemake` start,
+    # whose SLURM executor plugin queries the cluster on import) waits ~10 s for a timeout.
+    if grep -qF "$MARK" "$CONF" 2>/dev/null; then rm -f "$CONF"; fi
     ;;
   status)
     if cluster_ready; then

@@ -42,7 +42,12 @@ def test_random_sigkills_lose_no_work(project):
     completed: dict = {}
     for _ in range(5):
         sm = project.popen(cores=2)
-        time.sleep(rng.uniform(2.0, 6.0))
+        # Kill at a random moment after this invocation has finished at least one run.
+        done_before = sum(t.exists() for t in targets)
+        deadline = time.monotonic() + 120
+        while sum(t.exists() for t in targets) == done_before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(rng.uniform(0.0, 2.0))
         kill_tree(sm.pid)
         sm.wait(timeout=30)
         for target in targets:
