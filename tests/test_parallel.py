@@ -31,13 +31,13 @@ def sleepy(project, n, seconds, threads=1):
 
 
 def test_cores_8_runs_8_notebooks_at_once(project):
-    targets = sleepy(project, 8, 6)
+    targets = sleepy(project, 8, 12)
     project.snakemake(cores=8)
     assert max_overlap(targets) == 8
 
 
 def test_threads_count_against_cores(project):
-    targets = sleepy(project, 4, 3, threads=2)
+    targets = sleepy(project, 4, 6, threads=2)
     project.snakemake(cores=4)
     assert max_overlap(targets) == 2
 
