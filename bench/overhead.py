@@ -1,0 +1,173 @@
+"""Per-notebook overhead: the same N trivial notebooks run four ways, side by side.
+
+    python bench/overhead.py                      # N=32, 2 cores, 2 interleaved rounds (~4 min)
+    python bench/overhead.py --n 200 --rounds 1   # the big case (~13 min with all four variants)
+    python bench/overhead.py --n 8 --rounds 1     # smoke test (~1 min)
+
+Variants (each timed end to end as one command, fresh outputs and fresh .snakemake/ each time):
+  pool        bench/seed_pool.py: multiprocessing.Pool(cores) calling papermill.execute_notebook
+              (the seed blog post's approach, fixed to be bounded)
+  sequential  bench/seed_pool.py --processes 0: one papermill.execute_notebook after another
+  nbsweep     snakemake -s Snakefile -d PROJECT --cores cores (the real workflow, its profile included)
+  naive       a one-rule Snakefile with ``shell: "papermill -p x {wildcards.x} {input} {output}"``
+
+The headline figure is nbsweep/pool (target <= 1.10); ratios are medians over rounds of the
+ratio within a round. CPU is user+sys of the command and everything it started (kernels too),
+so CPU per notebook shows where per-job cost comes from; nbsweep's warm runner is a separate
+server process whose forks it misses, hence also the machine's busy CPU over the same interval.
+"""
+
+import argparse
+import shutil
+import statistics
+import tempfile
+from pathlib import Path
+
+import benchlib as bl
+
+NAIVE_SNAKEFILE = """\
+# The naive rule: one papermill CLI process per notebook.
+N = int(config["count"])
+
+
+rule all:
+    input:
+        expand("out/triv/p{x}/triv_p{x}.ipynb", x=range(N)),
+
+
+rule notebook:
+    input:
+        "notebooks/triv.ipynb",
+    output:
+        "out/triv/p{x}/triv_p{x}.ipynb",
+    shell:
+        "papermill --no-progress-bar -p x {wildcards.x} {input} {output}"
+"""
+
+VARIANTS = ("pool", "sequential", "nbsweep", "naive")
+
+
+def build(tmp: Path, n: int, cores: int, variants: list[str], checkouts: dict[str, Path]) -> dict:
+    """One project directory per variant (so no variant sees another's state); their commands."""
+    commands = {}
+    for name in variants + list(checkouts):
+        project = bl.make_project(tmp / f"{name.replace(':', '-')}-n{n}", n)
+        template = project / "notebooks" / f"{bl.TEMPLATE_NAME}.ipynb"
+        if name == "pool":
+            cmd = [bl.PYTHON, str(bl.BENCH / "seed_pool.py"), str(template), str(project / "out"), str(n), "--processes", str(cores)]
+        elif name == "sequential":
+            cmd = [bl.PYTHON, str(bl.BENCH / "seed_pool.py"), str(template), str(project / "out"), str(n), "--processes", "0"]
+        elif name == "nbsweep":
+            cmd = bl.snakemake_cmd(project, "--cores", str(cores))
+        elif name == "naive":
+            snakefile = project / "naive.smk"
+            snakefile.write_text(NAIVE_SNAKEFILE, encoding="utf-8")
+            cmd = bl.snakemake_cmd(project, "--cores", str(cores), "--config", f"count={n}", snakefile=snakefile)
+        elif name in checkouts:
+            cmd = bl.snakemake_cmd(project, "--cores", str(cores), snakefile=checkouts[name] / "Snakefile")
+        commands[name] = (project, cmd, bl.checkout_env(checkouts[name]) if name in checkouts else None)
+    return commands
+
+
+def runner(project: Path, cmd: list[str], env: dict | None, n: int, log: Path):
+    def run() -> bl.Timing:
+        bl.reset_outputs(project)
+        timing = bl.run_timed(cmd, cwd=project, log=log, env=env)
+        outputs = list(project.glob("*/triv/p*/triv_p*.ipynb"))
+        bl.output_phases(timing, outputs)
+        made = len(outputs)
+        if made != n:
+            raise SystemExit(f"bench: {cmd[:4]}... made {made} of {n} notebooks; see {log}")
+        return timing
+
+    return run
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Per-notebook overhead of nbsweep vs a bounded papermill pool.")
+    parser.add_argument("--n", type=int, nargs="+", default=[32], help="numbers of notebooks (default: 32)")
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved repetitions per N (default: 2)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {','.join(VARIANTS)}")
+    parser.add_argument(
+        "--checkout",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="also run another nbsweep checkout (its Snakefile, its package first on PYTHONPATH) as variant nbsweep:NAME",
+    )
+    parser.add_argument("--max-load", type=float, default=1.0, help="wait for the 1-min load average to drop below this")
+    parser.add_argument("--wait", type=float, default=120, help="seconds to wait for a quiet machine (0 = don't)")
+    parser.add_argument("--real-scontrol", action="store_true", help="don't shadow a slow scontrol (see benchlib.prepare_env)")
+    parser.add_argument("--json", help="also write raw timings to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary projects and logs")
+    args = parser.parse_args()
+    variants = [v for v in args.variants.split(",") if v]
+    if unknown := set(variants) - set(VARIANTS):
+        parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
+
+    checkouts = bl.parse_checkouts(args.checkout, parser)
+    facts = bl.print_header("Per-notebook overhead")
+    tmp = Path(tempfile.mkdtemp(prefix="nbsweep-bench-overhead-"))
+    print(f"# projects and logs in {tmp}", flush=True)
+    bl.prepare_env(tmp, args.real_scontrol)
+    bl.wait_for_quiet(args.max_load, args.wait)
+    raw, rows = {}, []
+    try:
+        for n in args.n:
+            commands = build(tmp, n, args.cores, variants, checkouts)
+            print(f"# N={n}, cores={args.cores}, {args.rounds} round(s), order rotated each round", flush=True)
+            results = bl.interleaved(
+                {name: runner(project, cmd, env, n, tmp / f"{name.replace(':', '-')}-n{n}.log") for name, (project, cmd, env) in commands.items()},
+                args.rounds,
+            )
+            raw[n] = results
+            for name in results:
+                ts = results[name]
+                ratio = f"{bl.paired_ratio(ts, results['pool']):.2f}" if "pool" in results else "-"
+                steady = bl.steady_per_output(ts, n)
+                pool_steady = bl.steady_per_output(results["pool"], n) if "pool" in results else None
+                rows.append(
+                    [
+                        n,
+                        name,
+                        f"{bl.median_wall(ts):.1f}",
+                        f"{min(t.wall for t in ts):.1f}",
+                        f"{statistics.median(t.first_output for t in ts):.1f}",
+                        f"{statistics.median(t.wall - t.last_output for t in ts):.1f}",
+                        f"{steady:.3f}" if steady else "-",
+                        f"{steady / pool_steady:.2f}" if steady and pool_steady else "-",
+                        f"{bl.median_cpu(ts) / n:.2f}",
+                        f"{bl.median_machine_cpu(ts) / n:.2f}",
+                        ratio,
+                    ]
+                )
+        print()
+        print(
+            bl.table(
+                ["N", "variant", "wall s", "wall s (min)", "1st nb at s", "exit after last s", "s / nb steady", "steady x pool", "CPU s / nb", "machine CPU s / nb", "wall x pool"],
+                rows,
+            )
+        )
+        print(
+            "wall s: median over rounds; 1st nb at: start-up until the first notebook is complete; s / nb steady: "
+            "(last - first notebook) / (N - 1), i.e. throughput without start-up and wrap-up"
+        )
+        print(
+            "CPU: the command's process tree (misses nbsweep's warm runner, a separate server); machine CPU: the "
+            "whole machine meanwhile (includes any other work: trust it on a quiet machine only)"
+        )
+        if "pool" in variants:
+            for n, results in raw.items():
+                for name in [v for v in results if v.startswith("nbsweep")]:
+                    r = bl.paired_ratio(results[name], results["pool"])
+                    print(f"N={n}: {name}/pool = {r:.2f} (target <= 1.10: {bl.verdict(r, 1.10)})")
+        bl.save_json(args.json, {"facts": facts, "args": vars(args), "results": raw})
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
