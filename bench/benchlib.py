@@ -152,9 +152,7 @@ def run_timed(cmd: list[str], cwd: Path | None = None, log: Path | None = None, 
     server under the temp dir) itself, cold, as a first sweep does, and never shares one with
     other commands or other users of the machine; the server is stopped afterwards.
     """
-    env = dict(env or BASE_ENV or os.environ)
-    tmpdir = Path(tempfile.mkdtemp(prefix="nbsweep-bench-tmp-"))
-    env["TMPDIR"] = str(tmpdir)
+    env, tmpdir = isolated_env(env)
     out = open(log, "ab") if log else subprocess.DEVNULL
     try:
         busy_before = machine_busy_seconds()
@@ -168,8 +166,7 @@ def run_timed(cmd: list[str], cwd: Path | None = None, log: Path | None = None, 
     finally:
         if log:
             out.close()
-        stop_servers_under(tmpdir)
-        shutil.rmtree(tmpdir, ignore_errors=True)
+        release(tmpdir)
     if check and proc.returncode != 0:
         tail = log.read_text(errors="replace")[-3000:] if log else ""
         raise SystemExit(f"bench: command failed ({proc.returncode}): {' '.join(map(str, cmd))}\n{tail}")
@@ -198,6 +195,19 @@ def machine_busy_seconds() -> float:
         return 0.0
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def isolated_env(env: dict | None = None) -> tuple[dict, Path]:
+    """``env`` (default: the bench's) with a fresh TMPDIR; give the dir to ``release`` afterwards."""
+    env = dict(env or BASE_ENV or os.environ)
+    tmpdir = Path(tempfile.mkdtemp(prefix="nbsweep-bench-tmp-"))
+    env["TMPDIR"] = str(tmpdir)
+    return env, tmpdir
+
+
+def release(tmpdir: Path) -> None:
+    stop_servers_under(tmpdir)
+    shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def stop_servers_under(tmpdir: Path) -> None:
@@ -361,5 +371,5 @@ def verdict(value: float, target: float, higher_is_better: bool = False) -> str:
 
 def save_json(path: str | None, payload: dict) -> None:
     if path:
-        Path(path).write_text(json.dumps(payload, indent=1, default=lambda o: o.__dict__) + "\n", encoding="utf-8")
+        Path(path).write_text(json.dumps(payload, indent=1, default=lambda o: getattr(o, "__dict__", None) or str(o)) + "\n", encoding="utf-8")
         print(f"# raw results written to {path}")

@@ -10,6 +10,7 @@ Variants (each timed end to end as one command, fresh outputs and fresh .snakema
   sequential  bench/seed_pool.py --processes 0: one papermill.execute_notebook after another
   nbsweep     snakemake -s Snakefile -d PROJECT --cores cores (the real workflow, its profile included)
   naive       a one-rule Snakefile with ``shell: "papermill -p x {wildcards.x} {input} {output}"``
+              (run with --retries 3: its TCP kernels sometimes race for ports)
 
 The headline figure is nbsweep/pool (target <= 1.10); ratios are medians over rounds of the
 ratio within a round. CPU is user+sys of the command and everything it started (kernels too),
@@ -62,7 +63,9 @@ def build(tmp: Path, n: int, cores: int, variants: list[str], checkouts: dict[st
         elif name == "naive":
             snakefile = project / "naive.smk"
             snakefile.write_text(NAIVE_SNAKEFILE, encoding="utf-8")
-            cmd = bl.snakemake_cmd(project, "--cores", str(cores), "--config", f"count={n}", snakefile=snakefile)
+            # --retries: TCP kernels started together can race for ports ("Kernel died before replying to
+            # kernel_info"; 1 in ~200 here), which would otherwise end the naive sweep.
+            cmd = bl.snakemake_cmd(project, "--cores", str(cores), "--retries", "3", "--config", f"count={n}", snakefile=snakefile)
         elif name in checkouts:
             cmd = bl.snakemake_cmd(project, "--cores", str(cores), snakefile=checkouts[name] / "Snakefile")
         commands[name] = (project, cmd, bl.checkout_env(checkouts[name]) if name in checkouts else None)

@@ -189,7 +189,7 @@ def rerun_rate(project: Path, mark: float) -> tuple[int, float | None]:
 
 def run_scheduler(project: Path, scheduler: str, stub: Path, log: Path, budget: float | None, cores: int) -> dict:
     mark = make_all_stale(project)
-    env = bl.checkout_env(stub)
+    env, tmpdir = bl.isolated_env(bl.checkout_env(stub))
     cmd = bl.snakemake_cmd(project, "--cores", str(cores), "--scheduler", scheduler, snakefile=stub / "Snakefile")
     log.unlink(missing_ok=True)
     with open(log, "ab") as out:
@@ -207,6 +207,7 @@ def run_scheduler(project: Path, scheduler: str, stub: Path, log: Path, budget: 
                 proc.kill()
                 proc.wait()
         wall = time.perf_counter() - start
+    bl.release(tmpdir)
     if not stopped and proc.returncode != 0:
         raise SystemExit(f"bench: stub run with --scheduler {scheduler} failed ({proc.returncode}); see {log}")
     done, per_job = rerun_rate(project, mark)

@@ -6,23 +6,44 @@ The post (shared/seed/parallel-jupyter-notebooks.md, its run_nb_batch.py) starts
 ``--processes 0`` the notebooks run one after another in this process (plain sequential
 papermill). Outputs follow the seed's layout: OUT/<name>/<label>/<name>_<label>.ipynb.
 
-    python bench/seed_pool.py TEMPLATE OUT N [--processes P] [--parameter x]
+Kernels talk over IPC files in a private runtime dir per process, as nbsweep's do: with the
+seed's default TCP transport, kernels started at the same moment can pick the same ports
+(papermill#511, jupyter_client#487), and 1 of 200 notebooks failed with "Kernel died before
+replying to kernel_info" in this bench. ``--tcp`` restores the seed's transport.
+
+    python bench/seed_pool.py TEMPLATE OUT N [--processes P] [--parameter x] [--tcp]
 
 Run i gets ``{parameter: i}`` and the label ``p{i}``, like the grid the nbsweep bench uses.
 """
 
 import argparse
 import multiprocessing
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import papermill as pm
+
+TRANSPORT = {"ipc": True}
+
+
+def kernel_config():
+    """IPC sockets in a runtime dir private to this process (made once per worker)."""
+    if not TRANSPORT["ipc"]:
+        return None
+    from traitlets.config import Config
+
+    if "runtime" not in TRANSPORT:
+        TRANSPORT["runtime"] = tempfile.mkdtemp(prefix="seed-pool-")
+        os.environ["JUPYTER_RUNTIME_DIR"] = TRANSPORT["runtime"]
+    return Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(TRANSPORT["runtime"], "kernel")}})
 
 
 def run_one(task: tuple[str, str, dict]) -> str:
     template, output, parameters = task
     Path(output).parent.mkdir(parents=True, exist_ok=True)
-    pm.execute_notebook(template, output, parameters=parameters, progress_bar=False)
+    pm.execute_notebook(template, output, parameters=parameters, progress_bar=False, config=kernel_config())
     return output
 
 
@@ -33,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("n", type=int)
     parser.add_argument("--processes", type=int, default=multiprocessing.cpu_count(), help="pool size; 0 = sequential")
     parser.add_argument("--parameter", default="x")
+    parser.add_argument("--tcp", action="store_true", help="kernels on TCP ports (the seed's default) instead of IPC files")
     args = parser.parse_args(argv)
+    TRANSPORT["ipc"] = not args.tcp
 
     name = Path(args.template).stem
     tasks = [
