@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -341,6 +342,49 @@ def machine_facts() -> dict:
         "pulp": _version("pulp"),
         "nbsweep": git_revision(),
     }
+
+
+def add_common_options(parser, checkouts: bool = True) -> None:
+    """Options every bench script has: other checkouts, waiting for a quiet machine, scontrol, output."""
+    if checkouts:
+        parser.add_argument(
+            "--checkout",
+            action="append",
+            default=[],
+            metavar="NAME=DIR",
+            help="also run another nbsweep checkout (its Snakefile, its package first on PYTHONPATH) as variant nbsweep:NAME",
+        )
+    parser.add_argument("--max-load", type=float, default=1.0, help="wait for the 1-min load average to drop below this")
+    parser.add_argument("--wait", type=float, default=120, help="seconds to wait for a quiet machine (0 = don't)")
+    parser.add_argument("--real-scontrol", action="store_true", help="don't shadow a slow scontrol (see benchlib.prepare_env)")
+    parser.add_argument("--json", help="also write raw results to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary projects and logs")
+
+
+def chosen_variants(args, parser, known: tuple[str, ...]) -> list[str]:
+    """The ``--variants`` list, checked against ``known``."""
+    variants = [v for v in args.variants.split(",") if v]
+    if unknown := set(variants) - set(known):
+        parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
+    return variants
+
+
+@contextmanager
+def workspace(title: str, name: str, args):
+    """Print the header, make the temp dir, shadow scontrol, wait for quiet; yield (facts, dir).
+
+    The dir (projects, logs) is removed afterwards unless ``args.keep``.
+    """
+    facts = print_header(title)
+    tmp = Path(tempfile.mkdtemp(prefix=f"nbsweep-bench-{name}-"))
+    print(f"# projects and logs in {tmp}", flush=True)
+    try:
+        prepare_env(tmp, args.real_scontrol)
+        wait_for_quiet(args.max_load, args.wait)
+        yield facts, tmp
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def print_header(title: str) -> dict:

@@ -13,9 +13,6 @@ over (sleep + per-notebook cost + startup), i.e. a bit under N.
 """
 
 import argparse
-import shutil
-import tempfile
-from pathlib import Path
 
 import benchlib as bl
 
@@ -29,25 +26,12 @@ def main() -> int:
     parser.add_argument("--cores", type=int, default=8, help="--cores for Snakemake and the pool size (default: 8)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--checkout", action="append", default=[], metavar="NAME=DIR", help="also run another nbsweep checkout as variant nbsweep:NAME")
-    parser.add_argument("--max-load", type=float, default=1.0)
-    parser.add_argument("--wait", type=float, default=120)
-    parser.add_argument("--real-scontrol", action="store_true", help="don't shadow a slow scontrol (see benchlib.prepare_env)")
-    parser.add_argument("--json", help="also write raw timings to this file")
-    parser.add_argument("--keep", action="store_true")
+    bl.add_common_options(parser)
     args = parser.parse_args()
-    variants = [v for v in args.variants.split(",") if v]
-    if unknown := set(variants) - set(VARIANTS):
-        parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
-
+    variants = bl.chosen_variants(args, parser, VARIANTS)
     checkouts = bl.parse_checkouts(args.checkout, parser)
-    facts = bl.print_header("I/O-bound parallelism")
-    tmp = Path(tempfile.mkdtemp(prefix="nbsweep-bench-io-"))
-    print(f"# projects and logs in {tmp}", flush=True)
     body = f"import time\ntime.sleep({args.sleep!r})"
-    bl.prepare_env(tmp, args.real_scontrol)
-    bl.wait_for_quiet(args.max_load, args.wait)
-    try:
+    with bl.workspace("I/O-bound parallelism", "io", args) as (facts, tmp):
         commands = {}
         for name in variants + list(checkouts):
             project = bl.make_project(tmp / name.replace(":", "-"), args.n, body=body)
@@ -89,9 +73,6 @@ def main() -> int:
                 s = bl.paired_ratio(results["sequential"], results[name])
                 print(f"{name} speed-up over sequential = {s:.2f}x (target >= 6x: {bl.verdict(s, 6, higher_is_better=True)}; sleep-only bound {args.n}x)")
         bl.save_json(args.json, {"facts": facts, "args": vars(args), "results": results})
-    finally:
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

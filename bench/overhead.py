@@ -19,9 +19,7 @@ server process whose forks it misses, hence also the machine's busy CPU over the
 """
 
 import argparse
-import shutil
 import statistics
-import tempfile
 from pathlib import Path
 
 import benchlib as bl
@@ -92,31 +90,12 @@ def main() -> int:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2, help="interleaved repetitions per N (default: 2)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {','.join(VARIANTS)}")
-    parser.add_argument(
-        "--checkout",
-        action="append",
-        default=[],
-        metavar="NAME=DIR",
-        help="also run another nbsweep checkout (its Snakefile, its package first on PYTHONPATH) as variant nbsweep:NAME",
-    )
-    parser.add_argument("--max-load", type=float, default=1.0, help="wait for the 1-min load average to drop below this")
-    parser.add_argument("--wait", type=float, default=120, help="seconds to wait for a quiet machine (0 = don't)")
-    parser.add_argument("--real-scontrol", action="store_true", help="don't shadow a slow scontrol (see benchlib.prepare_env)")
-    parser.add_argument("--json", help="also write raw timings to this file")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary projects and logs")
+    bl.add_common_options(parser)
     args = parser.parse_args()
-    variants = [v for v in args.variants.split(",") if v]
-    if unknown := set(variants) - set(VARIANTS):
-        parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
-
+    variants = bl.chosen_variants(args, parser, VARIANTS)
     checkouts = bl.parse_checkouts(args.checkout, parser)
-    facts = bl.print_header("Per-notebook overhead")
-    tmp = Path(tempfile.mkdtemp(prefix="nbsweep-bench-overhead-"))
-    print(f"# projects and logs in {tmp}", flush=True)
-    bl.prepare_env(tmp, args.real_scontrol)
-    bl.wait_for_quiet(args.max_load, args.wait)
     raw, rows = {}, []
-    try:
+    with bl.workspace("Per-notebook overhead", "overhead", args) as (facts, tmp):
         for n in args.n:
             commands = build(tmp, n, args.cores, variants, checkouts)
             print(f"# N={n}, cores={args.cores}, {args.rounds} round(s), order rotated each round", flush=True)
@@ -166,9 +145,6 @@ def main() -> int:
                     r = bl.paired_ratio(results[name], results["pool"])
                     print(f"N={n}: {name}/pool = {r:.2f} (target <= 1.10: {bl.verdict(r, 1.10)})")
         bl.save_json(args.json, {"facts": facts, "args": vars(args), "results": raw})
-    finally:
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -42,7 +42,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -282,11 +281,7 @@ def main() -> int:
     parser.add_argument("--no-scheduler", action="store_true", help="skip the greedy vs ilp stub runs")
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--checkout", type=Path, help="measure another nbsweep checkout (DIR/Snakefile, DIR/nbsweep) instead of this one")
-    parser.add_argument("--max-load", type=float, default=1.0)
-    parser.add_argument("--wait", type=float, default=120)
-    parser.add_argument("--real-scontrol", action="store_true", help="don't shadow a slow scontrol (see benchlib.prepare_env)")
-    parser.add_argument("--json", help="also write raw results to this file")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary projects and logs")
+    bl.add_common_options(parser, checkouts=False)
     args = parser.parse_args()
     sizes = sorted(args.sizes)
     if args.checkout:
@@ -296,18 +291,12 @@ def main() -> int:
         SNAKEFILE = checkout / "Snakefile"
         sys.path.insert(0, str(checkout))  # fake_outputs() and the stub use the same package
 
-    facts = bl.print_header("Planning at scale")
-    if args.checkout:
-        print(f"# checkout measured: {SNAKEFILE.parent}", flush=True)
-    tmp = Path(tempfile.mkdtemp(prefix="nbsweep-bench-planning-"))
-    print(f"# projects and logs in {tmp}", flush=True)
-    bl.prepare_env(tmp, args.real_scontrol)
-    if args.checkout:
-        ENV = bl.checkout_env(SNAKEFILE.parent)
-    bl.wait_for_quiet(args.max_load, args.wait)
     raw: dict = {}
     rows, sched_rows = [], []
-    try:
+    with bl.workspace("Planning at scale", "planning", args) as (facts, tmp):
+        if args.checkout:
+            print(f"# checkout measured: {SNAKEFILE.parent}", flush=True)
+            ENV = bl.checkout_env(SNAKEFILE.parent)
         # Snakemake's own floor: start, parse a one-rule Snakefile, nothing to do.
         floor_dir = tmp / "floor"
         floor_dir.mkdir()
@@ -411,9 +400,6 @@ def main() -> int:
             dry = profile(tmp / f"sweep-{small}", tmp / f"dry-{small}.prof", "-n", "--cores", str(args.cores))
             report_profile(f"Profile: whole dry-run (snakemake -n, all {small} runs to do)", dry, small)
         bl.save_json(args.json, {"facts": facts, "args": vars(args), "results": raw, "floor": floor})
-    finally:
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

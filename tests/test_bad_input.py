@@ -1,7 +1,6 @@
 """Bad input: one clear sentence naming file, run and fix; non-zero exit; no output touched (12)."""
 
 import pytest
-import yaml
 
 GOOD = [{"notebook": "notebooks/echo.ipynb", "label": "ok", "parameters": {"x": 1}}]
 

@@ -6,7 +6,6 @@ import sys
 import time
 
 import nbformat
-import yaml
 from nbformat.v4 import new_notebook
 
 from nbsweep import layout
