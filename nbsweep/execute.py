@@ -2,17 +2,16 @@
 
 The job file (written at planning time) holds the parameters as data, so nothing about them
 passes through a shell. papermill executes into a hidden partial file beside the target, over a
-kernel on IPC transport in a private runtime directory (no TCP port races between concurrent
-kernels). On success the notebook is moved into place atomically; on failure it is kept as
-``*.failed.ipynb`` and one line on stderr says which run failed, where and why. If whoever asked
-for the run goes away (Snakemake killed, or the warm runner's client), the kernel is killed and
-nothing is written.
+kernel on IPC transport (``nbsweep.kernels``; no TCP port races between concurrent kernels). On
+success the notebook is moved into place atomically; on failure it is kept as
+``*.failed.ipynb`` and one line on stderr says which run failed, where and why. The outcome is
+reported before the kernel is shut down. If whoever asked for the run goes away (Snakemake
+killed, or the warm runner's client), the kernel is killed and nothing is written.
 """
 
 import json
 import logging
 import os
-import shutil
 import signal
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import layout
+from . import kernels, layout
 from .canonical import fingerprint
 from .templates import code_digest
 
@@ -38,11 +37,24 @@ def skip_remote_io_backends() -> None:
         sys.modules.setdefault(name, None)
 
 
-def kernel_config(runtime_dir: str):
-    """traitlets config putting the kernel's sockets on IPC files in ``runtime_dir``."""
-    from traitlets.config import Config
+def rehearse() -> None:
+    """Do once what every run does before and around its kernel, so forks of this process start
+    with those imports done: papermill's parameterising (it formats with black when installed)
+    and writing, and the kernel spec lookup (it imports IPython)."""
+    skip_remote_io_backends()
+    import papermill
+    from jupyter_client.kernelspec import KernelSpecManager
 
-    return Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(runtime_dir, "kernel")}})
+    specs = KernelSpecManager()
+    for name in specs.find_kernel_specs():
+        specs.get_kernel_spec(name)
+    cell = nbformat.v4.new_code_cell("x = 0", metadata={"tags": ["parameters"]})
+    nb = nbformat.v4.new_notebook(cells=[cell], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    with tempfile.TemporaryDirectory() as folder:
+        nbformat.write(nb, os.path.join(folder, "in.ipynb"))
+        papermill.execute_notebook(
+            os.path.join(folder, "in.ipynb"), os.path.join(folder, "out.ipynb"), parameters={"x": 1}, prepare_only=True, progress_bar=False
+        )
 
 
 def kill_descendants() -> None:
@@ -64,13 +76,14 @@ def abort(partial: Path, code: int) -> None:
     os._exit(code)
 
 
-def watch(gone, partial: Path) -> None:
-    """Abort the run as soon as ``gone()`` says whoever asked for it has gone."""
+def watch(gone, partial: Path, reported: threading.Event) -> None:
+    """Abort the run as soon as ``gone()`` says whoever asked for it has gone (unless ``reported``)."""
 
     def poll():
         while not gone():
             pass
-        abort(partial, EXIT_INTERRUPTED)
+        if not reported.is_set():
+            abort(partial, EXIT_INTERRUPTED)
 
     threading.Thread(target=poll, daemon=True).start()
 
@@ -151,28 +164,36 @@ def configure_logging(log_path: Path) -> None:
     root.setLevel(logging.INFO)
 
 
-def execute(job: dict, target: Path, log_path: Path) -> int:
+def execute(job: dict, target: Path, log_path: Path, kernel: kernels.Kernel | None = None, report=None) -> int:
+    """Run ``job`` into ``target``; 0 if it succeeded.
+
+    ``kernel``: one started ahead for this run (another is started if it is not the job's
+    kernel); ``report(code)`` is called once the outcome is on disk, before the kernel stops.
+    """
     skip_remote_io_backends()
     import papermill
 
     partial, failed = layout.partial(target), layout.failed_copy(target)
     partial.unlink(missing_ok=True)  # left by a run killed earlier
     actual_code = job["template_code"]
-    runtime_dir = tempfile.mkdtemp(prefix="nbsweep-")
-    os.environ["JUPYTER_RUNTIME_DIR"] = runtime_dir
+    code = EXIT_FAILED
     try:
         # The template may have been edited since planning: record the code actually run.
         actual_code = code_digest(nbformat.read(job["notebook"], as_version=4))
+        if kernel is not None and kernel.name != job["kernel"]:
+            kernel.stop(now=True)
+            kernel = None
+        kernel = kernel or kernels.start(job["kernel"])
         nb = papermill.execute_notebook(
             job["notebook"],
             str(partial),
             parameters=job["parameters"],
             kernel_name=job["kernel"],
+            km=kernel.manager,
             execution_timeout=job["timeout"],
             start_timeout=300,
             progress_bar=False,
             log_output=True,
-            config=kernel_config(runtime_dir),
         )
         record(nb, job, actual_code, None)
         write_durably(nb, partial)
@@ -180,35 +201,54 @@ def execute(job: dict, target: Path, log_path: Path) -> int:
         failed.unlink(missing_ok=True)
         seconds = nb.metadata.get("papermill", {}).get("duration") or 0
         print(f"nbsweep: run {job['run']} ok in {seconds:.1f} s -> {target}", file=sys.stderr)
-        return 0
+        code = 0
     except Exception as err:
-        logging.getLogger("nbsweep").exception("run %s failed", job["run"])
-        nb = nbformat.read(partial, as_version=4) if partial.exists() else None
-        error = describe_failure(err, nb)
-        if nb is not None:
-            mark_failed_cell(nb, error)
-            record(nb, job, actual_code, error)
-            write_durably(nb, partial)
-            os.replace(partial, failed)
-        where = f"cell #{error['cell_index'] + 1}" if error["cell_index"] is not None else "before any cell ran"
-        kept = f"; executed notebook kept at {failed}" if nb is not None else ""
-        print(
-            f"nbsweep: run {job['run']} FAILED in {where}: {error['ename']}: {error['evalue']}{kept}; log at {log_path}",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
+        report_failure(err, job, partial, failed, actual_code, log_path)
     finally:
-        shutil.rmtree(runtime_dir, ignore_errors=True)
+        if report:
+            report(code)
+        if kernel is not None:
+            kernel.stop(now=code != 0)
+    return code
 
 
-def run_job(argv: list[str], gone, how: str) -> int:
-    """Run ``JOB_FILE TARGET LOG``; ``gone`` tells when the requester has gone (see ``watch``)."""
+def report_failure(err: Exception, job: dict, partial: Path, failed: Path, actual_code: str, log_path: Path) -> None:
+    """Keep the executed notebook as ``failed`` with the error marked; say so in one line."""
+    logging.getLogger("nbsweep").exception("run %s failed", job["run"])
+    nb = nbformat.read(partial, as_version=4) if partial.exists() else None
+    error = describe_failure(err, nb)
+    if nb is not None:
+        mark_failed_cell(nb, error)
+        record(nb, job, actual_code, error)
+        write_durably(nb, partial)
+        os.replace(partial, failed)
+    where = f"cell #{error['cell_index'] + 1}" if error["cell_index"] is not None else "before any cell ran"
+    kept = f"; executed notebook kept at {failed}" if nb is not None else ""
+    print(
+        f"nbsweep: run {job['run']} FAILED in {where}: {error['ename']}: {error['evalue']}{kept}; log at {log_path}",
+        file=sys.stderr,
+    )
+
+
+def run_job(argv: list[str], gone, how: str, kernel: kernels.Kernel | None = None, report=None) -> int:
+    """Run ``JOB_FILE TARGET LOG``; ``gone`` tells when the requester has gone (see ``watch``).
+
+    ``kernel`` and ``report`` as for ``execute``.
+    """
     job_file, target, log_path = (Path(arg) for arg in argv)
     job = json.loads(job_file.read_text(encoding="utf-8"))
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = layout.partial(target)
+    reported = threading.Event()
+
+    def report_once(code: int) -> None:
+        reported.set()  # from now on the requester may go: the kernel still stops gracefully
+        if report:
+            report(code)
+
     handle_signals(partial)
-    watch(gone, partial)
+    watch(gone, partial, reported)
     configure_logging(log_path)
-    logging.getLogger("nbsweep").info("run %s executes %s (pid %d)", job["run"], how, os.getpid())
-    return execute(job, target, log_path)
+    started = "a kernel started ahead" if kernel is not None and kernel.name == job["kernel"] else "a new kernel"
+    logging.getLogger("nbsweep").info("run %s executes %s (pid %d) on %s", job["run"], how, os.getpid(), started)
+    return execute(job, target, log_path, kernel, report_once)

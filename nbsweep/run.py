@@ -1,7 +1,8 @@
 """Entry point of a run's job: ``python -m nbsweep.run JOB_FILE TARGET LOG``.
 
-Kept lean: the warm runner (``nbsweep.warm``) executes the run when it is up; otherwise the run
-executes in this process (``nbsweep.execute``).
+Kept lean: the warm runner (``nbsweep.warm``, started by the first job that finds none) executes
+the run; when it is disabled or cannot start, the run executes in this process
+(``nbsweep.execute``).
 """
 
 import sys

@@ -32,7 +32,7 @@ class Template:
     path: str
     nb: nbformat.NotebookNode
 
-    @property
+    @cached_property
     def stem(self) -> str:
         return Path(self.path).stem
 

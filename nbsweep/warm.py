@@ -1,11 +1,15 @@
 """Warm runner: a per-user background server that has papermill imported and forks per run.
 
 Every run's job is a fresh ``python -m nbsweep.run``. Importing papermill, nbclient and
-jupyter_client costs about as much CPU as executing a small notebook, so the first run of a
-sweep starts this server (and executes itself in-process); later runs pass their request and
-their stdout/stderr over a Unix socket, and the server forks a child, already warm, to execute
-it. The client stays the process Snakemake waits on and relays the exit status; if it dies
-(Snakemake killed, Ctrl-C), the child sees the socket close and stops its kernel.
+jupyter_client costs about as much CPU as executing a small notebook, and starting a kernel
+takes longer still. So the first run of a sweep starts this server (and waits for it to listen);
+every run passes its request and its stdout/stderr over a Unix socket, and the server hands it
+to a forked child. The server keeps spares: children forked ahead that have already started a
+kernel in the setting (kernel name, directory, environment) of the latest request, as many as
+runs are executing (at most one per CPU). A run executes at once on a spare's kernel and is
+reported done before that kernel shuts down. The client stays the process Snakemake waits on
+and relays the exit status; if it dies (Snakemake killed, Ctrl-C), the child sees the socket
+close and kills its kernel.
 
 The server listens in a private directory (mode 0700) under the temp dir, on a socket whose name
 changes with the interpreter and nbsweep's code; it exits after a minute without requests. It is
@@ -16,17 +20,19 @@ import fcntl
 import hashlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 IDLE_SECONDS = 60
+STARTUP_SECONDS = 10  # how long a job waits for a server being started before running in-process
 STREAMS = 2  # stdout and stderr are handed to the child
+MAX_SPARES = os.cpu_count() or 1  # kernels started ahead, at most one per CPU
 
 
 def enabled() -> bool:
@@ -50,16 +56,15 @@ def socket_path() -> Path | None:
 
 
 def run_via_server(argv: list[str]) -> int | None:
-    """Have the warm server execute the run; None if there is none (one is then started)."""
+    """Have the warm server execute the run (starting it if needed); None if it can't."""
     path = socket_path() if enabled() else None
     if path is None:
         return None
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        conn.connect(str(path))
-    except OSError:
-        conn.close()
+    conn = connect(path)
+    if conn is None:
         start_server(path)
+        conn = connect(path, wait=STARTUP_SECONDS)
+    if conn is None:
         return None
     request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
     socket.send_fds(conn, [len(request).to_bytes(8, "big") + request], [1, 2])
@@ -69,6 +74,33 @@ def run_via_server(argv: list[str]) -> int | None:
         print(f"nbsweep: the warm runner stopped while executing {argv[0]}; run again", file=sys.stderr)
         return 1
     return json.loads(reply)["exit"]
+
+
+def connect(path: Path, wait: float = 0) -> socket.socket | None:
+    """A connection to the server at ``path``; with ``wait``, keep trying that many seconds while
+    a server is being started (its start lock is held)."""
+    deadline = time.monotonic() + wait
+    while True:
+        busy = wait > 0 and starting(path)  # checked first: a server releases the lock once listening
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.connect(str(path))
+            return conn
+        except OSError:
+            conn.close()
+        if not busy or time.monotonic() >= deadline:
+            return None
+        time.sleep(0.02)
+
+
+def starting(path: Path) -> bool:
+    """Whether a server for ``path`` is starting (holds the start lock) right now."""
+    with open(path.with_suffix(".lock"), "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+    return False
 
 
 def exit_with_parent() -> None:
@@ -84,19 +116,26 @@ def exit_with_parent() -> None:
 
 
 def start_server(path: Path) -> None:
-    """Start the server in the background unless another job is starting it right now."""
+    """Start the server in the background unless another job is starting it right now.
+
+    The lock stays held (by the server, which inherits it) until the server listens.
+    """
     with open(path.with_suffix(".lock"), "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             return
+        if (conn := connect(path)) is not None:  # started while we were looking
+            conn.close()
+            return
         path.unlink(missing_ok=True)  # a server that died leaves its socket file behind
         subprocess.Popen(
-            [sys.executable, "-m", "nbsweep.warm", str(path)],
+            [sys.executable, "-m", "nbsweep.warm", str(path), str(lock.fileno())],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            pass_fds=[lock.fileno()],
             cwd="/",
         )
 
@@ -104,54 +143,185 @@ def start_server(path: Path) -> None:
 # --- server side ---
 
 
-def serve(path: Path) -> None:
+@dataclass
+class Spare:
+    """A forked child waiting, kernel already started, for a request made in ``key``'s setting."""
+
+    pid: int
+    channel: socket.socket  # the server's end; closing it dismisses the spare
+    key: tuple
+
+
+def request_key(request: dict) -> tuple:
+    """What a kernel started ahead must share with a run: kernel name, directory, environment."""
+    job_file = Path(request["cwd"], request["argv"][0])
+    try:
+        kernel = json.loads(job_file.read_text(encoding="utf-8"))["kernel"]
+    except (OSError, ValueError, KeyError):
+        kernel = None
+    return (kernel, request["cwd"], json.dumps(request["env"], sort_keys=True))
+
+
+def serve(path: Path, lock_fd: int) -> None:
     from . import execute
 
-    execute.skip_remote_io_backends()
-    import papermill  # noqa: F401  (the point of the server: imported once, shared by forks)
+    execute.rehearse()  # the point of the server: imports done once, shared by every fork
+    import jupyter_client.manager  # noqa: F401
 
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(path))
     listener.listen(128)
-    listener.settimeout(IDLE_SECONDS)
+    listener.settimeout(1)
+    os.close(lock_fd)  # listening: clients may connect; a new server may start once this one exits
     inode = path.stat().st_ino
-    while True:
+    spares: list[Spare] = []
+    busy: set[int] = set()  # children executing a run
+    last_request = time.monotonic()
+    while busy or time.monotonic() - last_request < IDLE_SECONDS:
+        reap(busy, spares)
         try:
             conn, _ = listener.accept()
         except TimeoutError:
-            break
-        if os.fork() == 0:
-            listener.close()
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            os._exit(serve_one(conn))
+            continue
+        last_request = time.monotonic()
+        conn.settimeout(5)
+        try:
+            request, fds = receive(conn)
+        except (OSError, ValueError):
+            conn.close()
+            continue
+        key = request_key(request)
+        busy.add(hand_over(conn, request, fds, key, spares, listener))
         conn.close()
+        for fd in fds:
+            os.close(fd)
+        replenish(spares, key, wanted=min(len(busy), MAX_SPARES), listener=listener)
+    for spare in spares:
+        spare.channel.close()
     if path.exists() and path.stat().st_ino == inode:
         path.unlink()
 
 
-def serve_one(conn: socket.socket) -> int:
-    """In a forked child: take over the client's streams, directory and environment; run."""
+def receive(conn: socket.socket, count: int = STREAMS) -> tuple[dict, list[int]]:
+    """A request (argv, directory, environment) and the ``count`` descriptors sent with it."""
+    message, fds, _, _ = socket.recv_fds(conn, 1 << 16, count)
+    size = int.from_bytes(message[:8], "big")
+    while len(message) < 8 + size:
+        chunk = conn.recv(8 + size - len(message))
+        if not chunk:
+            raise ValueError("request cut short")
+        message += chunk
+    return json.loads(message[8:]), fds
+
+
+def hand_over(conn: socket.socket, request: dict, fds: list[int], key: tuple, spares: list[Spare], listener) -> int:
+    """Give the request to a spare made for the same setting, else to a new child; its pid."""
+    for spare in spares:
+        if spare.key == key:
+            spares.remove(spare)
+            payload = json.dumps(request).encode()
+            socket.send_fds(spare.channel, [len(payload).to_bytes(8, "big") + payload], [conn.fileno(), *fds])
+            spare.channel.close()
+            return spare.pid
+    return fork(listener, spares, lambda: serve_one(conn, request, fds, kernel=None))
+
+
+def replenish(spares: list[Spare], key: tuple, wanted: int, listener) -> None:
+    """Dismiss spares made for another setting; start new ones for ``key`` up to ``wanted``."""
+    for spare in [s for s in spares if s.key != key]:
+        spares.remove(spare)
+        spare.channel.close()
+    while len(spares) < wanted:
+        ours, theirs = socket.socketpair()
+        pid = fork(listener, spares, lambda: wait_as_spare(theirs, key), close=[ours])
+        theirs.close()
+        spares.append(Spare(pid, ours, key))
+
+
+def fork(listener, spares: list[Spare], work, close: tuple = ()) -> int:
+    """Fork a child that closes the server's sockets (and ``close``) and exits with ``work()``."""
+    pid = os.fork()
+    if pid:
+        return pid
+    for sock in [listener, *close, *(spare.channel for spare in spares)]:
+        sock.close()
+    code = 1
+    try:
+        code = work()
+    finally:
+        os._exit(code)
+
+
+def reap(busy: set[int], spares: list[Spare]) -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if not pid:
+            return
+        busy.discard(pid)
+        for spare in [s for s in spares if s.pid == pid]:  # died waiting (kernel failed to start)
+            spares.remove(spare)
+            spare.channel.close()
+
+
+def wait_as_spare(channel: socket.socket, key: tuple) -> int:
+    """In a spare: start a kernel in ``key``'s setting, then serve the request handed over."""
+    from . import kernels
+
+    kernel_name, cwd, env = key
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(json.loads(env))
+    output, kernel_output = os.pipe()
+    try:
+        kernel = kernels.start(kernel_name, output=kernel_output) if kernel_name else None
+    except Exception:
+        kernel = None  # the run starts its own kernel and reports why that fails
+    os.close(kernel_output)
+    try:
+        request, fds = receive(channel, STREAMS + 1)  # the client's connection, then its streams
+    except (OSError, ValueError):  # dismissed, or the server has gone
+        if kernel is not None:
+            kernel.stop(now=True)
+        return 0
+    conn = socket.socket(fileno=fds[0])
+    relay = threading.Thread(target=copy_to_stderr, args=(output,), daemon=True)
+    return serve_one(conn, request, fds[1:], kernel, on_streams=relay.start)
+
+
+def copy_to_stderr(fd: int) -> None:
+    """Relay the kernel's stdout/stderr (kept in a pipe until the run's stderr is known)."""
+    try:
+        while data := os.read(fd, 65536):
+            os.write(2, data)
+    except OSError:
+        pass
+
+
+def serve_one(conn: socket.socket, request: dict, fds: list[int], kernel, on_streams=None) -> int:
+    """In a child: take over the client's streams, directory and environment; run; reply."""
     from .execute import run_job
 
     conn.settimeout(None)
-    message, fds, _, _ = socket.recv_fds(conn, 1 << 16, STREAMS)
-    size = int.from_bytes(message[:8], "big")
-    while len(message) < 8 + size:
-        message += conn.recv(8 + size - len(message))
     for fd, target in zip(fds, (1, 2)):
         os.dup2(fd, target)
         os.close(fd)
-    request = json.loads(message[8:])
+    if on_streams:
+        on_streams()
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    code = run_job(request["argv"], gone=lambda: conn.recv(1) == b"", how="in the warm runner")
-    sys.stdout.flush()
-    sys.stderr.flush()
-    conn.sendall(json.dumps({"exit": code}).encode())
-    return code
+
+    def reply(code: int) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        conn.sendall(json.dumps({"exit": code}).encode())
+        conn.shutdown(socket.SHUT_WR)  # the client has its answer; the kernel now stops at leisure
+
+    return run_job(request["argv"], gone=lambda: conn.recv(1) == b"", how="in the warm runner", kernel=kernel, report=reply)
 
 
 if __name__ == "__main__":
-    serve(Path(sys.argv[1]))
+    serve(Path(sys.argv[1]), int(sys.argv[2]))

@@ -18,6 +18,7 @@ class Sweep:
     def __init__(self, output_dir: str, runs: list[Run]):
         self.output_dir = output_dir
         self.runs = {(run.name, run.label): run for run in runs}
+        self.target_paths = {key: str(layout.target(output_dir, *key)) for key in self.runs}
         self.job_files: dict[tuple[str, str], Path] = {}
         self.groups = batch_groups(runs)
         self.resource_defaults = resource_defaults(runs)
@@ -40,7 +41,7 @@ class Sweep:
             raise SweepError(f"no run {name}/{label} is configured; check the target path against the config") from None
 
     def target(self, run: Run) -> str:
-        return str(layout.target(self.output_dir, run.name, run.label))
+        return self.target_paths[(run.name, run.label)]
 
     def targets(self, name: str | None = None) -> list[str]:
         return [self.target(run) for run in self.runs.values() if name in (None, run.name)]
