@@ -13,8 +13,9 @@ from nbsweep.canonical import canonical_json, digest, fingerprint
 from nbsweep.config import deep_merge, from_seed_format, is_seed_format, load_config, load_schema
 from nbsweep.errors import SweepError
 from nbsweep.jobs import sync_job_file
-from nbsweep.plan import Planner, grid_points, labelled_points, slug
+from nbsweep.plan import Planner, grid_points, kernel_dirs, labelled_points, slug
 from nbsweep.templates import code_digest
+from nbsweep.warm import request_key
 from nbsweep.workdir import marker_path, remove_stale_locks, remove_stale_markers
 from nbsweep.workflow import batch_groups
 
@@ -176,3 +177,23 @@ def test_stale_locks_and_markers_are_removed(tmp_path):
     assert remove_stale_locks(state) == [state / "locks" / "0.output.lock"]
     assert remove_stale_markers(state) == [str(target)]
     assert not marker.exists() and missing.exists()
+
+
+def test_kernel_dirs_follow_jupyter_path_and_ipythondir(tmp_path, monkeypatch):
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jp"))
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipy"))
+    dirs = kernel_dirs()
+    assert dirs[0] == str(tmp_path / "jp" / "kernels")
+    assert dirs[-1] == str(tmp_path / "ipy" / "kernels")
+
+
+def test_a_spare_fits_only_requests_with_the_same_kernel_directory_and_environment(tmp_path):
+    (tmp_path / "job.json").write_text(json.dumps({"kernel": "python3"}))
+    request = {"argv": ["job.json", "t.ipynb", "t.log"], "cwd": str(tmp_path), "env": {"A": "1", "B": "2"}}
+    key = request_key(request)
+    assert key == request_key({**request, "env": {"B": "2", "A": "1"}, "argv": ["job.json", "u.ipynb", "u.log"]})
+    assert key != request_key({**request, "env": {"A": "1", "B": "3"}})
+    assert key != request_key({**request, "cwd": str(tmp_path / "elsewhere")})
+    (tmp_path / "job.json").write_text(json.dumps({"kernel": "julia"}))
+    assert key != request_key(request)
+    assert request_key({**request, "argv": ["missing.json", "t.ipynb", "t.log"]})[0] is None
