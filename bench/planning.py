@@ -26,7 +26,8 @@ dated after the targets (all S runs stale) and the sweep runs from a copy of the
 papermill). Everything else (Snakefile, rules, planning, profile) is nbsweep's own, so the time
 per job is Snakemake's own per-job overhead for this DAG. The smallest size runs to completion;
 bigger sizes run for ``--budget`` seconds, then Snakemake is stopped with SIGTERM and the rate is
-taken from the targets' new mtimes (planning time excluded).
+taken from the targets' new mtimes (planning time excluded). ``--subsample N`` adds greedy with
+``--scheduler-subsample N`` (only N randomly chosen ready jobs considered per scheduling round).
 
 PROFILE: cProfile of the Snakefile parse alone (``snakemake --list-rules``: config load and
 validation, expansion, template and input hashing, job file sync) at the biggest size, and of a
@@ -186,10 +187,18 @@ def rerun_rate(project: Path, mark: float) -> tuple[int, float | None]:
     return len(times), (times[-1] - times[0]) / (len(times) - 1)
 
 
-def run_scheduler(project: Path, scheduler: str, stub: Path, log: Path, budget: float | None, cores: int) -> dict:
+def scheduler_variants(subsample: int | None) -> dict[str, list[str]]:
+    """Scheduler settings to compare: name -> Snakemake options."""
+    variants = {"greedy": ["--scheduler", "greedy"], "ilp": ["--scheduler", "ilp"]}
+    if subsample:
+        variants[f"greedy, subsample {subsample}"] = ["--scheduler", "greedy", "--scheduler-subsample", str(subsample)]
+    return variants
+
+
+def run_scheduler(project: Path, scheduler: str, options: list[str], stub: Path, log: Path, budget: float | None, cores: int) -> dict:
     mark = make_all_stale(project)
     env, tmpdir = bl.isolated_env(bl.checkout_env(stub))
-    cmd = bl.snakemake_cmd(project, "--cores", str(cores), "--scheduler", scheduler, snakefile=stub / "Snakefile")
+    cmd = bl.snakemake_cmd(project, "--cores", str(cores), *options, snakefile=stub / "Snakefile")
     log.unlink(missing_ok=True)
     with open(log, "ab") as out:
         start = time.perf_counter()
@@ -279,6 +288,7 @@ def main() -> int:
     parser.add_argument("--budget", type=float, default=60, help="seconds per stub run above the smallest size (default: 60)")
     parser.add_argument("--complete-up-to", type=int, default=1000, help="run the stub sweeps to completion up to this size (default: 1000)")
     parser.add_argument("--no-scheduler", action="store_true", help="skip the greedy vs ilp stub runs")
+    parser.add_argument("--subsample", type=int, help="also run greedy with --scheduler-subsample N")
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--checkout", type=Path, help="measure another nbsweep checkout (DIR/Snakefile, DIR/nbsweep) instead of this one")
     bl.add_common_options(parser, checkouts=False)
@@ -356,14 +366,16 @@ def main() -> int:
                 budget = None if complete else args.budget
                 print(f"# S={size}: stub runs, greedy vs ilp ({'to completion' if complete else f'{budget:.0f} s each'})", flush=True)
                 r["sched"] = {}
-                for scheduler in ("greedy", "ilp") if size % 2 == 0 else ("ilp", "greedy"):
-                    res = run_scheduler(project, scheduler, stub, tmp / f"stub-{scheduler}-{size}.log", budget, args.cores)
+                variants = scheduler_variants(args.subsample)
+                for scheduler in list(variants) if size % 2 == 0 else list(reversed(variants)):
+                    log = tmp / f"stub-{scheduler.replace(', ', '-').replace(' ', '')}-{size}.log"
+                    res = run_scheduler(project, scheduler, variants[scheduler], stub, log, budget, args.cores)
                     r["sched"][scheduler] = res
                     per = f"{res['per_job'] * 1000:.0f}" if res["per_job"] else "-"
                     print(f"#   {scheduler}: {res['done']} jobs in {res['wall']:.1f} s, {per} ms/job", flush=True)
-                g, i = r["sched"]["greedy"], r["sched"]["ilp"]
-                ratio = f"{i['per_job'] / g['per_job']:.2f}" if g["per_job"] and i["per_job"] else "-"
-                for res in (g, i):
+                greedy = r["sched"]["greedy"]["per_job"]
+                for scheduler in variants:
+                    res = r["sched"][scheduler]
                     sched_rows.append(
                         [
                             size,
@@ -372,7 +384,7 @@ def main() -> int:
                             res["done"],
                             f"{res['wall']:.1f}" if res["complete"] else "-",
                             f"{res['per_job'] * 1000:.0f}" if res["per_job"] else "-",
-                            ratio if res is i else "1.00",
+                            f"{res['per_job'] / greedy:.2f}" if greedy and res["per_job"] else "-",
                         ]
                     )
                 if complete:
@@ -390,7 +402,7 @@ def main() -> int:
         print("targets: 1,000 runs < 3 s, 10,000 runs < 20 s, always < 500 MB")
         if sched_rows:
             print("\nScheduler (stub runner: Snakemake's own per-job cost for this DAG; see the module docstring)")
-            print(bl.table(["runs", "--scheduler", "how", "jobs done", "wall s", "ms / job", "x greedy"], sched_rows))
+            print(bl.table(["runs", "scheduler", "how", "jobs done", "wall s", "ms / job", "x greedy"], sched_rows))
 
         if not args.no_profile:
             big, small = sizes[-1], sizes[0]
