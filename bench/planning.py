@@ -189,7 +189,8 @@ def rerun_rate(project: Path, mark: float) -> tuple[int, float | None]:
 
 def scheduler_variants(subsample: int | None) -> dict[str, list[str]]:
     """Scheduler settings to compare: name -> Snakemake options."""
-    variants = {"greedy": ["--scheduler", "greedy"], "ilp": ["--scheduler", "ilp"]}
+    none = ["--scheduler-subsample", "0"]  # 0 = all ready jobs, whatever the profile says
+    variants = {"greedy": ["--scheduler", "greedy", *none], "ilp": ["--scheduler", "ilp", *none]}
     if subsample:
         variants[f"greedy, subsample {subsample}"] = ["--scheduler", "greedy", "--scheduler-subsample", str(subsample)]
     return variants
