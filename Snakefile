@@ -22,8 +22,8 @@ rule all:
 
 
 onsuccess:
-    summary.write_results(SWEEP)
+    finish(SWEEP)
 
 
 onerror:
-    summary.write_results(SWEEP)
+    finish(SWEEP)

@@ -1,9 +1,10 @@
 """What the Snakemake rules call: plan the sweep once per invocation, then answer lookups."""
 
 import sys
+import threading
 from pathlib import Path
 
-from . import layout, workdir
+from . import layout, summary, workdir
 from .config import load_config, load_schema
 from .errors import SweepError
 from .jobs import sync_job_file
@@ -98,3 +99,17 @@ def load_or_exit(config_files: list[Path], schema_file: Path, recover: bool) -> 
         return sweep
     except SweepError as err:
         sys.exit(f"nbsweep: {err}.")
+
+
+def finish(sweep: Sweep) -> None:
+    """onsuccess/onerror: write the results, then let Snakemake exit at once.
+
+    Snakemake's job rate limiter (default 100 jobs/s) starts a non-daemon ``threading.Timer``
+    each scheduling round to look again after its timespan, and Python waits for pending timers
+    before it exits: up to a second after every invocation that ran jobs. When these handlers
+    run, every job is done and nothing is left to look at, so the timers are cancelled.
+    """
+    summary.write_results(sweep)
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer):
+            thread.cancel()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from nbsweep import layout
 from nbsweep.plan import SAFE_NAME
-from nbsweep.workflow import load_or_exit
+from nbsweep.workflow import finish, load_or_exit
 
 SWEEP = load_or_exit(
     config_files=workflow.overwrite_configfiles,
