@@ -216,13 +216,16 @@ def receive(conn: socket.socket, count: int = STREAMS) -> tuple[dict, list[int]]
 
 def hand_over(conn: socket.socket, request: dict, fds: list[int], key: tuple, spares: list[Spare], listener) -> int:
     """Give the request to a spare made for the same setting, else to a new child; its pid."""
-    for spare in spares:
-        if spare.key == key:
-            spares.remove(spare)
-            payload = json.dumps(request).encode()
+    payload = json.dumps(request).encode()
+    for spare in [s for s in spares if s.key == key]:
+        spares.remove(spare)
+        try:
             socket.send_fds(spare.channel, [len(payload).to_bytes(8, "big") + payload], [conn.fileno(), *fds])
-            spare.channel.close()
             return spare.pid
+        except OSError:  # the spare died meanwhile: try the next, or a new child
+            continue
+        finally:
+            spare.channel.close()
     return fork(listener, spares, lambda: serve_one(conn, request, fds, kernel=None))
 
 

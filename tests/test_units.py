@@ -3,6 +3,7 @@
 import base64
 import json
 import os
+import socket
 from pathlib import Path
 
 import nbformat
@@ -197,3 +198,15 @@ def test_a_spare_fits_only_requests_with_the_same_kernel_directory_and_environme
     (tmp_path / "job.json").write_text(json.dumps({"kernel": "julia"}))
     assert key != request_key(request)
     assert request_key({**request, "argv": ["missing.json", "t.ipynb", "t.log"]})[0] is None
+
+
+def test_a_spare_that_died_is_skipped_for_a_new_child(monkeypatch):
+    from nbsweep import warm
+
+    ours, theirs = socket.socketpair()
+    theirs.close()  # the spare has gone
+    spares = [warm.Spare(pid=12345, channel=ours, key=("python3",))]
+    monkeypatch.setattr(warm, "fork", lambda listener, spares, work, close=(): 999)
+    client, _peer = socket.socketpair()
+    assert warm.hand_over(client, {"argv": []}, [], ("python3",), spares, listener=None) == 999
+    assert spares == [] and ours.fileno() == -1
