@@ -318,10 +318,13 @@ def serve_one(conn: socket.socket, request: dict, fds: list[int], kernel, on_str
     os.environ.update(request["env"])
 
     def reply(code: int) -> None:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        conn.sendall(json.dumps({"exit": code}).encode())
-        conn.shutdown(socket.SHUT_WR)  # the client has its answer; the kernel now stops at leisure
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            conn.sendall(json.dumps({"exit": code}).encode())
+            conn.shutdown(socket.SHUT_WR)  # the client has its answer; the kernel now stops at leisure
+        except OSError:
+            pass  # the client went just now: the outcome is on disk all the same; the kernel still stops
 
     return run_job(request["argv"], gone=lambda: conn.recv(1) == b"", how="in the warm runner", kernel=kernel, report=reply)
 
