@@ -180,10 +180,11 @@ def execute(job: dict, target: Path, log_path: Path, kernel: kernels.Kernel | No
     try:
         # The template may have been edited since planning: record the code actually run.
         actual_code = code_digest(nbformat.read(job["notebook"], as_version=4))
-        if kernel is not None and kernel.name != job["kernel"]:
+        ahead = kernel is not None and kernel.name == job["kernel"]
+        if kernel is not None and not ahead:
             kernel.stop(now=True)
-            kernel = None
-        kernel = kernel or kernels.start(job["kernel"])
+        kernel = kernel if ahead else kernels.start(job["kernel"])
+        logging.getLogger("nbsweep").info("run %s on %s", job["run"], "a kernel started ahead" if ahead else "a new kernel")
         nb = papermill.execute_notebook(
             job["notebook"],
             str(partial),
@@ -249,6 +250,5 @@ def run_job(argv: list[str], gone, how: str, kernel: kernels.Kernel | None = Non
     handle_signals(partial)
     watch(gone, partial, reported)
     configure_logging(log_path)
-    started = "a kernel started ahead" if kernel is not None and kernel.name == job["kernel"] else "a new kernel"
-    logging.getLogger("nbsweep").info("run %s executes %s (pid %d) on %s", job["run"], how, os.getpid(), started)
+    logging.getLogger("nbsweep").info("run %s executes %s (pid %d)", job["run"], how, os.getpid())
     return execute(job, target, log_path, kernel, report_once)

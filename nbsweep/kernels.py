@@ -25,10 +25,6 @@ class Kernel:
     manager: object  # jupyter_client AsyncKernelManager, as nbclient uses
     runtime_dir: str
 
-    @property
-    def config(self):
-        return kernel_config(self.runtime_dir)
-
     def stop(self, now: bool = False) -> None:
         """Shut the kernel down (``now``: kill it) and remove its runtime dir."""
         from jupyter_core.utils import run_sync
