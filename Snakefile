@@ -1,29 +1,13 @@
-# nbsweep: run every notebook run listed in config/ (see README.md and config/README.md).
+# The demo project's Snakefile: exactly what `nbsweep init` writes into a project.
+# nbsweep's workflow ships in the installed package; this file only pulls it in.
+import nbsweep
 
 
-include: "rules/common.smk"
-include: "rules/notebooks.smk"
-include: "rules/results.smk"
+module nbsweep:
+    snakefile:
+        nbsweep.snakefile()
+    config:
+        config
 
 
-report: "report/workflow.rst"
-
-
-localrules:
-    all,
-
-
-rule all:
-    default_target: True
-    input:
-        SWEEP.targets(),
-        RESULTS,
-        REPORTED,
-
-
-onsuccess:
-    finish(SWEEP)
-
-
-onerror:
-    finish(SWEEP)
+use rule * from nbsweep

@@ -341,13 +341,13 @@ def main() -> int:
             print(f"# S={size}: faked {count} up-to-date targets in {seconds:.1f} s (not a measurement)", flush=True)
             check = tmp / f"noop-check-{size}.log"
             timed(project, check, "-n", "--cores", str(args.cores))
-            if "notebook" in planned_jobs(check):
+            if "nbsweep_run" in planned_jobs(check):
                 raise SystemExit(f"bench: faked outputs are not up to date; see {check}")
             # The first real invocation with every target present may still run result jobs
             # (summary, index) once; it is timed apart from the no-op proper.
             r["settle"] = timed(project, tmp / f"settle-{size}.log", "--cores", str(args.cores))
             settle_jobs = planned_jobs(tmp / f"settle-{size}.log")
-            if "notebook" in settle_jobs:
+            if "nbsweep_run" in settle_jobs:
                 raise SystemExit(f"bench: faked outputs were re-run; see {tmp / f'settle-{size}.log'}")
             if settle_jobs:
                 row(f"first run after outputs exist ({', '.join(settle_jobs)})", r["settle"], target=None)

@@ -13,6 +13,7 @@ from .templates import Template, read_template
 
 SAFE_NAME = r"[A-Za-z0-9][A-Za-z0-9._+=-]{0,127}"
 _SAFE_NAME_RE = re.compile(SAFE_NAME)
+RESERVED_PREFIX = "nbsweep_"  # nbsweep's own rule names; every other rule is named after a template
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,8 @@ class Planner:
             except SweepError as err:
                 raise SweepError(f"{where}: {err}; fix the 'notebook' path") from None
             check_name(template.stem, "notebook name", where)
+            if template.stem.startswith(RESERVED_PREFIX):
+                raise SweepError(f"{where}: notebook name {template.stem!r} starts with {RESERVED_PREFIX!r}, which names nbsweep's own rules; rename the template")
             self._templates[path] = template
         return self._templates[path]
 

@@ -14,7 +14,7 @@ from .canonical import canonical_json
 from .jobs import job_document
 from .render import html_path
 from .summary import flatten, mapping, read_metadata
-from .workflow import Sweep
+from .sweep import Sweep
 
 STATES = ("up to date", "stale", "failed", "missing")
 

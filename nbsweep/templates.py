@@ -8,6 +8,7 @@ import nbformat
 
 from .canonical import digest
 from .errors import SweepError
+from .parameters import declared
 
 
 def code_cells(nb) -> list[dict]:
@@ -56,12 +57,8 @@ class Template:
 
     @cached_property
     def declared_parameters(self) -> list[str]:
-        """Names assigned in the cell tagged ``parameters``, by papermill's own inspection."""
-        # What papermill.inspect_notebook does, with a language fallback it lacks.
-        from papermill.inspection import _infer_parameters
-        from papermill.iorw import load_notebook_node
-
-        return [p.name for p in _infer_parameters(load_notebook_node(self.path), language=self.language)]
+        """Names assigned in the cell tagged ``parameters`` (empty when its language cannot be read)."""
+        return [p.name for p in declared(self.nb, self.kernelspec, self.language) or []]
 
 
 def read_template(path: str) -> Template:

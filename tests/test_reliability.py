@@ -10,11 +10,11 @@ import pytest
 import yaml
 
 from nbsweep.errors import SweepError
-from nbsweep.workflow import Sweep
+from nbsweep.sweep import Sweep
 
 from conftest import REPO
 
-SCHEMA = REPO / "config" / "schema.yaml"
+from nbsweep.packaged import SCHEMA
 
 
 def kill_tree(pid: int) -> None:

@@ -10,6 +10,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from nbsweep import packaged
 from nbsweep.canonical import canonical_json, digest, fingerprint
 from nbsweep.config import deep_merge, from_seed_format, is_seed_format, load_config, load_schema
 from nbsweep.errors import SweepError
@@ -18,9 +19,9 @@ from nbsweep.plan import Planner, grid_points, kernel_dirs, labelled_points, slu
 from nbsweep.templates import code_digest
 from nbsweep.warm import request_key
 from nbsweep.workdir import marker_path, remove_stale_locks, remove_stale_markers
-from nbsweep.workflow import batch_groups
+from nbsweep.sweep import batch_groups
 
-SCHEMA = load_schema(Path(__file__).resolve().parents[1] / "config" / "schema.yaml")
+SCHEMA = load_schema(packaged.SCHEMA)
 
 
 def test_canonical_json_ignores_key_order_but_not_types():

@@ -1,14 +1,12 @@
-"""What the Snakemake rules call: plan the sweep once per invocation, then answer lookups."""
+"""The sweep of one invocation: its planned runs, indexed by template name and label."""
 
-import sys
-import threading
 from pathlib import Path
 
-from . import layout, summary, workdir
+from . import layout
 from .config import load_config, load_schema
 from .errors import SweepError
 from .jobs import sync_job_file
-from .plan import Run, Planner
+from .plan import Planner, Run
 
 DEFAULT_CONFIG = Path("config/config.yaml")
 
@@ -87,29 +85,3 @@ def batch_groups(runs: list[Run]) -> dict[tuple[str, str], str | None]:
         seen[(run.name, run.batch_size)] = index + 1
         groups[(run.name, run.label)] = f"{run.name}-bs{run.batch_size}-{index // run.batch_size}"
     return groups
-
-
-def load_or_exit(config_files: list[Path], schema_file: Path, recover: bool) -> Sweep:
-    """Plan the sweep; bad input ends the process with one sentence and no traceback."""
-    try:
-        sweep = Sweep.load(config_files, schema_file)
-        if recover:
-            workdir.recover()
-        sweep.sync_job_files()
-        return sweep
-    except SweepError as err:
-        sys.exit(f"nbsweep: {err}.")
-
-
-def finish(sweep: Sweep) -> None:
-    """onsuccess/onerror: write the results, then let Snakemake exit at once.
-
-    Snakemake's job rate limiter (default 100 jobs/s) starts a non-daemon ``threading.Timer``
-    each scheduling round to look again after its timespan, and Python waits for pending timers
-    before it exits: up to a second after every invocation that ran jobs. When these handlers
-    run, every job is done and nothing is left to look at, so the timers are cancelled.
-    """
-    summary.write_results(sweep)
-    for thread in threading.enumerate():
-        if isinstance(thread, threading.Timer):
-            thread.cancel()

@@ -1,7 +1,8 @@
 # One job per run: papermill executes the template with the run's parameters.
+# nbsweep's own rules are named nbsweep_*; every other rule is a template's name.
 
 
-rule notebook:
+rule nbsweep_run:
     input:
         job=get_job_file,
         data=get_data_inputs,
@@ -16,10 +17,8 @@ rule notebook:
     threads: get_threads
     resources:
         **get_resources(),
-    params:
-        python=PYTHON,
     shell:
-        "{params.python} -m nbsweep.run {input.job:q} {output:q} {log:q}"
+        NBSWEEP_PYTHON + " -m nbsweep.run {input.job:q} {output:q} {log:q}"
 
 
 for _name in SWEEP.template_names:

@@ -1,0 +1,84 @@
+"""The ``nbsweep`` command (also ``python -m nbsweep``): a thin layer over the package."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import SweepError
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(
+        prog="nbsweep",
+        description="Run one Jupyter notebook template over many parameter sets with Snakemake. "
+        "In a project folder: `nbsweep init`, edit config/config.yaml, then `snakemake --cores 8`.",
+    )
+    commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    init = commands.add_parser(
+        "init",
+        help="make this folder an nbsweep project (Snakefile, config, profile, .gitignore)",
+        description="Write a Snakefile using the packaged workflow, config/config.yaml listing the templates found, "
+        "profiles/default/ with nbsweep's defaults and .gitignore entries; never overwrites a file.",
+    )
+    init.add_argument("folder", nargs="?", type=Path, default=Path("."), help="the project folder (default: here)")
+    status = commands.add_parser(
+        "status",
+        help="show which runs are up to date, stale (and why), failed or missing",
+        description="Show each configured run's state and why stale runs would re-run; executes and changes nothing.",
+    )
+    status.add_argument(
+        "--configfile", nargs="+", type=Path, default=[], metavar="FILE", help="config files, as given to snakemake (default: config/config.yaml)"
+    )
+    status.add_argument("--remove-orphans", action="store_true", help="delete the outputs of runs that are no longer in the config")
+    params = commands.add_parser(
+        "params", help="list the parameters a template declares", description="List the parameters declared in a template's cell tagged `parameters`."
+    )
+    params.add_argument("notebook", type=Path)
+    commands.add_parser("snakefile", help="print the packaged workflow's Snakefile (for `snakemake -s` or `module:`)")
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "init":
+            from .scaffold import init
+
+            print("\n".join(f"nbsweep: {line}" for line in init(args.folder)))
+            print("nbsweep: next, list your runs in config/config.yaml, then run `snakemake --cores 8`")
+        elif args.command == "status":
+            from .packaged import SCHEMA
+            from .status import status
+
+            print(status(args.configfile, SCHEMA, remove_orphans=args.remove_orphans))
+        elif args.command == "params":
+            print(describe_parameters(args.notebook))
+        elif args.command == "snakefile":
+            from . import snakefile
+
+            print(snakefile())
+    except SweepError as err:
+        print(f"nbsweep: {err}.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def describe_parameters(path: Path) -> str:
+    from .parameters import declared
+    from .templates import read_template
+
+    template = read_template(str(path))
+    found = declared(template.nb, template.kernelspec, template.language)
+    if not template.has_parameters_cell:
+        return f"{path} has no cell tagged `parameters`: papermill injects parameters at the top."
+    if found is None:
+        return f"{path}: papermill cannot read {template.language} parameters cells."
+    if not found:
+        return f"{path}: its parameters cell declares no parameters."
+    width = max(len(p.name) for p in found)
+    lines = [f"Parameters declared in {path}:"]
+    for p in found:
+        kind = "" if p.type_name == "None" else f" ({p.type_name})"
+        note = f"  # {p.help}" if p.help else ""
+        lines.append(f"  {p.name:<{width}} = {p.default}{kind}{note}")
+    return "\n".join(lines)

@@ -1,0 +1,46 @@
+# Plan the sweep: read and validate the project's config, expand runs, sync each run's job file.
+import nbsweep.hooks
+from nbsweep import layout
+from nbsweep.plan import SAFE_NAME
+
+SWEEP = nbsweep.hooks.plan_or_exit(workflow)
+OUTPUT_DIR = SWEEP.output_dir
+TARGET = layout.TARGET.format(output_dir=OUTPUT_DIR, name="{notebook}", label="{label}")
+# How the jobs start Python (this interpreter, or the conda env's with --sdm conda).
+NBSWEEP_PYTHON = nbsweep.hooks.job_python(workflow)
+# Batches (batch_size) on clusters: one --group-components entry covers every batch group.
+nbsweep.hooks.join_batches(workflow, SWEEP)
+
+
+wildcard_constraints:
+    notebook=SAFE_NAME,
+    label=SAFE_NAME,
+
+
+def get_run(wildcards):
+    return SWEEP.run(wildcards.notebook, wildcards.label)
+
+
+def get_job_file(wildcards):
+    return SWEEP.job_files[(wildcards.notebook, wildcards.label)]
+
+
+def get_data_inputs(wildcards):
+    # Content changes reach the job file's fingerprint; mtimes must not trigger reruns.
+    return [ancient(path) for path in get_run(wildcards).inputs]
+
+
+def get_threads(wildcards):
+    return get_run(wildcards).threads
+
+
+def get_group(wildcards):
+    return SWEEP.groups[(wildcards.notebook, wildcards.label)]
+
+
+def get_resources():
+    # Every resource any run sets (mem_mb, runtime, slurm_partition, ...), looked up per run.
+    return {
+        name: lambda wc, name=name: SWEEP.resource(name, (wc.notebook, wc.label))
+        for name in SWEEP.resource_names
+    }

@@ -1,0 +1,39 @@
+# Results: HTML renderings of executed notebooks (target `nbsweep_renderings`) and what
+# nbsweep_all adds. summary.csv/json and index.html are written as the invocation ends
+# (nbsweep.hooks), whatever the outcome.
+from nbsweep import summary
+from nbsweep.packaged import WORKFLOW
+from nbsweep.render import html_path
+
+RENDER = str(html_path(Path(TARGET)))
+# Renderings made before are inputs of nbsweep_all, so they are kept current.
+RENDERINGS = summary.existing_renderings(SWEEP)
+# The summary for `snakemake --report`, as inputs of nbsweep_all.
+SUMMARY_FILES = summary.reported_files(SWEEP, WORKFLOW / "report")
+REPORTED = [report(f, caption=c, category="Summary") for f, c in SUMMARY_FILES]
+
+
+rule nbsweep_render:
+    input:
+        TARGET,
+    output:
+        report(
+            RENDER,
+            caption="../report/notebook.rst",
+            category="Notebooks",
+            subcategory="{notebook}",
+            labels=lambda wc: summary.labels(summary.row(get_run(wc), OUTPUT_DIR)),
+        ),
+    log:
+        str(Path(TARGET).with_suffix(".render.log")),
+    localrule: True
+    conda:
+        "../envs/notebook.yaml"
+    shell:
+        NBSWEEP_PYTHON + " -m nbsweep.render {input:q} {output:q} 2> {log:q}"
+
+
+rule nbsweep_renderings:
+    input:
+        [str(html_path(Path(target))) for target in SWEEP.targets()],
+    localrule: True
