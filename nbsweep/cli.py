@@ -21,6 +21,13 @@ def parser() -> argparse.ArgumentParser:
         "profiles/default/ with nbsweep's defaults and .gitignore entries; never overwrites a file.",
     )
     init.add_argument("folder", nargs="?", type=Path, default=Path("."), help="the project folder (default: here)")
+    init.add_argument(
+        "--cluster",
+        action="append",
+        choices=["slurm", "cluster-generic"],
+        default=[],
+        help="also write profiles/<name>/ for `snakemake --profile profiles/<name>` (repeatable)",
+    )
     status = commands.add_parser(
         "status",
         help="show which runs are up to date, stale (and why), failed or missing",
@@ -44,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "init":
             from .scaffold import init
 
-            print("\n".join(f"nbsweep: {line}" for line in init(args.folder)))
+            print("\n".join(f"nbsweep: {line}" for line in init(args.folder, tuple(args.cluster))))
             print("nbsweep: next, list your runs in config/config.yaml, then run `snakemake --cores 8`")
         elif args.command == "status":
             from .packaged import SCHEMA

@@ -23,6 +23,7 @@ import nbformat
 
 from . import kernels, layout
 from .canonical import fingerprint
+from .cells import place, template_cell
 from .templates import code_digest
 
 EXIT_FAILED = 1
@@ -139,21 +140,23 @@ def write_durably(nb, path: Path) -> None:
 
 
 def describe_failure(err: BaseException, nb) -> dict:
+    """The failure record: exception name and value, and the failing cell in the template's terms
+    (``cell_index`` among the template's cells, 0-based, and ``cell_line``, its first line)."""
     index, output = failing_cell(nb) if nb is not None else (None, None)
     output = output or {}
     ename = getattr(err, "ename", None) or output.get("ename") or type(err).__name__
     evalue = getattr(err, "evalue", None) or output.get("evalue") or (str(err).strip().splitlines() or [""])[0]
-    return {"ename": ename, "evalue": evalue, "cell_index": index}
+    cell_index, cell_line = template_cell(nb, index) if index is not None else (None, "")
+    return {"ename": ename, "evalue": evalue, "cell_index": cell_index, "cell_line": cell_line}
 
 
 def mark_failed_cell(nb, error: dict) -> None:
     """Give the cell that was running an error output when the kernel died or timed out."""
-    index = error["cell_index"]
-    if index is None:
+    index, output = failing_cell(nb)
+    if index is None or output is not None:
         return
-    outputs = nb.cells[index].setdefault("outputs", [])
-    if not any(o.get("output_type") == "error" for o in outputs):
-        outputs.append(nbformat.v4.new_output("error", ename=error["ename"], evalue=error["evalue"], traceback=[]))
+    output = nbformat.v4.new_output("error", ename=error["ename"], evalue=error["evalue"], traceback=[])
+    nb.cells[index].setdefault("outputs", []).append(output)
 
 
 def configure_logging(log_path: Path) -> None:
@@ -223,10 +226,9 @@ def report_failure(err: Exception, job: dict, partial: Path, failed: Path, actua
         record(nb, job, actual_code, error)
         write_durably(nb, partial)
         os.replace(partial, failed)
-    where = f"cell #{error['cell_index'] + 1}" if error["cell_index"] is not None else "before any cell ran"
     kept = f"; executed notebook kept at {failed}" if nb is not None else ""
     print(
-        f"nbsweep: run {job['run']} FAILED in {where}: {error['ename']}: {error['evalue']}{kept}; log at {log_path}",
+        f"nbsweep: run {job['run']} FAILED in {place(error)}: {error['ename']}: {error['evalue']}{kept}; log at {log_path}",
         file=sys.stderr,
     )
 

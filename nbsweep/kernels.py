@@ -4,12 +4,19 @@ IPC transport means no TCP ports, so kernels started at the same moment cannot r
 (papermill#511). nbsweep starts the kernel itself and hands it to papermill (``km=``), so it can
 be started before the run is requested (the warm runner's spares) and shut down after the
 notebook is already in place.
+
+A kernel started ahead records what it was made from (``start_ahead``): its kernelspec and the
+state of its interpreter's site directories. ``still_current`` tells whether a kernel started now
+would be made from the same, so an edited ``kernel.json`` or a new install is never missed.
 """
 
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
+
+from . import site_state
 
 
 def kernel_config(runtime_dir: str):
@@ -24,6 +31,7 @@ class Kernel:
     name: str
     manager: object  # jupyter_client AsyncKernelManager, as nbclient uses
     runtime_dir: str
+    made_from: tuple | None = None  # kernels started ahead: kernelspec, site dirs and their signature
 
     def stop(self, now: bool = False) -> None:
         """Shut the kernel down (``now``: kill it) and remove its runtime dir."""
@@ -55,3 +63,46 @@ def start(name: str, output: int | None = None) -> Kernel:
         shutil.rmtree(runtime_dir, ignore_errors=True)
         raise
     return Kernel(name, manager, runtime_dir)
+
+
+def spec_of(name: str) -> dict:
+    """Kernelspec ``name`` as a kernel started now would use it: its folder and ``kernel.json`` content."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return described(KernelSpecManager().get_kernel_spec(name))
+
+
+def described(spec) -> dict:
+    return {"resource_dir": spec.resource_dir, **spec.to_dict()}
+
+
+def interpreter(spec: dict) -> str | None:
+    """The Python a kernelspec runs, read as jupyter_client does (``python``/``python3`` mean this one)."""
+    argv0 = spec["argv"][0] if spec["argv"] else ""
+    if spec["language"].lower() != "python" or not os.path.basename(argv0).startswith("python"):
+        return None
+    version = sys.version_info
+    return sys.executable if argv0 in {"python", f"python{version[0]}", f"python{version[0]}.{version[1]}"} else argv0
+
+
+def start_ahead(name: str, output: int | None = None) -> Kernel:
+    """``start`` a kernel and record what it was made from, for ``still_current``."""
+    spec = spec_of(name)
+    python = interpreter(spec)
+    dirs = site_state.interpreter_site_dirs(python, {**os.environ, **spec["env"]}) if python else []
+    signature = site_state.signature(dirs)  # before the kernel starts: a later install must show
+    kernel = start(name, output)
+    if described(kernel.manager.kernel_spec) == spec:  # else edited meanwhile: never current
+        kernel.made_from = (spec, dirs, signature)
+    return kernel
+
+
+def still_current(kernel: Kernel) -> bool:
+    """Whether a kernel started now would be made from the same kernelspec and installs."""
+    if kernel.made_from is None:
+        return False
+    spec, dirs, signature = kernel.made_from
+    try:
+        return spec_of(kernel.name) == spec and site_state.signature(dirs) == signature
+    except (KeyError, OSError, ValueError):  # the kernelspec has gone (NoSuchKernel) or is unreadable: a new start says why
+        return False

@@ -2,7 +2,8 @@
 
 Writes a Snakefile that pulls in the packaged workflow, config/config.yaml with a run per
 template found (its declared parameters as a commented example), the workflow profile with
-nbsweep's defaults, and .gitignore entries for what a sweep writes.
+nbsweep's defaults (and, on request, the cluster profiles), and .gitignore entries for what a
+sweep writes.
 """
 
 import os
@@ -90,8 +91,10 @@ def config_text(root: Path, templates: list[Path]) -> str:
     return "\n".join([*head, "runs:", *(run_entry(root, t) for t in templates), ""])
 
 
-def init(root: Path) -> list[str]:
-    """Write the project files that are missing; one line per file written or skipped."""
+def init(root: Path, cluster_profiles: tuple[str, ...] = ()) -> list[str]:
+    """Write the project files that are missing; one line per file written or skipped.
+
+    ``cluster_profiles``: also copy these packaged profiles (``slurm``, ``cluster-generic``)."""
     report = []
 
     def write(relative: str, text: str) -> None:
@@ -105,7 +108,11 @@ def init(root: Path) -> list[str]:
 
     write("Snakefile", SNAKEFILE)
     write("config/config.yaml", config_text(root, find_templates(root)))
-    write("profiles/default/config.yaml", (PROFILES / "default" / "config.yaml").read_text(encoding="utf-8"))
+    for profile in ("default", *cluster_profiles):
+        for source in sorted(p for p in (PROFILES / profile).iterdir() if p.is_file()):
+            write(f"profiles/{profile}/{source.name}", source.read_text(encoding="utf-8"))
+            if os.access(source, os.X_OK):
+                (root / "profiles" / profile / source.name).chmod(0o755)
     report.append(add_ignored(root / ".gitignore"))
     return report
 

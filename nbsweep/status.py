@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import layout
+from . import cells, layout
 from .canonical import canonical_json
 from .jobs import job_document
 from .render import html_path
@@ -74,8 +74,7 @@ def run_state(run, output_dir: str, digests: dict[str, str]) -> RunState:
     if failed.exists():
         made = mapping(read_metadata(failed) or {}, "nbsweep")
         error = mapping(made, "error")
-        where = f" in cell #{error['cell_index'] + 1}" if isinstance(error.get("cell_index"), int) else ""
-        detail = f"{error.get('ename', 'error')}: {error.get('evalue', '')}{where}; see {failed}"
+        detail = f"{error.get('ename', 'error')}: {error.get('evalue', '')} in {cells.place(error)}; see {failed}"
         if made.get("fingerprint") != planned["fingerprint"]:
             detail += "; changed since: " + "; ".join(reasons(made, planned))
         return RunState(run.id, "failed", detail)

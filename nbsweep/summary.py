@@ -1,6 +1,6 @@
 """The results table: one row per configured run, rebuilt after every Snakemake invocation.
 
-``write_results(sweep)`` (the Snakefile's onsuccess/onerror handler) writes summary.csv,
+``write_results(sweep)`` (called as every invocation ends, see ``nbsweep.hooks``) writes summary.csv,
 summary.json and index.html into the output folder. A row comes from the run's executed notebook
 (the target, or the ``.failed.ipynb`` copy): nbsweep's and papermill's metadata, read from the end
 of the file where nbformat writes it, and the values ``nbsweep.record`` left in cell outputs.
@@ -12,29 +12,30 @@ import json
 import os
 import re
 import sys
-from collections import Counter
 from pathlib import Path
 
 from . import index, layout
+from .parameters import declared_defaults
 from .index import cell_text
-from .jobs import write_atomically
+from .jobs import job_document, write_atomically
 from .record import MIME
 from .render import html_path
 
 HEAD = ("template", "label", "status", "stale")
 TAIL = (
+    "default_params",
     "start_time",
     "duration_s",
     "error_name",
     "error_message",
     "error_cell_index",
+    "error_cell_line",
     "target",
     "notebook",
     "html",
     "log",
 )
 FILES = ("summary.csv", "summary.json", "index.html")
-REFRESH = ".nbsweep-refresh"  # made by a job requested only to get the handlers run
 TAIL_BYTES = 1 << 16
 _TOP_METADATA = '\n "metadata": '  # nbformat writes with indent=1: only top-level keys sit at one space
 _METRICS = re.compile(re.escape(f'"{MIME}": '))
@@ -103,51 +104,84 @@ def read_result(path: Path) -> tuple[dict, dict]:
     return metadata_in(text, whole=True) or {}, metrics
 
 
-def planned_fingerprint(job_file: Path) -> str | None:
-    try:
-        return json.loads(job_file.read_text(encoding="utf-8")).get("fingerprint")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 def mapping(parent: dict, key: str) -> dict:
     value = parent.get(key)
     return value if isinstance(value, dict) else {}
 
 
-def row(run, output_dir: str) -> dict:
-    """One run's row: status, parameters, metrics, timing, error and file paths."""
+STATES = {"up to date": "ok", "stale": "stale", "failed": "failed", "missing": "not run"}  # status's word -> ours
+_template_defaults: dict[tuple[str, str], dict] = {}
+
+
+def template_defaults(template) -> dict:
+    """The declared defaults of a template as planned (read once per template code)."""
+    key = (template.path, template.code_digest)
+    if key not in _template_defaults:
+        _template_defaults[key] = declared_defaults(template.nb)
+    return _template_defaults[key]
+
+
+def executed_defaults(notebook: Path) -> dict:
+    """The declared defaults in an executed notebook's own parameters cell (papermill keeps it)."""
+    try:
+        return declared_defaults(json.loads(notebook.read_bytes()))
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def effective_parameters(run, made: dict, notebook: Path | None) -> tuple[dict, list[str]]:
+    """(parameters, names filled in from the template's defaults) of what the run executed with:
+    the parameters its notebook records (the configured ones if it has not run), over the defaults
+    of the template it was made from."""
+    own = made.get("parameters")
+    own = own if isinstance(own, dict) else run.parameters
+    same_template = notebook is None or made.get("template_code") in (None, run.template.code_digest)
+    defaults = template_defaults(run.template) if same_template else executed_defaults(notebook)
+    return {**defaults, **own}, [name for name in defaults if name not in own]
+
+
+def row(run, output_dir: str, digests: dict[str, str] | None = None) -> dict:
+    """One run's row: state (as ``nbsweep status`` decides it), effective parameters, metrics,
+    timing, error and file paths. ``digests``: input file hashes shared across rows."""
+    from .status import run_state  # status imports this module's readers
+
+    digests = {} if digests is None else digests
+    status = STATES[run_state(run, output_dir, digests).state]
     target = layout.target(output_dir, run.name, run.label)
-    failed = layout.failed_copy(target)
-    if target.exists():
-        status, notebook = "ok", target
-    elif failed.exists():
-        status, notebook = "failed", failed
-    else:
-        status, notebook = "not run", None
+    notebook = {"ok": target, "stale": target, "failed": layout.failed_copy(target)}.get(status)
     metadata, metrics = read_result(notebook) if notebook else ({}, {})
     made, papermill = mapping(metadata, "nbsweep"), mapping(metadata, "papermill")
+    parameters, defaulted = effective_parameters(run, made, notebook)
     error = mapping(made, "error")
     duration = papermill.get("duration")
     html, log = html_path(target), layout.log(target)
-    fresh_html = status == "ok" and html.exists() and html.stat().st_mtime_ns >= target.stat().st_mtime_ns
+    fresh_html = notebook == target and html.exists() and html.stat().st_mtime_ns >= target.stat().st_mtime_ns
+    changed = made.get("fingerprint") != job_document(run, digests)["fingerprint"]
     return {
         "template": run.name,
         "label": run.label,
         "status": status,
-        "stale": None if notebook is None else made.get("fingerprint") != planned_fingerprint(layout.job_file(target)),
-        **flatten(run.parameters, "params."),
+        "stale": None if notebook is None else status == "stale" or (status == "failed" and changed),
+        **flatten(parameters, "params."),
         **flatten(metrics, "metrics."),
+        "default_params": defaulted,
         "start_time": papermill.get("start_time"),
         "duration_s": round(duration, 3) if isinstance(duration, (int, float)) else None,
         "error_name": error.get("ename"),
         "error_message": error.get("evalue"),
         "error_cell_index": error.get("cell_index"),
+        "error_cell_line": error.get("cell_line"),
         "target": str(target),
         "notebook": str(notebook) if notebook else None,
         "html": str(html) if fresh_html else None,
         "log": str(log) if log.exists() else None,
     }
+
+
+def rows(sweep) -> list[dict]:
+    """The rows of every configured run, in config order."""
+    digests: dict[str, str] = {}
+    return [row(run, sweep.output_dir, digests) for run in sweep.runs.values()]
 
 
 def table(rows: list[dict]) -> tuple[list[str], list[dict]]:
@@ -175,26 +209,10 @@ def labels(r: dict) -> dict[str, str]:
     return keep
 
 
-def outdated(sweep) -> bool:
-    """Whether the summary files are missing or list other runs than the configured ones."""
-    out = Path(sweep.output_dir)
-    if not all((out / name).is_file() for name in FILES):
-        return True
-    try:
-        listed = [(r["template"], r["label"]) for r in json.loads((out / "summary.json").read_text(encoding="utf-8"))]
-    except (OSError, ValueError, TypeError, KeyError):
-        return True
-    return listed != list(sweep.runs)
-
-
-def extra_targets(sweep, check_summary: bool) -> list[str]:
-    """Inputs of rule ``all`` beyond the targets: renderings that exist (so they are kept
-    current) and, if ``check_summary`` finds the summary outdated, the refresh file."""
+def existing_renderings(sweep) -> list[str]:
+    """Renderings of configured runs that exist (inputs of nbsweep_all, so they are kept current)."""
     renders = [html_path(Path(target)) for target in sweep.targets()]
-    wanted = [str(path) for path in renders if path.exists()]
-    if check_summary and outdated(sweep):
-        wanted.append(str(Path(sweep.output_dir, REFRESH)))
-    return wanted
+    return [str(path) for path in renders if path.exists()]
 
 
 def reported_files(sweep, captions: Path) -> list[tuple[str, str]]:
@@ -207,16 +225,13 @@ def write_results(sweep) -> None:
     """Write summary.csv, summary.json and index.html; a failure is a warning, never an error."""
     out = Path(sweep.output_dir)
     try:
-        columns, rows = table([row(run, sweep.output_dir) for run in sweep.runs.values()])
+        columns, full_rows = table(rows(sweep))
         out.mkdir(parents=True, exist_ok=True)
-        write_atomically(out / "summary.csv", to_csv(columns, rows))
-        write_atomically(out / "summary.json", json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
-        write_atomically(out / "index.html", index.page(columns, rows, out))
-        (out / REFRESH).unlink(missing_ok=True)
-    except Exception as err:  # a handler must not turn a finished sweep into a crash
+        write_atomically(out / "summary.csv", to_csv(columns, full_rows))
+        write_atomically(out / "summary.json", json.dumps(full_rows, indent=1, ensure_ascii=False) + "\n")
+        write_atomically(out / "index.html", index.page(columns, full_rows, out))
+    except Exception as err:  # noqa: BLE001 -- a finished sweep must not end in a crash over its summary
         reason = err.strerror if isinstance(err, OSError) and err.strerror else f"{type(err).__name__}: {err}"
         print(f"nbsweep: could not write the summary in {out}: {reason}", file=sys.stderr)
         return
-    counts = Counter(r["status"] for r in rows)
-    tally = ", ".join(f"{counts[s]} {s}" for s in index.STATUSES if counts[s])
-    print(f"nbsweep: {len(rows)} runs ({tally or 'none configured'}); summary in {out / 'index.html'}", file=sys.stderr)
+    print(f"nbsweep: {len(full_rows)} runs ({index.tally(full_rows) or 'none configured'}); summary in {out / 'index.html'}", file=sys.stderr)

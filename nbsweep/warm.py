@@ -11,9 +11,19 @@ reported done before that kernel shuts down. The client stays the process Snakem
 and relays the exit status; if it dies (Snakemake killed, Ctrl-C), the child sees the socket
 close and kills its kernel.
 
-The server listens in a private directory (mode 0700) under the temp dir, on a socket whose name
-changes with the interpreter and nbsweep's code; it exits after a minute without requests. It is
-not used inside SLURM jobs (their processes die with the job) or when NBSWEEP_WARM_RUNNER=0.
+A run must see exactly what it would see in-process. The request carries the job's directory,
+environment and process setting (umask, rlimits, nice value, CPU affinity: ``process_setting``),
+and the child takes them on before it starts a kernel or executes anything; spares are keyed on
+all of them. A spare's kernel is used only if a kernel started now would be made from the same
+kernelspec and installs (``kernels.still_current``). The server is keyed (its socket name) on the
+interpreter, nbsweep's code, the site directories' state (``site_state``: a ``.pth`` or package
+installed after it started) and what a child cannot change towards (hard limits, nice value).
+
+The server listens in a private directory (mode 0700) under the temp dir, opened once and used
+through its descriptor (``private_dir``: a symlink or file planted there, or a folder others can
+enter, turns the warm runner off with one line); both ends check that the other is the same user
+(``SO_PEERCRED``). It exits after a minute without requests. It is not used inside SLURM jobs
+(their processes die with the job) or when NBSWEEP_WARM_RUNNER=0. Linux only.
 """
 
 import fcntl
@@ -23,11 +33,13 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import process_setting, site_state
+from .private_dir import NotPrivate, PrivateDir, check, default_path, open_private, peer_is_us
 
 IDLE_SECONDS = 60
 STARTUP_SECONDS = 10  # how long a job waits for a server being started before running in-process
@@ -36,20 +48,31 @@ MAX_SPARES = os.cpu_count() or 1  # kernels started ahead, at most one per CPU
 
 
 def enabled() -> bool:
-    return os.environ.get("NBSWEEP_WARM_RUNNER", "1") != "0" and "SLURM_JOB_ID" not in os.environ
+    return os.environ.get("NBSWEEP_WARM_RUNNER", "1") != "0" and "SLURM_JOB_ID" not in os.environ and sys.platform == "linux"
 
 
-def socket_path() -> Path | None:
-    """One server per user, interpreter and version of nbsweep's code."""
+def socket_name(setting: dict) -> str:
+    """One server per user, interpreter, version of nbsweep's code, state of the installed packages,
+    and hard limits and nice value (``process_setting.server_part``)."""
     package = Path(__file__).parent
     stamp = [sys.executable, sys.version]
     stamp += [f"{p.name}:{p.stat().st_mtime_ns}:{p.stat().st_size}" for p in sorted(package.glob("*.py"))]
+    stamp.append(json.dumps([site_state.signature(site_state.site_dirs()), process_setting.server_part(setting)], sort_keys=True))
     key = hashlib.sha256("\n".join(stamp).encode()).hexdigest()[:16]
-    folder = Path(tempfile.gettempdir()) / f"nbsweep-{os.getuid()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    if folder.stat().st_uid != os.getuid() or folder.stat().st_mode & 0o077:
-        return None  # not our private folder: don't talk to whoever listens there
-    return folder / f"runner-{key}.sock"
+    return f"runner-{key}.sock"
+
+
+def lock_name(name: str) -> str:
+    return name.removesuffix(".sock") + ".lock"
+
+
+def socket_path() -> Path | None:
+    """Where the server for this process listens (for people and tests); None if the folder is not private."""
+    try:
+        with open_private(default_path()) as folder:
+            return folder.path / socket_name(process_setting.capture())
+    except NotPrivate:
+        return None
 
 
 # --- client side (the job process: keep imports minimal) ---
@@ -57,49 +80,63 @@ def socket_path() -> Path | None:
 
 def run_via_server(argv: list[str]) -> int | None:
     """Have the warm server execute the run (starting it if needed); None if it can't."""
-    path = socket_path() if enabled() else None
-    if path is None:
+    if not enabled():
         return None
-    conn = connect(path)
-    if conn is None:
-        start_server(path)
-        conn = connect(path, wait=STARTUP_SECONDS)
+    try:
+        folder = open_private(default_path())
+    except NotPrivate as err:
+        print(f"nbsweep: warm runner off: {err}; running in-process", file=sys.stderr)
+        return None
+    setting = process_setting.capture()
+    with folder:
+        name = socket_name(setting)
+        conn = connect(folder, name)
+        if conn is None:
+            start_server(folder, name)
+            conn = connect(folder, name, wait=STARTUP_SECONDS)
     if conn is None:
         return None
-    request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
+    request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "setting": setting}).encode()
     socket.send_fds(conn, [len(request).to_bytes(8, "big") + request], [1, 2])
     exit_with_parent()
     reply = b"".join(iter(lambda: conn.recv(4096), b""))
     if not reply:
         print(f"nbsweep: the warm runner stopped while executing {argv[0]}; run again", file=sys.stderr)
         return 1
-    return json.loads(reply)["exit"]
+    answer = json.loads(reply)
+    return None if "declined" in answer else answer["exit"]  # declined: it cannot take on our setting
 
 
-def connect(path: Path, wait: float = 0) -> socket.socket | None:
-    """A connection to the server at ``path``; with ``wait``, keep trying that many seconds while
-    a server is being started (its start lock is held)."""
+def connect(folder: PrivateDir, name: str, wait: float = 0) -> socket.socket | None:
+    """A connection to our server ``name`` in ``folder``; with ``wait``, keep trying that many
+    seconds while a server is being started (its start lock is held)."""
     deadline = time.monotonic() + wait
     while True:
-        busy = wait > 0 and starting(path)  # checked first: a server releases the lock once listening
+        busy = wait > 0 and starting(folder, name)  # checked first: a server releases the lock once listening
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            conn.connect(str(path))
-            return conn
+            conn.connect(folder.entry(name))
         except OSError:
             conn.close()
+        else:
+            if peer_is_us(conn):
+                return conn
+            conn.close()  # not our process: never send it anything
+            return None
         if not busy or time.monotonic() >= deadline:
             return None
         time.sleep(0.02)
 
 
-def starting(path: Path) -> bool:
-    """Whether a server for ``path`` is starting (holds the start lock) right now."""
-    with open(path.with_suffix(".lock"), "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
+def starting(folder: PrivateDir, name: str) -> bool:
+    """Whether a server for ``name`` is starting (holds the start lock) right now."""
+    lock = folder.open(lock_name(name))
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(lock)
     return False
 
 
@@ -115,29 +152,34 @@ def exit_with_parent() -> None:
     threading.Thread(target=poll, daemon=True).start()
 
 
-def start_server(path: Path) -> None:
+def start_server(folder: PrivateDir, name: str) -> None:
     """Start the server in the background unless another job is starting it right now.
 
-    The lock stays held (by the server, which inherits it) until the server listens.
+    The server inherits the folder's descriptor (it never looks the folder up by name) and the
+    start lock, which it holds until it listens.
     """
-    with open(path.with_suffix(".lock"), "w") as lock:
+    lock = folder.open(lock_name(name))
+    try:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             return
-        if (conn := connect(path)) is not None:  # started while we were looking
+        if (conn := connect(folder, name)) is not None:  # started while we were looking
             conn.close()
             return
-        path.unlink(missing_ok=True)  # a server that died leaves its socket file behind
+        folder.unlink(name)  # a server that died leaves its socket file behind
         subprocess.Popen(
-            [sys.executable, "-m", "nbsweep.warm", str(path), str(lock.fileno())],
+            # the path is for process listings only; the server uses the descriptor
+            [sys.executable, "-m", "nbsweep.warm", str(folder.path / name), str(folder.fd), str(lock)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
-            pass_fds=[lock.fileno()],
+            pass_fds=[folder.fd, lock],
             cwd="/",
         )
+    finally:
+        os.close(lock)
 
 
 # --- server side ---
@@ -153,35 +195,39 @@ class Spare:
 
 
 def request_key(request: dict) -> tuple:
-    """What a kernel started ahead must share with a run: kernel name, directory, environment."""
+    """What a kernel started ahead must share with a run: kernel name, directory, environment and
+    process setting (the kernelspec and installs are checked at hand-over: ``kernels.still_current``)."""
     job_file = Path(request["cwd"], request["argv"][0])
     try:
         kernel = json.loads(job_file.read_text(encoding="utf-8"))["kernel"]
     except (OSError, ValueError, KeyError):
         kernel = None
-    return (kernel, request["cwd"], json.dumps(request["env"], sort_keys=True))
+    return (kernel, request["cwd"], json.dumps(request["env"], sort_keys=True), json.dumps(request["setting"], sort_keys=True))
 
 
-def serve(path: Path, lock_fd: int) -> None:
+def serve(shown: Path, dir_fd: int, lock_fd: int) -> None:
+    """Serve in the folder opened as ``dir_fd`` (``shown`` is its path, for messages) as ``shown.name``."""
     from . import execute
+
+    check(dir_fd, shown.parent)
+    os.set_inheritable(dir_fd, False)  # not for kernels
+    folder, name = PrivateDir(shown.parent, dir_fd), shown.name
 
     execute.rehearse()  # the point of the server: imports done once, shared by every fork
     import jupyter_client.manager  # noqa: F401
 
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(path))
+    listener.bind(folder.entry(name))
     listener.listen(128)
     listener.settimeout(1)
     os.close(lock_fd)  # listening: clients may connect; a new server may start once this one exits
-    inode = path.stat().st_ino
+    inode = folder.inode(name)
     spares: list[Spare] = []
     busy: set[int] = set()  # children executing a run
     last_request = time.monotonic()
     while busy or time.monotonic() - last_request < IDLE_SECONDS:
         reap(busy, spares)
-        try:
-            conn, _ = listener.accept()
-        except TimeoutError:
+        if (conn := accept_ours(listener)) is None:
             continue
         last_request = time.monotonic()
         conn.settimeout(5)
@@ -198,8 +244,20 @@ def serve(path: Path, lock_fd: int) -> None:
         replenish(spares, key, wanted=min(len(busy), MAX_SPARES), listener=listener)
     for spare in spares:
         spare.channel.close()
-    if path.exists() and path.stat().st_ino == inode:
-        path.unlink()
+    if folder.inode(name) == inode:
+        folder.unlink(name)
+
+
+def accept_ours(listener: socket.socket) -> socket.socket | None:
+    """The next connection, if it comes from a process of ours (None after the listener's timeout)."""
+    try:
+        conn, _ = listener.accept()
+    except TimeoutError:
+        return None
+    if peer_is_us(conn):
+        return conn
+    conn.close()
+    return None
 
 
 def receive(conn: socket.socket, count: int = STREAMS) -> tuple[dict, list[int]]:
@@ -273,13 +331,17 @@ def wait_as_spare(channel: socket.socket, key: tuple) -> int:
     """In a spare: start a kernel in ``key``'s setting, then serve the request handed over."""
     from . import kernels
 
-    kernel_name, cwd, env = key
+    kernel_name, cwd, env, setting = key
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(json.loads(env))
+    try:
+        process_setting.apply(json.loads(setting))
+    except (OSError, ValueError):
+        return 0  # not a setting this process can take on: the run goes to a new child, which declines
     output, kernel_output = os.pipe()
     try:
-        kernel = kernels.start(kernel_name, output=kernel_output) if kernel_name else None
+        kernel = kernels.start_ahead(kernel_name, output=kernel_output) if kernel_name else None
     except Exception:
         kernel = None  # the run starts its own kernel and reports why that fails
     os.close(kernel_output)
@@ -289,6 +351,9 @@ def wait_as_spare(channel: socket.socket, key: tuple) -> int:
         if kernel is not None:
             kernel.stop(now=True)
         return 0
+    if kernel is not None and not kernels.still_current(kernel):  # kernelspec edited, or a new install
+        kernel.stop(now=True)
+        kernel = None
     conn = socket.socket(fileno=fds[0])
     relay = threading.Thread(target=copy_to_stderr, args=(output,), daemon=True)
     return serve_one(conn, request, fds[1:], kernel, on_streams=relay.start)
@@ -304,18 +369,26 @@ def copy_to_stderr(fd: int) -> None:
 
 
 def serve_one(conn: socket.socket, request: dict, fds: list[int], kernel, on_streams=None) -> int:
-    """In a child: take over the client's streams, directory and environment; run; reply."""
+    """In a child: take over the client's directory, environment, process setting and streams; run;
+    reply. A setting it cannot take on exactly is declined (the client then runs in-process)."""
     from .execute import run_job
 
     conn.settimeout(None)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    try:
+        process_setting.apply(request["setting"])
+    except (OSError, ValueError) as err:
+        if kernel is not None:
+            kernel.stop(now=True)
+        conn.sendall(json.dumps({"declined": str(err)}).encode())
+        return 0
     for fd, target in zip(fds, (1, 2)):
         os.dup2(fd, target)
         os.close(fd)
     if on_streams:
         on_streams()
-    os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
 
     def reply(code: int) -> None:
         try:
@@ -330,4 +403,4 @@ def serve_one(conn: socket.socket, request: dict, fds: list[int], kernel, on_str
 
 
 if __name__ == "__main__":
-    serve(Path(sys.argv[1]), int(sys.argv[2]))
+    serve(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))

@@ -29,9 +29,11 @@ def test_failed_run_is_kept_aside_and_only_it_reruns_after_fix(failing_project):
     nb = json.loads(failed.read_text())
     error = nb["metadata"]["nbsweep"]["error"]
     assert error["ename"] == "ZeroDivisionError" and "x must not be zero" in error["evalue"]
-    assert any(o.get("output_type") == "error" for o in nb["cells"][error["cell_index"]]["outputs"])
+    assert error["cell_index"] == 3 and error["cell_line"] == "if x == 0:"  # the template's 4th cell
+    failing = [c for c in nb["cells"] if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    assert ["".join(c["source"]) for c in failing] == ["if x == 0:\n    raise ZeroDivisionError('x must not be zero')"]
     console = proc.stderr
-    assert "calc/x0 FAILED in cell #" in console and "ZeroDivisionError: x must not be zero" in console
+    assert "calc/x0 FAILED in cell 4 (`if x == 0:`)" in console and "ZeroDivisionError: x must not be zero" in console
     assert "Traceback" not in console.split("calc/x0 FAILED")[0][-200:]
 
     config = yaml.safe_load((p.root / "config/config.yaml").read_text())

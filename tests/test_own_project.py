@@ -21,7 +21,8 @@ CODE = ["from nbsweep import record\nassert x != 0, 'x must not be zero'\nrecord
 @pytest.fixture(scope="session")
 def installed(tmp_path_factory) -> Path:
     """A venv holding nbsweep from its built wheel (once per test session, shared by xdist workers)."""
-    shared = tmp_path_factory.getbasetemp().parent
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # this session's, not an older one's
     venv = shared / "wheel-venv"
     with open(shared / "wheel-venv.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -112,7 +113,8 @@ def test_init_then_snakemake_in_an_empty_folder(installed, tmp_path):
 def test_init_twice_changes_nothing(installed, tmp_path):
     folder = user_folder(tmp_path)
     (folder / ".gitignore").write_text("*.pyc")  # a user's own file, without a final newline
-    run(installed, folder, "nbsweep", "init")
+    run(installed, folder, "nbsweep", "init", "--cluster", "cluster-generic")
+    assert os.access(folder / "profiles/cluster-generic/submit.py", os.X_OK)
     assert (folder / ".gitignore").read_text() == "*.pyc\n# nbsweep outputs\npapermill_outputs/\n.snakemake/\n"
     files = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
     second = run(installed, folder, "nbsweep", "init").stdout

@@ -10,7 +10,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from nbsweep import index, summary
+from nbsweep import cells, index, summary
+from nbsweep.parameters import declared_defaults
+from nbsweep.execute import describe_failure, mark_failed_cell
 from nbsweep.record import MIME, plain
 from nbsweep.status import parameter_changes, reasons
 
@@ -86,15 +88,24 @@ def test_table_orders_columns_and_csv_round_trips():
         {"template": "b", "label": "2", "status": "failed", "stale": None, "params.y": [1, 2], "params.x": None},
     ]
     columns, full = summary.table(rows)
-    assert columns[:4] == list(summary.HEAD) and columns[-len(summary.TAIL):] == list(summary.TAIL)
-    assert columns[4:-len(summary.TAIL)] == ["params.x", "params.y", "metrics.acc"]
+    assert columns[:4] == list(summary.HEAD) and columns[-len(summary.TAIL) :] == list(summary.TAIL)
+    assert columns[4 : -len(summary.TAIL)] == ["params.x", "params.y", "metrics.acc"]
     parsed = list(csv.DictReader(io.StringIO(summary.to_csv(columns, full))))
     assert parsed[0]["stale"] == "false" and parsed[0]["metrics.acc"] == "0.5"
     assert parsed[1]["params.y"] == "[1,2]" and parsed[1]["params.x"] == "" and parsed[1]["stale"] == ""
 
 
 def test_report_labels_are_text_as_in_the_index():
-    row = {"label": "r1", "status": "ok", "params.lr": 0.0, "params.on": True, "metrics.acc": 0.794258373, "metrics.hist": [1, 2], "metrics.none": None, "log": "x"}
+    row = {
+        "label": "r1",
+        "status": "ok",
+        "params.lr": 0.0,
+        "params.on": True,
+        "metrics.acc": 0.794258373,
+        "metrics.hist": [1, 2],
+        "metrics.none": None,
+        "log": "x",
+    }
     assert summary.labels(row) == {"run": "r1", "status": "ok", "lr": "0", "on": "true", "acc": "0.7943", "hist": "[1,2]", "none": ""}
 
 
@@ -132,8 +143,21 @@ def index_row(**values):
 
 def test_index_escapes_text_and_links_relative_to_the_output_folder():
     rows = [
-        index_row(label="a+b=1", **{"params.note": "<script>alert(1)</script>"}, notebook="out/t/a+b=1/t_a+b=1.ipynb", log="out/t/a+b=1/t_a+b=1.log"),
-        index_row(label="bad", status="failed", error_name="ValueError", error_message="x < 0 & y", error_cell_index=2, notebook="out/t/bad/t_bad.failed.ipynb"),
+        index_row(
+            label="a+b=1",
+            **{"params.note": "<script>alert(1)</script>"},
+            notebook="out/t/a+b=1/t_a+b=1.ipynb",
+            log="out/t/a+b=1/t_a+b=1.log",
+        ),
+        index_row(
+            label="bad",
+            status="failed",
+            error_name="ValueError",
+            error_message="x < 0 & y",
+            error_cell_index=2,
+            error_cell_line="y = f(x)",
+            notebook="out/t/bad/t_bad.failed.ipynb",
+        ),
         index_row(label="later", status="not run", stale=None),
     ]
     columns, full = summary.table(rows)
@@ -141,7 +165,101 @@ def test_index_escapes_text_and_links_relative_to_the_output_folder():
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert 'href="t/a%2Bb%3D1/t_a%2Bb%3D1.ipynb"' in page and 'href="t/a%2Bb%3D1/t_a%2Bb%3D1.log"' in page
     assert '<a href="t/bad/t_bad.failed.ipynb">failed.ipynb</a>' in page
-    assert "ValueError: x &lt; 0 &amp; y <span class=\"where\">in cell #3</span>" in page
+    assert 'ValueError: x &lt; 0 &amp; y <span class="where">in cell 3 (`y = f(x)`)</span>' in page
     assert page.count("<tr class=") == 3 and 'data-status="not run"' in page
-    assert "snakemake report_index" in page  # no renderings yet: say how to make them
+    assert "snakemake nbsweep_renderings" in page  # no renderings yet: say how to make them
     assert "http://" not in page and "https://" not in page
+
+
+def test_page_data_cannot_close_its_script_element():
+    rows = [index_row(label="a", **{"params.note": "</script><script>alert(1)</script>", "metrics.x": float("nan")})]
+    page = index.page(*summary.table(rows), Path("out"))
+    data = page.split('<script type="application/json" id="runs-data">')[1].split("</script>")[0]
+    assert json.loads(data)[0]["params"]["note"] == "</script><script>alert(1)</script>"
+    assert json.loads(data)[0]["metrics"]["x"] is None
+
+
+def with_parameters(source: str, language: str = "python"):
+    cell = new_code_cell(source, metadata={"tags": ["parameters"]})
+    return new_notebook(cells=[new_code_cell("x = 99"), cell], metadata={"language_info": {"name": language}})
+
+
+def test_declared_defaults_are_the_literal_assignments_of_the_parameters_cell():
+    source = "a = 1\nb: float = 0.5  # help\nc = d = 'x'\nopts = {'k': (1, 2), 'on': True}\nn = len('ab')\ns = {1, 2}\nnone = None\na = 2"
+    assert declared_defaults(with_parameters(source)) == {
+        "a": 2,
+        "b": 0.5,
+        "c": "x",
+        "d": "x",
+        "opts": {"k": [1, 2], "on": True},
+        "none": None,
+    }
+    assert declared_defaults(with_parameters("%matplotlib inline\nlr = 0.1\nname = 'm'  # a comment")) == {"lr": 0.1, "name": "m"}
+    assert declared_defaults(with_parameters("x <- 1", language="R")) == {}
+    assert declared_defaults(new_notebook(cells=[new_code_cell("x = 1")])) == {}
+
+
+def test_effective_parameters_put_the_run_over_the_template_defaults(tmp_path):
+    class Template:
+        path, code_digest, nb = "t.ipynb", "code1", with_parameters("lr = 0.1\nepochs = 300\ncfg = {'a': 1, 'b': 2}")
+
+    class Run:
+        template, parameters = Template, {"lr": 0.3, "cfg": {"a": 5}}
+
+    assert summary.effective_parameters(Run, {}, None) == ({"lr": 0.3, "epochs": 300, "cfg": {"a": 5}}, ["epochs"])
+    # A notebook made from another version of the template: its own parameters cell and parameters count.
+    executed = tmp_path / "old.ipynb"
+    nbformat.write(with_parameters("lr = 0.1\nepochs = 10"), executed)
+    made = {"template_code": "code0", "parameters": {"lr": 0.2}}
+    assert summary.effective_parameters(Run, made, executed) == ({"lr": 0.2, "epochs": 10}, ["epochs"])
+
+
+def executed_notebook():
+    """What papermill leaves of a failed run: a banner on top, the injected cell, a banner before the failing cell."""
+    banner = {"tags": ["papermill-error-cell-tag"]}
+    return new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("An Exception was encountered", metadata=banner),
+            nbformat.v4.new_markdown_cell("# template"),
+            new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+            new_code_cell("x = 0", metadata={"tags": ["injected-parameters"]}),
+            new_code_cell("y = 1"),
+            nbformat.v4.new_markdown_cell("stopped here", metadata=banner),
+            new_code_cell(
+                "\n\n   model.fit(X, y)  \nmore()", outputs=[new_output("error", ename="ValueError", evalue="bad X", traceback=[])]
+            ),
+        ]
+    )
+
+
+def test_a_failure_names_the_template_cell_and_its_first_line():
+    nb = executed_notebook()
+    error = describe_failure(RuntimeError("cell failed"), nb)
+    assert error == {"ename": "ValueError", "evalue": "bad X", "cell_index": 3, "cell_line": "model.fit(X, y)"}
+    assert cells.place(error) == "cell 4 (`model.fit(X, y)`)"
+    assert cells.template_cell(nb, 3) == (None, "injected parameters")
+    assert cells.place({"cell_index": None, "cell_line": "injected parameters"}) == "papermill's injected-parameters cell"
+    assert cells.place({}) == "before any cell ran" and cells.first_line("x" * 100).endswith("…")
+
+
+def test_a_cell_that_was_running_when_the_kernel_died_gets_the_error():
+    nb = executed_notebook()
+    nb.cells[-1].outputs = []
+    nb.cells[-1].metadata["papermill"] = {"status": "running"}
+    error = describe_failure(RuntimeError("Kernel died"), nb)
+    assert (error["ename"], error["evalue"], error["cell_index"]) == ("RuntimeError", "Kernel died", 3)
+    mark_failed_cell(nb, error)
+    mark_failed_cell(nb, error)
+    assert [o["ename"] for o in nb.cells[-1].outputs] == ["RuntimeError"]
+
+
+def test_parameters_the_same_in_every_run_are_shown_once():
+    rows = [
+        index_row(label="a", default_params=["seed"], **{"params.lr": 0.1, "params.seed": 0, "params.gone": None}),
+        index_row(label="b", default_params=["seed"], **{"params.lr": 0.3, "params.seed": 0, "params.gone": None}),
+    ]
+    assert index.split_parameters(rows, ["params.lr", "params.seed", "params.gone"]) == (["params.seed"], ["params.lr"])
+    page = index.page(*summary.table(rows), Path("out"))
+    assert 'Same in every run: <span class="const default"><b>seed</b> = 0 <small' in page
+    assert '<button type="button">seed</button>' not in page and '<button type="button">lr</button>' in page
+    assert index.tally([*rows, index_row(status="stale"), index_row(status="not run")]) == "2 ok, 1 stale, 1 not run"

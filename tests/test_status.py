@@ -10,7 +10,8 @@ from nbformat.v4 import new_notebook
 
 from nbsweep import layout
 from nbsweep.jobs import job_document
-from nbsweep.workflow import Sweep
+from nbsweep.packaged import SCHEMA
+from nbsweep.sweep import Sweep
 from conftest import REPO
 
 ECHO = ["if x < 0:\n    raise ValueError('negative x')", "print('ECHO', x)"]
@@ -48,7 +49,7 @@ def test_status_explains_each_run_and_changes_nothing(project):
     project.snakemake(check=False)
     assert states(status(project).stdout) == {
         **{f"echo/{label}": ("up to date", "") for label in ("p", "k", "i", "u", "old")},
-        "echo/f": ("failed", "ValueError: negative x in cell #6; see papermill_outputs/echo/f/echo_f.failed.ipynb"),
+        "echo/f": ("failed", "ValueError: negative x in cell 3 (`if x < 0:`); see papermill_outputs/echo/f/echo_f.failed.ipynb"),
         "other/c": ("up to date", ""),
     }
 
@@ -67,7 +68,7 @@ def test_status_explains_each_run_and_changes_nothing(project):
         "echo/k": ("stale", "kernel changed: python3 → py2"),
         "echo/i": ("stale", "input data.csv changed"),
         "echo/u": ("up to date", ""),
-        "echo/f": ("failed", "ValueError: negative x in cell #6; see papermill_outputs/echo/f/echo_f.failed.ipynb"),
+        "echo/f": ("failed", "ValueError: negative x in cell 3 (`if x < 0:`); see papermill_outputs/echo/f/echo_f.failed.ipynb"),
         "other/c": ("stale", "template code changed"),
         "echo/new": ("missing", "not run yet"),
     }
@@ -97,7 +98,7 @@ def test_status_of_1000_runs_takes_under_3_seconds(project, monkeypatch):
     project.notebook("grid", ["print(a, b)"], "a = 0\nb = 0")
     project.write_config({"runs": [{"notebook": "notebooks/grid.ipynb", "label": "a{a}-b{b}", "grid": {"a": list(range(40)), "b": list(range(25))}}]})
     monkeypatch.chdir(project.root)
-    sweep = Sweep.load([], REPO / "config" / "schema.yaml")
+    sweep = Sweep.load([], SCHEMA)
     filler = nbformat.v4.new_code_cell("print('x')", outputs=[nbformat.v4.new_output("stream", name="stdout", text="x" * 20_000)])
     for run in sweep.runs.values():
         doc = job_document(run, {})

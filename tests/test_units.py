@@ -191,8 +191,9 @@ def test_kernel_dirs_follow_jupyter_path_and_ipythondir(tmp_path, monkeypatch):
 
 def test_a_spare_fits_only_requests_with_the_same_kernel_directory_and_environment(tmp_path):
     (tmp_path / "job.json").write_text(json.dumps({"kernel": "python3"}))
-    request = {"argv": ["job.json", "t.ipynb", "t.log"], "cwd": str(tmp_path), "env": {"A": "1", "B": "2"}}
+    request = {"argv": ["job.json", "t.ipynb", "t.log"], "cwd": str(tmp_path), "env": {"A": "1", "B": "2"}, "setting": {"umask": 0o22}}
     key = request_key(request)
+    assert key != request_key({**request, "setting": {"umask": 0o77}})
     assert key == request_key({**request, "env": {"B": "2", "A": "1"}, "argv": ["job.json", "u.ipynb", "u.log"]})
     assert key != request_key({**request, "env": {"A": "1", "B": "3"}})
     assert key != request_key({**request, "cwd": str(tmp_path / "elsewhere")})

@@ -2,6 +2,7 @@
 
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import SNAKEFILE, SNAKEMAKE
 
 
 def run_ids(project, how):
@@ -27,9 +29,22 @@ def kernel_processes(tmpdir):
     return found
 
 
+def servers(tmpdir):
+    """Warm servers of this test: those listening in its own temp dir (their argv shows the socket path)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if "nbsweep.warm" in cmdline and any(arg.startswith(str(tmpdir)) for arg in cmdline):
+            found.append(proc)
+    return found
+
+
 def stop_server(project):
-    path = socket_path_for(project)
-    subprocess.run(["pkill", "-f", f"nbsweep.warm {path}"], check=False)
+    """SIGTERM this test's servers, by pid (they take their spares with them)."""
+    for proc in servers(os.environ["TMPDIR"]):
+        proc.terminate()
 
 
 @pytest.fixture
@@ -45,8 +60,9 @@ def warm_project(project, monkeypatch, tmp_path_factory):
 
 def socket_path_for(project):
     env = {**os.environ, **project.env}
-    out = subprocess.run([sys.executable, "-c", "from nbsweep import warm; print(warm.socket_path())"],
-                         env=env, capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", "from nbsweep import warm; print(warm.socket_path())"], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
     return None if out == "None" else Path(out)
 
 
@@ -119,6 +135,172 @@ def test_failures_are_reported_the_same_way(warm_project):
     p.notebook("w", ["raise ValueError(f'bad {x}')"], "x = 0")
     proc = p.snakemake("--cores", "1", "papermill_outputs/w/r1/w_r1.ipynb", check=False)
     assert proc.returncode != 0
-    assert "w/r1 FAILED in cell #" in proc.stderr and "ValueError: bad 1" in proc.stderr
+    assert "w/r1 FAILED in cell" in proc.stderr and "ValueError: bad 1" in proc.stderr
     assert run_ids(p, "in the warm runner") == {"r0", "r1"}
     assert p.target("w", "r1").with_suffix(".failed.ipynb").exists()
+
+
+# --- a run sees what it would see in-process (issue 11, item 9) ---
+
+
+def last_stdout(project, label):
+    return "".join(json.loads(project.target("w", label).read_text())["cells"][-1]["outputs"][0]["text"])
+
+
+def wait_for_one_spare_kernel(deadline=30):
+    """Until exactly one kernel of this test runs (the spare; the finished run's has stopped)."""
+    tmpdir = os.environ["TMPDIR"]
+    end = time.monotonic() + deadline
+    while len(kernel_processes(tmpdir)) != 1 and time.monotonic() < end:
+        time.sleep(0.1)
+    assert len(kernel_processes(tmpdir)) == 1, "expected one spare kernel waiting"
+    time.sleep(1)  # the spare's interpreter has read its site directories by now
+
+
+def test_the_umask_of_the_invoking_shell_applies(warm_project):
+    p = warm_project
+    p.snakemake("--cores", "1", "papermill_outputs/w/r0/w_r0.ipynb")  # the server starts with umask 022
+    old = os.umask(0o077)
+    try:
+        p.snakemake("--cores", "1", "papermill_outputs/w/r1/w_r1.ipynb")
+    finally:
+        os.umask(old)
+    assert run_ids(p, "in the warm runner") == {"r0", "r1"}
+    assert p.target("w", "r0").stat().st_mode & 0o777 == 0o644
+    assert p.target("w", "r1").stat().st_mode & 0o777 == 0o600
+    assert p.target("w", "r1").with_suffix(".log").stat().st_mode & 0o777 == 0o600
+
+
+PROBE = (
+    "import os, resource\n"
+    "print('SEEN', oct(os.umask(0)), os.nice(0), resource.getrlimit(resource.RLIMIT_NOFILE)[0], sorted(os.sched_getaffinity(0)))"
+)
+
+
+def snakemake_with(project, preexec, *args):
+    """``project.snakemake`` from a shell whose umask, rlimits, nice value or affinity ``preexec`` sets."""
+    cmd = [*SNAKEMAKE, "-s", str(SNAKEFILE), "-d", str(project.root), "--cores", "1", *args]
+    proc = subprocess.run(
+        cmd, cwd=project.root, env=project.env, capture_output=True, text=True, timeout=300, preexec_fn=preexec, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_rlimits_nice_and_cpu_affinity_of_the_invoking_shell_apply(warm_project):
+    p = warm_project
+    p.notebook("w", [PROBE], "x = 0")
+    p.snakemake("--cores", "1", "papermill_outputs/w/r0/w_r0.ipynb")
+    default_nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert last_stdout(p, "r0") == f"SEEN {oct(mask)} {os.nice(0)} {default_nofile} {sorted(os.sched_getaffinity(0))}\n"
+
+    def limited():
+        os.umask(0o027)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+    snakemake_with(p, limited, "papermill_outputs/w/r1/w_r1.ipynb")  # same server: its child takes these on
+    assert last_stdout(p, "r1") == f"SEEN 0o27 {os.nice(0)} 256 {[min(os.sched_getaffinity(0))]}\n"
+    snakemake_with(p, lambda: os.nice(3), "papermill_outputs/w/r2/w_r2.ipynb")  # a server of its own: it cannot lower it
+    assert last_stdout(p, "r2") == f"SEEN {oct(mask)} {os.nice(0) + 3} {default_nofile} {sorted(os.sched_getaffinity(0))}\n"
+    assert run_ids(p, "in the warm runner") == {"r0", "r1", "r2"}
+
+
+def test_an_edited_kernelspec_is_seen_by_the_next_run(warm_project):
+    p = warm_project
+    p.add_kernel("k2")
+    spec_file = p.root / "share" / "jupyter" / "kernels" / "k2" / "kernel.json"
+    spec = json.loads(spec_file.read_text())
+    spec_file.write_text(json.dumps({**spec, "env": {"NBSWEEP_SPEC_FLAVOUR": "one"}}))
+    p.notebook("w", ["import os\nprint('SEEN', os.environ.get('NBSWEEP_SPEC_FLAVOUR'))"], "x = 0", kernel="k2")
+    p.snakemake("--cores", "1", "papermill_outputs/w/r0/w_r0.ipynb")
+    wait_for_one_spare_kernel()  # started with the spec as it was
+    spec_file.write_text(json.dumps({**spec, "env": {"NBSWEEP_SPEC_FLAVOUR": "two"}}))
+    p.snakemake("--cores", "1", "papermill_outputs/w/r1/w_r1.ipynb")
+    assert [last_stdout(p, "r0"), last_stdout(p, "r1")] == ["SEEN one\n", "SEEN two\n"]
+    assert run_ids(p, "in the warm runner") == {"r0", "r1"}
+    assert "on a new kernel" in p.target("w", "r1").with_suffix(".log").read_text()
+
+
+def test_a_pth_file_installed_after_the_kernel_started_ahead_is_seen(warm_project, tmp_path):
+    """A kernel of another interpreter (a venv whose site-packages this test owns) gets a .pth file."""
+    p = warm_project
+    venv = tmp_path / "kernelenv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site_packages = next(venv.glob("lib/python*/site-packages"))
+    ours = subprocess.run(
+        [sys.executable, "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True, text=True, check=True
+    )
+    (site_packages / "nbsweep_test_base.pth").write_text(ours.stdout)  # ipykernel from this checkout's venv
+    spec = p.root / "share" / "jupyter" / "kernels" / "venvk" / "kernel.json"
+    spec.parent.mkdir(parents=True)
+    argv = [str(venv / "bin" / "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    spec.write_text(json.dumps({"argv": argv, "display_name": "venvk", "language": "python"}))
+    probe = "try:\n    import nbsweep_extra_module\n    print('FOUND')\nexcept ImportError:\n    print('MISSING')"
+    p.notebook("w", [probe], "x = 0", kernel="venvk")
+    p.snakemake("--cores", "1", "papermill_outputs/w/r0/w_r0.ipynb")
+    wait_for_one_spare_kernel()
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "nbsweep_extra_module.py").write_text("")
+    (site_packages / "nbsweep_test_extra.pth").write_text(str(extra) + "\n")
+    p.snakemake("--cores", "1", "papermill_outputs/w/r1/w_r1.ipynb")
+    assert [last_stdout(p, "r0"), last_stdout(p, "r1")] == ["MISSING\n", "FOUND\n"]
+    assert run_ids(p, "in the warm runner") == {"r0", "r1"}
+
+
+def test_the_server_is_keyed_on_the_site_directories_and_what_a_child_cannot_change(tmp_path, monkeypatch):
+    from nbsweep import process_setting, site_state, warm
+
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    monkeypatch.setattr(site_state, "site_dirs", lambda: [str(site)])
+    setting = process_setting.capture()
+    names = [warm.socket_name(setting)]
+    (site / "extra.pth").write_text("/nowhere\n")
+    names.append(warm.socket_name(setting))
+    os.utime(site, ns=(0, 0))  # the folder unchanged to the eye; the .pth file edited in place
+    (site / "extra.pth").write_text("/elsewhere/longer\n")
+    names.append(warm.socket_name(setting))
+    names.append(warm.socket_name({**setting, "nice": setting["nice"] + 1}))
+    names.append(warm.socket_name({**setting, "umask": 0o077, "affinity": [0]}))  # a child sets these itself
+    assert len(set(names[:4])) == 4 and names[4] == names[2]
+
+
+def test_a_forked_child_takes_on_the_captured_setting():
+    from nbsweep import process_setting
+
+    setting = process_setting.capture()
+    wanted = {**setting, "umask": 0o027, "nice": setting["nice"] + 2, "affinity": setting["affinity"][:1]}
+    wanted["rlimits"] = {**setting["rlimits"], "RLIMIT_NOFILE": [200, setting["rlimits"]["RLIMIT_NOFILE"][1]]}
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        process_setting.apply(wanted)
+        os.write(write, json.dumps(process_setting.capture()).encode())
+        os._exit(0)
+    os.close(write)
+    seen = json.loads(os.read(read, 1 << 16))
+    os.waitpid(pid, 0)
+    assert seen == wanted
+    assert process_setting.capture() == setting  # the parent is untouched
+
+
+def test_a_setting_the_child_cannot_take_on_is_declined_not_run(tmp_path):
+    """The client then runs in-process (``run_via_server`` returns None for a declined request)."""
+    from nbsweep import process_setting, warm
+
+    setting = {**process_setting.capture(), "affinity": [(os.cpu_count() or 1) + 64]}  # a CPU this machine lacks
+    request = {"argv": ["no-job.json", "t.ipynb", "t.log"], "cwd": str(tmp_path), "env": dict(os.environ), "setting": setting}
+    ours, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        ours.close()
+        os._exit(warm.serve_one(theirs, request, [], kernel=None))
+    theirs.close()
+    reply = json.loads(b"".join(iter(lambda: ours.recv(4096), b"")))
+    _, status = os.waitpid(pid, 0)
+    assert "declined" in reply and os.waitstatus_to_exitcode(status) == 0
+    assert list(tmp_path.iterdir()) == []  # nothing was executed or written

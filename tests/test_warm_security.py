@@ -1,0 +1,125 @@
+"""The warm runner's private folder and peers (issue 11, item 8): nothing planted in the temp dir is trusted."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from nbsweep import private_dir, warm
+from nbsweep.private_dir import NotPrivate, open_private
+
+FOLDER_NAME = f"nbsweep-{os.getuid()}"
+
+
+@pytest.fixture
+def tmpdir_project(project, monkeypatch, tmp_path_factory):
+    """A one-run project whose jobs see a temp dir of this test's own."""
+    tmpdir = tmp_path_factory.mktemp("planted")
+    monkeypatch.setenv("TMPDIR", str(tmpdir))
+    monkeypatch.delenv("NBSWEEP_WARM_RUNNER", raising=False)
+    project.notebook("w", ["print('ECHO', x)"], "x = 0")
+    project.write_config({"runs": [{"notebook": "notebooks/w.ipynb", "label": "r0", "parameters": {"x": 1}}]})
+    project.tmpdir = tmpdir
+    return project
+
+
+def plant_symlink(folder, elsewhere):
+    elsewhere.mkdir(mode=0o700)
+    folder.symlink_to(elsewhere)
+
+
+def plant_file(folder, elsewhere):
+    folder.write_text("planted")
+
+
+def plant_open_folder(folder, elsewhere):
+    folder.mkdir()
+    folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("plant", [plant_symlink, plant_file, plant_open_folder], ids=["symlink", "file", "mode-0755"])
+def test_a_planted_folder_means_in_process_with_one_line(tmpdir_project, tmp_path, plant):
+    p = tmpdir_project
+    folder, elsewhere = p.tmpdir / FOLDER_NAME, tmp_path / "victims-own-folder"
+    plant(folder, elsewhere)
+    proc = p.snakemake("--cores", "1")
+    line = f"nbsweep: warm runner off: {folder} is not a private directory owned by you; running in-process"
+    assert proc.stderr.count(line) == 1
+    assert "Traceback" not in proc.stderr and "FileExistsError" not in proc.stderr
+    assert "executes in-process" in p.target("w", "r0").with_suffix(".log").read_text()
+    assert "ECHO 1" in p.target("w", "r0").read_text()
+    if elsewhere.exists():
+        assert list(elsewhere.iterdir()) == [], "nothing may be written where the symlink points"
+
+
+def test_the_folder_is_made_private_and_opened_once(tmp_path):
+    path = tmp_path / "nbsweep-x"
+    with open_private(path) as folder:
+        assert path.stat().st_mode & 0o777 == 0o700
+        # Swap the folder for a symlink after opening: the socket still lands in the folder opened.
+        path.rename(tmp_path / "moved")
+        (tmp_path / "decoy").mkdir(mode=0o700)
+        path.symlink_to(tmp_path / "decoy")
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(folder.entry("s.sock"))
+        listener.close()
+    assert (tmp_path / "moved" / "s.sock").exists()
+    assert list((tmp_path / "decoy").iterdir()) == []
+    with pytest.raises(NotPrivate, match="is not a private directory owned by you"):
+        open_private(path)  # now a symlink
+
+
+def test_a_server_of_ours_is_accepted_and_a_foreign_peer_is_refused(tmp_path, monkeypatch):
+    with open_private(tmp_path / "nbsweep-x") as folder:
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(folder.entry("s.sock"))
+        listener.listen(4)
+        listener.settimeout(5)
+
+        conn = warm.connect(folder, "s.sock")
+        assert conn is not None and private_dir.peer_uid(conn) == os.getuid()
+        served = warm.accept_ours(listener)
+        assert served is not None
+        conn.sendall(b"hello")
+        assert served.recv(5) == b"hello"
+        conn.close()
+        served.close()
+
+        monkeypatch.setattr(private_dir, "is_our_uid", lambda uid: False)  # as if another user were at the other end
+        assert warm.connect(folder, "s.sock") is None  # the client sends nothing to it
+        assert warm.accept_ours(listener) is None  # (that connection, closed by the client)
+        client = socket.socket(socket.AF_UNIX)
+        client.connect(folder.entry("s.sock"))
+        assert warm.accept_ours(listener) is None  # the server drops it unread
+        client.settimeout(5)
+        assert client.recv(1) == b""
+        client.close()
+        listener.close()
+
+
+def test_the_server_gets_the_opened_folder_not_its_name(tmp_path, monkeypatch):
+    """The server is started with the folder's descriptor; its argv path is only for listings."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    code = (
+        "from nbsweep import warm, private_dir, process_setting\n"
+        "with private_dir.open_private(private_dir.default_path()) as folder:\n"
+        "    name = warm.socket_name(process_setting.capture())\n"
+        "    warm.start_server(folder, name)\n"
+        "    conn = warm.connect(folder, name, wait=warm.STARTUP_SECONDS)\n"
+        "    print(conn is not None)\n"
+    )
+    moved = tmp_path / "elsewhere"
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+        assert out.stdout.strip() == "True"
+        (tmp_path / FOLDER_NAME).rename(moved)  # the server keeps listening in the folder it was given
+        assert [p.suffix for p in moved.iterdir() if p.suffix == ".sock"] == [".sock"]
+    finally:
+        import psutil
+
+        for proc in psutil.process_iter(["cmdline"]):
+            cmdline = proc.info["cmdline"] or []
+            if "nbsweep.warm" in cmdline and any(arg.startswith(str(tmp_path)) for arg in cmdline):
+                proc.terminate()
