@@ -5,15 +5,25 @@ Snakemake runs ``onsuccess``/``onerror`` handlers only for the main Snakefile an
 when nothing is to be done, so the results are written by a hook on the Snakemake process's exit.
 """
 
+import json
+import os
 import shlex
 import sys
 import threading
+import time
 from pathlib import Path
 
-from . import summary, workdir
+from . import index, layout, summary, tracking, workdir
 from .errors import SweepError
+from .files import write_atomically
+from .output_dir import check_output_dir_is_ours
 from .packaged import SCHEMA
-from .sweep import DEFAULT_CONFIG, Sweep
+from .plan import check_output_dir
+from .sweep import DEFAULT_CONFIG, Sweep, shown
+
+INVOCATION = "NBSWEEP_INVOCATION"  # names the invocation whose job files a job reads
+# The main process's sweep, its MLflow settings and its executed notebooks as planned (remember).
+MAIN: dict = {}
 
 
 def config_files(workflow) -> list[Path]:
@@ -24,17 +34,56 @@ def config_files(workflow) -> list[Path]:
 
 
 def plan_or_exit(workflow) -> Sweep:
-    """Plan the sweep; bad input ends the process with one sentence and no traceback."""
+    """Plan the sweep, writing nothing in the project; bad input ends the process with one
+    sentence and no traceback.
+
+    The main process also takes the folder's ownership (recovering what a killed invocation
+    left) and names this invocation for its jobs (``NBSWEEP_INVOCATION``, inherited by every job,
+    on a cluster too). Job files are written while the DAG is built: see ``job_inputs``.
+    """
+    files = config_files(workflow)
+    where = ", ".join(str(shown(path)) for path in files)
     try:
-        sweep = Sweep.load(config_files(workflow), SCHEMA)
-        if workflow.is_main_process:
-            workdir.recover()
-        sweep.sync_job_files()
+        sweep = Sweep.load(files, SCHEMA)
+        check_output_dir(sweep.output_dir, where)
+        check_output_dir_is_ours(sweep.output_dir, where, summary.FILES)
     except SweepError as err:
         sys.exit(f"nbsweep: {err}.")
     if workflow.is_main_process:
+        sweep.owner = workdir.take_ownership()
+        if sweep.owner:
+            workdir.recover()
+        os.environ[INVOCATION] = sweep.invocation = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         on_exit(lambda: finish(workflow, sweep))
+        remember(sweep)
+    else:
+        sweep.invocation = os.environ.get(INVOCATION, "")
     return sweep
+
+
+def job_inputs(workflow, sweep: Sweep, run) -> list[str]:
+    """The run's job file when the run executes in this invocation (it is not current, or
+    Snakemake was told to force it: ``-F``, ``-R nbsweep_run``, ``-R``/``-f`` with its target);
+    else nothing, so Snakemake finds the run up to date."""
+    if sweep.is_current(run) and not forced(workflow, sweep.target(run)):
+        return []
+    if not workflow.is_main_process:  # a cluster job: its invocation wrote the job file
+        path = layout.job_file(sweep.invocation, run.name, run.label)
+        return [str(path)] if path.exists() else []
+    if not workflow.dryrun and not sweep.owner:
+        sys.exit(f"nbsweep: {workdir.refusal()}.")
+    try:
+        return [str(sweep.job_file(run, dry=workflow.dryrun))]
+    except OSError as err:  # e.g. a full disk
+        sys.exit(f"nbsweep: cannot write the job file of run {run.id} ({err.strerror}); free space and run again.")
+
+
+def forced(workflow, target: str) -> bool:
+    """Whether the command line forces the run with this target (read while the DAG is built)."""
+    settings = workflow.dag_settings
+    forced_names = set(map(str, settings.forcerun))
+    targets = set(map(str, settings.targets)) if settings.forcetargets else set()
+    return bool(settings.forceall or {"nbsweep_run", target} & forced_names or target in targets)
 
 
 def job_python(workflow) -> str:
@@ -68,11 +117,39 @@ def on_exit(callback) -> None:
 
 
 def finish(workflow, sweep: Sweep) -> None:
-    """At exit of an invocation that executed (not -n, --lint, --unlock, ...): write the results,
-    then cancel Snakemake's rate-limiter timers, which only wait to look at jobs again."""
-    if workflow.executor_plugin is None or workflow.dryrun:
+    """At exit of an invocation that executed (not -n, --lint, --unlock, ...) as the folder's
+    owner: write the results, drop the invocation's job files, then cancel Snakemake's
+    rate-limiter timers, which only wait to look at jobs again."""
+    sweep.remove_job_files()
+    if workflow.executor_plugin is None or workflow.dryrun or not sweep.owner:
         return
     summary.write_results(sweep)
+    tracking.log_executed(sweep, MAIN.get("tracking"), MAIN.get("notebooks"))
     for thread in threading.enumerate():
         if isinstance(thread, threading.Timer) and getattr(thread.function, "__module__", "").startswith("snakemake"):
             thread.cancel()
+
+
+def remember(sweep: Sweep) -> None:
+    """Keep the main process's sweep for ``refresh``, and, when MLflow tracking is on, the
+    identity of every executed notebook, so that its end logs exactly the runs that executed."""
+    MAIN["sweep"] = sweep
+    MAIN["tracking"] = getattr(sweep, "mlflow", None)  # the config's `mlflow:` key (nbsweep.tracking.settings)
+    MAIN["notebooks"] = tracking.snapshot(sweep) if MAIN["tracking"] else None
+
+
+def refresh() -> None:
+    """Rewrite summary.csv/json and index.html while the sweep runs (nbsweep's console calls this
+    as runs finish); silent, and a failure only waits for the final write to report it."""
+    sweep = MAIN.get("sweep")
+    if sweep is None or not sweep.owner:
+        return
+    out = Path(sweep.output_dir)
+    try:
+        columns, full_rows = summary.table(summary.rows(sweep))
+        out.mkdir(parents=True, exist_ok=True)
+        write_atomically(out / "summary.csv", summary.to_csv(columns, full_rows))
+        write_atomically(out / "summary.json", json.dumps(full_rows, indent=1, ensure_ascii=False) + "\n")
+        write_atomically(out / "index.html", index.page(columns, full_rows, out))
+    except Exception:  # noqa: BLE001, S110 -- the end of the invocation writes them again and reports errors
+        pass

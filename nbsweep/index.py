@@ -214,6 +214,7 @@ def page(columns: list[str], rows: list[dict], base: Path) -> str:
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="nbsweep">
 <title>nbsweep results</title>
 <style>
 {(ASSETS / "index.css").read_text(encoding="utf-8")}</style>

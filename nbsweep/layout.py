@@ -1,28 +1,102 @@
-"""Where a run's files live: target, failed copy, partial file, log and job file."""
+"""Where a run's files live, and where an invocation keeps its plan.
 
+In the output folder, per run (``<output_dir>/<name>/<label>/``): the target notebook, the
+failed copy, the hidden partial file papermill writes into, the log, the HTML rendering and its
+log, and the previous good notebook (with its log) kept while a rerun of a good run has failed.
+In ``.snakemake/nbsweep/invocations/<id>/``: the job files of one invocation.
+"""
+
+from dataclasses import dataclass
 from pathlib import Path
 
 TARGET = "{output_dir}/{name}/{label}/{name}_{label}.ipynb"
+STATE = Path(".snakemake") / "nbsweep"
+INVOCATIONS = STATE / "invocations"
 
 
 def target(output_dir: str, name: str, label: str) -> Path:
     return Path(TARGET.format(output_dir=output_dir, name=name, label=label))
 
 
+@dataclass(frozen=True)
+class RunFiles:
+    """Every file nbsweep writes for one run, named after its target."""
+
+    target: Path
+
+    @classmethod
+    def of(cls, output_dir: str, name: str, label: str) -> "RunFiles":
+        return cls(target(output_dir, name, label))
+
+    @property
+    def failed(self) -> Path:
+        """The executed notebook of a failed run, kept beside the (absent) target."""
+        return self.target.with_suffix(".failed.ipynb")
+
+    @property
+    def partial(self) -> Path:
+        """Where papermill writes while a run executes; moved into place only on success."""
+        return self.target.with_name(f".{self.target.stem}.partial.ipynb")
+
+    @property
+    def log(self) -> Path:
+        return self.target.with_suffix(".log")
+
+    @property
+    def html(self) -> Path:
+        return self.target.with_suffix(".html")
+
+    @property
+    def render_log(self) -> Path:
+        return self.target.with_suffix(".render.log")
+
+    @property
+    def good(self) -> Path:
+        """A hidden hard link to the latest good notebook: it survives Snakemake deleting the
+        target when a rerun starts."""
+        return self.target.with_name(f".{self.target.stem}.good.ipynb")
+
+    @property
+    def good_log(self) -> Path:
+        return self.target.with_name(f".{self.target.stem}.good.log")
+
+    @property
+    def previous(self) -> Path:
+        """The last good notebook, shown while the run's latest execution has failed."""
+        return self.target.with_suffix(".previous.ipynb")
+
+    @property
+    def previous_log(self) -> Path:
+        return self.target.with_suffix(".previous.log")
+
+    def all(self) -> list[Path]:
+        return [
+            self.target, self.failed, self.partial, self.log, self.html, self.render_log,
+            self.good, self.good_log, self.previous, self.previous_log,
+        ]  # fmt: skip
+
+
 def failed_copy(target_path: Path) -> Path:
-    """The executed notebook of a failed run, kept beside the (absent) target."""
-    return target_path.with_suffix(".failed.ipynb")
+    return RunFiles(target_path).failed
 
 
 def partial(target_path: Path) -> Path:
-    """Where papermill writes while a run executes; moved into place only on success."""
-    return target_path.with_name(f".{target_path.stem}.partial.ipynb")
+    return RunFiles(target_path).partial
 
 
 def log(target_path: Path) -> Path:
-    return target_path.with_suffix(".log")
+    return RunFiles(target_path).log
 
 
-def job_file(target_path: Path) -> Path:
-    """The run's job description; its mtime changes only when the run's fingerprint does."""
-    return target_path.with_name(".nbsweep-job.json")
+def invocation_dir(invocation: str) -> Path:
+    return INVOCATIONS / invocation
+
+
+def job_file(invocation: str, name: str, label: str) -> Path:
+    """The job file of one run in one invocation: what that invocation planned for it."""
+    return invocation_dir(invocation) / "jobs" / name / f"{label}.json"
+
+
+def job_file_of(target_path: Path, invocation: str) -> Path:
+    """The job file of the run whose target is ``target_path`` (``<out>/<name>/<label>/...``)."""
+    return job_file(invocation, target_path.parent.parent.name, target_path.parent.name)

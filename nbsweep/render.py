@@ -4,25 +4,19 @@ Images are inlined and nothing is loaded from the network, so the page opens off
 shows as source). One of these runs per notebook: it imports nbconvert and nothing else heavy.
 """
 
-import os
 import sys
 from pathlib import Path
 
+from .files import write_atomically
+
 TEMPLATE = Path(__file__).parent / "assets" / "offline.html.j2"
-
-
-def html_path(target: Path) -> Path:
-    """Where a run's rendering lives: beside its target notebook."""
-    return target.with_suffix(".html")
 
 
 def render(notebook: Path, html: Path) -> None:
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter(template_file=str(TEMPLATE), embed_images=True).from_filename(str(notebook))
-    tmp = html.with_name(f".{html.name}.tmp{os.getpid()}")
-    tmp.write_text(body, encoding="utf-8")
-    os.replace(tmp, html)
+    write_atomically(html, body)
 
 
 def main(argv: list[str] | None = None) -> int:

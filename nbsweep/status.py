@@ -1,7 +1,7 @@
 """``python -m nbsweep status``: is each run up to date, stale (and why), missing or failed?
 
-Plans the sweep from the config as Snakemake would, then compares each run's planned material
-with what its notebook records it was made from (read from the end of the file). Executes and
+Plans the sweep from the config as Snakemake would, then compares each run's planned provenance
+with what its notebook records it was made from (``nbsweep.provenance``). Executes and
 writes nothing; ``--remove-orphans`` deletes the outputs of runs no longer in the config.
 """
 
@@ -9,11 +9,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import cells, layout
-from .canonical import canonical_json
-from .jobs import job_document
-from .render import html_path
-from .summary import flatten, mapping, read_metadata
+from . import cells, layout, provenance
 from .sweep import Sweep
 
 STATES = ("up to date", "stale", "failed", "missing")
@@ -26,57 +22,26 @@ class RunState:
     detail: str = ""
 
 
-def parameter_changes(old: dict, new: dict) -> list[str]:
-    """``name old → new`` for each flattened parameter that differs, was added or removed."""
-    old, new = flatten(old), flatten(new)
-    changes = []
-    for key in [*new, *(key for key in old if key not in new)]:
-        if key not in old:
-            changes.append(f"{key} added ({canonical_json(new[key])})")
-        elif key not in new:
-            changes.append(f"{key} removed (was {canonical_json(old[key])})")
-        elif canonical_json(old[key]) != canonical_json(new[key]):
-            changes.append(f"{key} {canonical_json(old[key])} → {canonical_json(new[key])}")
-    return changes
-
-
-def reasons(made: dict, planned: dict) -> list[str]:
-    """What differs between the material a notebook was made from and the planned one."""
-    found = []
-    if made.get("template_code") != planned["template_code"]:
-        found.append("template code changed")
-    if made.get("kernel") != planned["kernel"]:
-        found.append(f"kernel changed: {made.get('kernel')} → {planned['kernel']}")
-    changes = parameter_changes(made.get("parameters") or {}, planned["parameters"])
-    if changes:
-        found.append("parameters changed: " + ", ".join(changes))
-    old_inputs = made.get("inputs") or {}
-    for path, digest in planned["inputs"].items():
-        if path not in old_inputs:
-            found.append(f"input {path} added")
-        elif old_inputs[path] != digest:
-            found.append(f"input {path} changed")
-    found += [f"input {path} removed" for path in old_inputs if path not in planned["inputs"]]
-    return found or ["fingerprint changed"]
-
-
 def run_state(run, output_dir: str, digests: dict[str, str]) -> RunState:
-    planned = job_document(run, digests)
-    target = layout.target(output_dir, run.name, run.label)
-    failed = layout.failed_copy(target)
-    if target.exists():
-        made = mapping(read_metadata(target) or {}, "nbsweep")
-        if not made:
-            return RunState(run.id, "stale", "the notebook has no nbsweep record")
-        if made.get("fingerprint") == planned["fingerprint"]:
+    """Whether the run's notebook records the provenance planned now, and if not, why."""
+    plan = provenance.planned(run, digests)
+    files = layout.RunFiles.of(output_dir, run.name, run.label)
+    if files.target.exists():
+        made = provenance.recorded(files.target)
+        if made is None:
+            return RunState(run.id, "stale", "the notebook has no readable nbsweep record (truncated, edited, or not written by nbsweep)")
+        if made.fingerprint == plan.fingerprint:
             return RunState(run.id, "up to date")
-        return RunState(run.id, "stale", "; ".join(reasons(made, planned)))
-    if failed.exists():
-        made = mapping(read_metadata(failed) or {}, "nbsweep")
-        error = mapping(made, "error")
-        detail = f"{error.get('ename', 'error')}: {error.get('evalue', '')} in {cells.place(error)}; see {failed}"
-        if made.get("fingerprint") != planned["fingerprint"]:
-            detail += "; changed since: " + "; ".join(reasons(made, planned))
+        return RunState(run.id, "stale", "; ".join(plan.diff(made)))
+    if files.failed.exists():
+        record = provenance.read_record(files.failed)
+        error = record.get("error") if isinstance(record.get("error"), dict) else {}
+        detail = f"{error.get('ename', 'error')}: {error.get('evalue', '')} in {cells.place(error)}; see {files.failed}"
+        made = provenance.Provenance.from_dict(record)
+        if made is None or made.fingerprint != plan.fingerprint:
+            detail += "; changed since: " + ("; ".join(plan.diff(made)) if made else "its record is unreadable")
+        if files.previous.exists():
+            detail += f"; the previous good notebook is kept at {files.previous}"
         return RunState(run.id, "failed", detail)
     return RunState(run.id, "missing", "not run yet")
 
@@ -84,17 +49,8 @@ def run_state(run, output_dir: str, digests: dict[str, str]) -> RunState:
 def own_files(folder: Path) -> list[Path]:
     """The files nbsweep writes in a run's output folder (named after the folder)."""
     name, label = folder.parent.name, folder.name
-    target = folder / f"{name}_{label}.ipynb"
-    known = {
-        target,
-        layout.failed_copy(target),
-        layout.partial(target),
-        layout.log(target),
-        layout.job_file(target),
-        html_path(target),
-        target.with_suffix(".render.log"),
-    }
-    return [path for path in known if path.is_file()]
+    files = layout.RunFiles(folder / f"{name}_{label}.ipynb")
+    return [path for path in files.all() if path.is_file()]
 
 
 def orphans(sweep: Sweep) -> list[Path]:

@@ -9,17 +9,16 @@ of the file where nbformat writes it, and the values ``nbsweep.record`` left in 
 import csv
 import io
 import json
-import os
 import re
 import sys
 from pathlib import Path
 
 from . import index, layout
-from .parameters import declared_defaults
+from .files import write_atomically
 from .index import cell_text
-from .jobs import job_document, write_atomically
+from .parameters import declared_defaults
+from .provenance import flatten, metadata_in, planned
 from .record import MIME
-from .render import html_path
 
 HEAD = ("template", "label", "status", "stale")
 TAIL = (
@@ -36,55 +35,8 @@ TAIL = (
     "log",
 )
 FILES = ("summary.csv", "summary.json", "index.html")
-TAIL_BYTES = 1 << 16
-_TOP_METADATA = '\n "metadata": '  # nbformat writes with indent=1: only top-level keys sit at one space
 _METRICS = re.compile(re.escape(f'"{MIME}": '))
 _decoder = json.JSONDecoder()
-
-
-def flatten(mapping: dict, prefix: str = "") -> dict:
-    """Nested mappings as one level with dotted keys: ``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
-    flat = {}
-    for key, value in mapping.items():
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def metadata_in(text: str, whole: bool) -> dict | None:
-    """The top-level metadata of notebook JSON ``text`` (the whole file, or only its end)."""
-    at = text.rfind(_TOP_METADATA)
-    if at >= 0:
-        try:
-            value, _ = _decoder.raw_decode(text, at + len(_TOP_METADATA))
-            if isinstance(value, dict):
-                return value
-        except ValueError:
-            pass
-    if whole:  # written by something other than nbformat: parse it all
-        try:
-            value = json.loads(text).get("metadata")
-        except (ValueError, AttributeError):
-            return None
-        return value if isinstance(value, dict) else None
-    return None
-
-
-def read_metadata(path: Path) -> dict | None:
-    """A notebook's top-level metadata, reading only the end of the file when that suffices."""
-    try:
-        with open(path, "rb") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, size - TAIL_BYTES))
-            found = metadata_in(fh.read().decode("utf-8", "replace"), whole=size <= TAIL_BYTES)
-            if found is None and size > TAIL_BYTES:
-                fh.seek(0)
-                found = metadata_in(fh.read().decode("utf-8", "replace"), whole=True)
-    except OSError:
-        return None
-    return found
 
 
 def read_result(path: Path) -> tuple[dict, dict]:
@@ -148,15 +100,16 @@ def row(run, output_dir: str, digests: dict[str, str] | None = None) -> dict:
     digests = {} if digests is None else digests
     status = STATES[run_state(run, output_dir, digests).state]
     target = layout.target(output_dir, run.name, run.label)
-    notebook = {"ok": target, "stale": target, "failed": layout.failed_copy(target)}.get(status)
+    notebook = {"ok": target, "stale": target, "failed": layout.RunFiles(target).failed}.get(status)
     metadata, metrics = read_result(notebook) if notebook else ({}, {})
     made, papermill = mapping(metadata, "nbsweep"), mapping(metadata, "papermill")
     parameters, defaulted = effective_parameters(run, made, notebook)
     error = mapping(made, "error")
     duration = papermill.get("duration")
-    html, log = html_path(target), layout.log(target)
+    files = layout.RunFiles(target)
+    html, log = files.html, files.log
     fresh_html = notebook == target and html.exists() and html.stat().st_mtime_ns >= target.stat().st_mtime_ns
-    changed = made.get("fingerprint") != job_document(run, digests)["fingerprint"]
+    changed = made.get("fingerprint") != planned(run, digests).fingerprint
     return {
         "template": run.name,
         "label": run.label,
@@ -211,7 +164,7 @@ def labels(r: dict) -> dict[str, str]:
 
 def existing_renderings(sweep) -> list[str]:
     """Renderings of configured runs that exist (inputs of nbsweep_all, so they are kept current)."""
-    renders = [html_path(Path(target)) for target in sweep.targets()]
+    renders = [layout.RunFiles(Path(target)).html for target in sweep.targets()]
     return [str(path) for path in renders if path.exists()]
 
 

@@ -1,11 +1,13 @@
-"""The sweep of one invocation: its planned runs, indexed by template name and label."""
+"""The sweep of one invocation: its planned runs, indexed by template name and label, and which
+of them are current (their notebook records the provenance planned now)."""
 
+import shutil
 from pathlib import Path
 
-from . import layout
+from . import layout, provenance
 from .config import load_config, load_schema
 from .errors import SweepError
-from .jobs import sync_job_file
+from .jobs import private_folder, write_job_file
 from .plan import Planner, Run
 
 DEFAULT_CONFIG = Path("config/config.yaml")
@@ -18,7 +20,11 @@ class Sweep:
         self.output_dir = output_dir
         self.runs = {(run.name, run.label): run for run in runs}
         self.target_paths = {key: str(layout.target(output_dir, *key)) for key in self.runs}
-        self.job_files: dict[tuple[str, str], Path] = {}
+        self.digests: dict[str, str] = {}  # input file -> SHA-256, computed once per invocation
+        self._current: dict[tuple[str, str], bool] = {}
+        self.owner = False  # whether this invocation holds the folder (nbsweep.workdir)
+        self.invocation = ""  # this invocation's name, for its job files
+        self._dry_folder: Path | None = None
         self.groups = batch_groups(runs)
         self.resource_defaults = resource_defaults(runs)
 
@@ -28,10 +34,34 @@ class Sweep:
         config = load_config(files, load_schema(schema_file))
         return cls(config.output_dir, Planner(config).plan())
 
-    def sync_job_files(self) -> None:
-        digests: dict[str, str] = {}
-        for key, run in self.runs.items():
-            self.job_files[key] = sync_job_file(run, self.output_dir, digests)
+    def is_current(self, run: Run) -> bool:
+        """Whether the run's target records exactly the provenance planned now."""
+        key = (run.name, run.label)
+        if key not in self._current:
+            made = provenance.recorded(Path(self.target_paths[key]))
+            self._current[key] = made is not None and made.fingerprint == provenance.planned(run, self.digests).fingerprint
+        return self._current[key]
+
+    def job_file(self, run: Run, dry: bool) -> Path:
+        """Write the run's job file for this invocation (a dry-run's under the temp dir)."""
+        if dry:
+            self._dry_folder = self._dry_folder or private_folder()
+            path = self._dry_folder / run.name / f"{run.label}.json"
+        else:
+            path = layout.job_file(self.invocation, run.name, run.label)
+        return write_job_file(path, run, self.digests)
+
+    def remove_job_files(self) -> None:
+        """As the invocation ends: its job files are of no use to anyone."""
+        if self._dry_folder:
+            shutil.rmtree(self._dry_folder, ignore_errors=True)
+        if self.owner and self.invocation:
+            shutil.rmtree(layout.invocation_dir(self.invocation), ignore_errors=True)
+            for folder in (layout.INVOCATIONS, layout.STATE):
+                try:
+                    folder.rmdir()  # only when no other invocation's folder is left
+                except OSError:
+                    break
 
     def run(self, name: str, label: str) -> Run:
         try:

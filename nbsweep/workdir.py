@@ -1,35 +1,63 @@
-"""Recover Snakemake's working state after a killed invocation (SIGKILL, power loss).
+"""Who owns the project folder now, and recovering what a killed invocation left behind.
 
-Snakemake leaves lock files and "incomplete" markers behind when it is killed, and then refuses
-to run until ``--unlock`` / ``--rerun-incomplete``. nbsweep holds an ``flock`` for the lifetime
-of every planning process: whoever gets it knows no other nbsweep invocation is alive in this
-directory, so any Snakemake lock found is stale. Markers of targets that exist are stale too,
-because the runner only ever moves complete notebooks into place.
+Every planning Snakemake process tries an ``flock`` on the project folder itself (no file is
+written for it). Whoever gets it knows that no other nbsweep invocation is alive here: any
+Snakemake lock found is then stale (left by a SIGKILL or a power loss), and so are "incomplete"
+markers of targets that exist, because the runner only ever moves complete notebooks into place,
+and the job folders of earlier invocations. An invocation that does not get it executes nothing
+(``refusal``), even after ``snakemake --unlock``.
 """
 
 import base64
 import fcntl
+import os
+import shutil
 from pathlib import Path
 
-from .jobs import recorded_fingerprint
+from . import layout
+from .provenance import recorded
 
-_held = []  # keeps the flock'ed file open for the whole process
+_held: list[int] = []  # the flock'ed folder stays open for the whole process
+STATE = Path(".snakemake")
 
 
-def hold_directory_lock(state_dir: Path = Path(".snakemake")) -> bool:
-    """Take the per-directory flock; False if another live nbsweep invocation holds it."""
-    state_dir.mkdir(exist_ok=True)
-    fh = open(state_dir / "nbsweep.flock", "w")
+def take_ownership() -> bool:
+    """Take the folder's flock; False if another live nbsweep invocation holds it."""
+    if _held:
+        return True
+    fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        fh.close()
+        os.close(fd)
         return False
-    _held.append(fh)
+    _held.append(fd)
     return True
 
 
-def remove_stale_locks(state_dir: Path = Path(".snakemake")) -> list[Path]:
+def owner_pid() -> int | None:
+    """The pid holding the folder's flock, from /proc/locks (Linux), if any."""
+    st = os.stat(".")
+    wanted = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5] == wanted and parts[4].isdigit():
+            return int(parts[4])
+    return None
+
+
+def refusal() -> str:
+    """The one sentence that stops an invocation while another one runs in this folder."""
+    pid = owner_pid()
+    who = f" (pid {pid})" if pid else ""
+    return f"another nbsweep invocation{who} is running in this folder; wait for it to finish (`snakemake --unlock` does not stop it), or stop it first"
+
+
+def remove_stale_locks(state_dir: Path = STATE) -> list[Path]:
     removed = sorted((state_dir / "locks").glob("*.lock"))
     for lock in removed:
         lock.unlink(missing_ok=True)
@@ -43,7 +71,7 @@ def marker_path(marker: Path, incomplete_dir: Path) -> str:
     return base64.urlsafe_b64decode(encoded.encode()).decode()
 
 
-def remove_stale_markers(state_dir: Path = Path(".snakemake")) -> list[str]:
+def remove_stale_markers(state_dir: Path = STATE) -> list[str]:
     """Drop incomplete markers of nbsweep notebooks that exist complete at their target."""
     incomplete_dir = state_dir / "incomplete"
     cleared = []
@@ -54,14 +82,16 @@ def remove_stale_markers(state_dir: Path = Path(".snakemake")) -> list[str]:
             path = marker_path(marker, incomplete_dir)
         except (ValueError, UnicodeDecodeError):
             continue
-        if path.endswith(".ipynb") and recorded_fingerprint(Path(path)):
+        if path.endswith(".ipynb") and recorded(Path(path)):
             marker.unlink(missing_ok=True)
             cleared.append(path)
     return cleared
 
 
-def recover(state_dir: Path = Path(".snakemake")) -> None:
-    """Clear what a killed invocation left, if no other invocation is running here."""
-    if hold_directory_lock(state_dir):
+def recover(state_dir: Path = STATE) -> None:
+    """As the folder's owner: clear what killed invocations left (nothing, usually)."""
+    if state_dir.is_dir():
         remove_stale_locks(state_dir)
         remove_stale_markers(state_dir)
+        if layout.INVOCATIONS.is_dir():
+            shutil.rmtree(layout.INVOCATIONS, ignore_errors=True)

@@ -10,16 +10,16 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from nbsweep import cells, index, summary
+from nbsweep import cells, index, provenance, summary
 from nbsweep.parameters import declared_defaults
 from nbsweep.execute import describe_failure, mark_failed_cell
 from nbsweep.record import MIME, plain
-from nbsweep.status import parameter_changes, reasons
+from nbsweep.provenance import Provenance, parameter_changes
 
 
 def test_flatten_nested_mappings_with_dotted_keys():
     params = {"config": {"data": {"path": "a.csv"}, "target": None}, "lr": 0.1, "empty": {}, "grid": [1, 2]}
-    assert summary.flatten(params, "params.") == {
+    assert provenance.flatten(params, "params.") == {
         "params.config.data.path": "a.csv",
         "params.config.target": None,
         "params.lr": 0.1,
@@ -74,11 +74,11 @@ def test_metadata_is_read_from_the_end_of_big_notebooks(tmp_path):
     meta = {"nbsweep": {"fingerprint": "f", "parameters": {"a": "b"}}, "papermill": {"duration": 1.5}}
     nbformat_written = write_notebook(tmp_path / "a.ipynb", big, meta)
     compact = write_notebook(tmp_path / "b.ipynb", big, meta, separators=(",", ":"))
-    assert nbformat_written.stat().st_size > summary.TAIL_BYTES
+    assert nbformat_written.stat().st_size > provenance.TAIL_BYTES
     for path in (nbformat_written, compact):
-        assert summary.read_metadata(path)["nbsweep"] == meta["nbsweep"]
+        assert provenance.read_metadata(path)["nbsweep"] == meta["nbsweep"]
     (tmp_path / "broken.ipynb").write_text("{not json")
-    assert summary.read_metadata(tmp_path / "broken.ipynb") is None
+    assert provenance.read_metadata(tmp_path / "broken.ipynb") is None
     assert summary.metadata_in('{"cells": []}', whole=False) is None
 
 
@@ -121,9 +121,9 @@ def test_parameter_changes_name_each_difference():
 
 
 def test_reasons_cover_code_kernel_parameters_and_inputs():
-    made = {"template_code": "c1", "kernel": "python3", "parameters": {"x": 1}, "inputs": {"a.csv": "1", "b.csv": "2"}}
-    planned = {"template_code": "c2", "kernel": "other", "parameters": {"x": 2}, "inputs": {"a.csv": "9", "c.csv": "3"}}
-    assert reasons(made, planned) == [
+    made = Provenance("c1", "python3", {"x": 1}, {"a.csv": "1", "b.csv": "2"})
+    planned = Provenance("c2", "other", {"x": 2}, {"a.csv": "9", "c.csv": "3"})
+    assert planned.diff(made) == [
         "template code changed",
         "kernel changed: python3 → other",
         "parameters changed: x 1 → 2",
@@ -131,7 +131,7 @@ def test_reasons_cover_code_kernel_parameters_and_inputs():
         "input c.csv added",
         "input b.csv removed",
     ]
-    assert reasons(made, made) == ["fingerprint changed"]
+    assert made.diff(made) == ["fingerprint changed"]
 
 
 def index_row(**values):

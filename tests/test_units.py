@@ -12,14 +12,26 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from nbsweep import packaged
 from nbsweep.canonical import canonical_json, digest, fingerprint
-from nbsweep.config import deep_merge, from_seed_format, is_seed_format, load_config, load_schema
+from nbsweep.config import (
+    SNAKEMAKE_CONFIGFILE_ERRORS,
+    command_line_configfiles,
+    configfile_problem,
+    deep_merge,
+    from_seed_format,
+    is_seed_format,
+    load_config,
+    load_schema,
+    read_document,
+)
 from nbsweep.errors import SweepError
-from nbsweep.jobs import sync_job_file
-from nbsweep.plan import Planner, grid_points, kernel_dirs, labelled_points, slug
+from nbsweep import layout
+from nbsweep.provenance import Provenance, planned, recorded, stamp
+from nbsweep.plan import Planner, check_output_dir, grid_points, kernel_dirs, labelled_points, non_finite_number, slug, whole_seconds
+from nbsweep.resources import standard_resources
 from nbsweep.templates import code_digest
 from nbsweep.warm import request_key
 from nbsweep.workdir import marker_path, remove_stale_locks, remove_stale_markers
-from nbsweep.sweep import batch_groups
+from nbsweep.sweep import Sweep, batch_groups
 
 SCHEMA = load_schema(packaged.SCHEMA)
 
@@ -134,33 +146,174 @@ def test_planner_rejects_same_stem_from_two_folders(templates):
         plan(templates, "runs: [{notebook: nb/plain.ipynb, label: a}, {notebook: other/plain.ipynb, label: b}]")
 
 
+def test_configs_are_read_as_yaml_1_2(tmp_path):
+    doc = read_document(write(tmp_path / "c.yaml", "lr: 1e-3\nl2: 5E-4\nflag: yes\noff: no\nn: 010\nt: true\n"))
+    assert doc == {"lr": 0.001, "l2": 0.0005, "flag": "yes", "off": "no", "n": 10, "t": True}
+    assert read_document(write(tmp_path / "c.json", '{"lr": 1e-3}')) == {"lr": 0.001}
+
+
+def test_duplicate_keys_are_refused_with_key_and_line(tmp_path):
+    with pytest.raises(SweepError, match=r"c.yaml: key 'x' appears twice in one mapping \(the second time at line 4\)"):
+        read_document(write(tmp_path / "c.yaml", "runs:\n  - parameters:\n      x: 1\n      x: 2\n"))
+    with pytest.raises(SweepError, match=r"c.json: key 'label' appears twice .* line 2"):
+        read_document(write(tmp_path / "c.json", '{"runs": [{"label": "a",\n "label": "b"}]}'))
+
+
+def test_keys_that_are_not_text_are_refused_where_they_are(tmp_path):
+    with pytest.raises(SweepError, match=r"run #1 \('a'\): key 2 under 'parameters.opt' is not text \(YAML reads it as int\)"):
+        read_document(write(tmp_path / "c.yaml", "runs: [{label: a, parameters: {opt: {2: x}}}]\n"))
+    with pytest.raises(SweepError, match=r"c.yaml: key None at the top level is not text"):
+        read_document(write(tmp_path / "c.yaml", "~: 1\nruns: []\n"))
+
+
+def test_configfiles_of_a_snakemake_command_line():
+    argv = ["-n", "--configfile", "a.yaml", "b.json", "--cores", "2", "--configfiles=c.yaml", "--configf", "d.yaml", "--config", "x=1", "e"]
+    assert command_line_configfiles(argv) == [Path(p) for p in ("a.yaml", "b.json", "c.yaml", "d.yaml")]
+    assert command_line_configfiles(["--cores", "1", "target.ipynb", "--conf", "x"]) == []
+
+
+def test_the_sentence_for_a_configfile_snakemake_cannot_parse(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "good.yaml", "runs: []\n")
+    (tmp_path / "latin1.yaml").write_bytes(b"runs: [\xe9]\n")
+    write(tmp_path / "list.yaml", "- a\n")
+    write(tmp_path / "broken.json", '{"runs": [')
+    assert configfile_problem(["--configfile", "good.yaml"]) is None
+    assert configfile_problem(["--configfile", "good.yaml", "latin1.yaml"]) == "nbsweep: config file latin1.yaml is not UTF-8 text; save it as UTF-8."
+    assert configfile_problem(["--configfile=list.yaml"]).startswith("nbsweep: list.yaml must hold a mapping with a 'runs' list")
+    assert configfile_problem(["--configfiles", "broken.json", "-n"]).startswith("nbsweep: broken.json is not valid JSON (line 1")
+    assert configfile_problem(["--configfile", "missing.yaml"]).startswith("nbsweep: config file missing.yaml does not exist")
+
+
+def test_snakemake_configfile_messages_are_the_ones_it_prints(tmp_path):
+    """The texts a logger plugin looks for are what Snakemake's own --configfile loader raises."""
+    from snakemake.common.configfile import load_configfile
+
+    cases = [("broken.yaml", b"runs: [\n"), ("list.yaml", b"- a\n"), ("latin1.yaml", b"runs: [\xe9]\n")]
+    for (name, content), text in zip(cases, SNAKEMAKE_CONFIGFILE_ERRORS):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(Exception) as raised:
+            load_configfile(tmp_path / name)
+        assert text in f"{type(raised.value).__name__}: {raised.value}", raised.value
+
+
+def test_standard_resources_are_read_as_snakemake_reads_them():
+    assert standard_resources({"mem": "4GB", "runtime": "2h", "slurm_partition": "fast"}, "w") == {
+        "mem_mb": 4000,
+        "runtime": 120,
+        "slurm_partition": "fast",
+    }
+    assert standard_resources({"mem_mib": 1000, "disk": 2000, "runtime": 2.5}, "w") == {"mem_mb": 1048, "disk_mb": 2000, "runtime": 2}
+    assert standard_resources({"disk_mb": 10.4, "mem": "500"}, "w") == {"disk_mb": 10, "mem_mb": 500}
+    for bad, phrase in [
+        ({"mem_mb": "lots"}, "give a number"),
+        ({"mem_mb": "4GB"}, "as mem: '4GB'"),
+        ({"disk": "huge"}, "a size such as '4GB'"),
+        ({"runtime": "soon"}, "a duration such as '2h'"),
+        ({"runtime": -1}, "is negative"),
+        ({"mem": "1GB", "mem_mib": 5}, "both 'mem' and 'mem_mib'"),
+        ({"slurm_extra": float("nan")}, "give a finite number"),
+    ]:
+        with pytest.raises(SweepError, match=phrase):
+            standard_resources(bad, "w")
+
+
+def test_run_resources_replace_the_default_of_the_same_resource(templates):
+    write(templates / "c.yaml", "defaults: {resources: {mem: 2GB}}\nruns: [{notebook: nb/t.ipynb, label: a, resources: {mem_mib: 1000}}]\n")
+    config = load_config([templates / "c.yaml"], SCHEMA)
+    assert config.defaults["resources"] == {"mem_mb": 2000, "runtime": 30}
+    (run,) = Planner(config, kernels={"python3"}).plan()
+    assert run.resources == {"mem_mb": 1048, "runtime": 30}
+
+
+def test_timeouts_are_whole_seconds_rounded_up():
+    assert [whole_seconds(t, "w") for t in (None, 2.5, 3, 0.01)] == [None, 3, 3, 1]
+    with pytest.raises(SweepError, match="timeout inf is not a number of seconds"):
+        whole_seconds(float("inf"), "w")
+
+
+def test_nan_and_infinity_are_found_in_nested_parameters():
+    assert non_finite_number({"a": 1, "b": {"c": [0.5, float("nan")]}})[0] == "b.c[1]"
+    assert non_finite_number({"a": [1, "nan", None, {"x": 1e308}]}) is None
+    assert non_finite_number({"inf": float("-inf")}) == ("inf", float("-inf"))
+
+
+def test_python_keywords_cannot_be_parameters(templates):
+    with pytest.raises(SweepError, match=r"parameter 'class', 'if' is a Python keyword, so nb/plain.ipynb cannot receive it .*'class_'"):
+        plan(templates, "runs: [{notebook: nb/plain.ipynb, label: a, parameters: {class: 1, if: 2, match: 3}}]")
+    (run,) = plan(templates, "runs: [{notebook: nb/plain.ipynb, label: a, parameters: {match: 1, case: 2, type: 3}}]")  # soft keywords
+    assert run.parameters == {"match": 1, "case": 2, "type": 3}
+
+
+def test_a_template_with_two_parameters_cells_is_refused(templates):
+    nb = notebook(code="alpha = 1", tags=["parameters"])
+    second = new_code_cell("alpha = 2")
+    second.metadata["tags"] = ["parameters", "other"]
+    nb.cells += [new_code_cell("print(alpha)"), second]
+    nbformat.write(nb, templates / "nb" / "twice.ipynb")
+    with pytest.raises(SweepError, match=r"run #1 \('a'\): nb/twice.ipynb has 2 cells tagged 'parameters' \(cells 2 and 4, counting from 1\)"):
+        plan(templates, "runs: [{notebook: nb/twice.ipynb, label: a}]")
+
+
+def test_unusable_output_dirs_are_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    check_output_dir("fresh/deeper", "c.yaml")  # created later, inside a writable folder
+    (tmp_path / "dangling").symlink_to("nowhere")
+    (tmp_path / "loop").symlink_to("loop")
+    (tmp_path / "file").write_text("x")
+    for output_dir, phrase in [
+        ("dangling", "goes through the dangling symlink dangling \\(to 'nowhere'\\)"),
+        ("dangling/sub", "dangling symlink dangling "),
+        ("loop/sub", "symlink loop at loop"),
+        ("file", "is a file, not a folder"),
+        ("file/sub", "is inside file, which is a file"),
+    ]:
+        with pytest.raises(SweepError, match=f"^c.yaml: output_dir '{output_dir}' .*{phrase}"):
+            check_output_dir(output_dir, "c.yaml")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling", "file", "loop"]
+
+
 def test_batch_groups_chunk_runs_per_template(templates):
     runs = plan(templates, "runs: [{notebook: nb/t.ipynb, label: 'a{alpha}', grid: {alpha: [1, 2, 3]}, batch_size: 2}, {notebook: nb/plain.ipynb, label: p}]")
     assert list(batch_groups(runs).values()) == ["t-bs2-0", "t-bs2-0", "t-bs2-1", None]
 
 
-def test_job_file_mtime_moves_only_with_the_fingerprint(templates):
+def test_provenance_fingerprint_diff_and_records(templates, tmp_path):
     run, = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, timeout: 5}]")
-    job = sync_job_file(run, "out", {})
-    os.utime(job, ns=(1_000_000_000, 1_000_000_000))
+    made = planned(run, {})
+    assert made.fingerprint == fingerprint(made.as_dict())  # the hash older notebooks were stamped with
     retimed, = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, timeout: 50}]")
-    sync_job_file(retimed, "out", {})
-    assert json.loads(job.read_text())["timeout"] == 50
-    assert job.stat().st_mtime_ns == 1_000_000_000
+    assert planned(retimed, {}).fingerprint == made.fingerprint  # timeout is not provenance
     changed, = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, parameters: {alpha: 3}}]")
-    sync_job_file(changed, "out", {})
-    assert job.stat().st_mtime_ns > 1_000_000_000
+    assert planned(changed, {}).diff(made) == ["parameters changed: alpha added (3)"]
+    assert made.diff(planned(changed, {})) == ["parameters changed: alpha removed (was 3)"]
+
+    nb = new_notebook(cells=[new_code_cell("x = 1")])
+    stamp(nb, run.id, made, None)
+    target = tmp_path / "t_a.ipynb"
+    nbformat.write(nb, target)
+    assert recorded(target) == made
+    text = target.read_text()
+    target.write_text(text[: len(text) // 2])  # truncated
+    assert recorded(target) is None
+    nb.metadata["nbsweep"]["parameters"] = {"alpha": 9}  # edited: no longer its fingerprint
+    nbformat.write(nb, target)
+    assert recorded(target) is None
 
 
-def test_job_file_is_dated_before_a_target_made_from_the_same_fingerprint(templates):
+def test_a_run_is_current_only_when_its_notebook_records_the_planned_provenance(templates, monkeypatch):
+    monkeypatch.chdir(templates)
     run, = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a}]")
-    job = sync_job_file(run, "out", {})
-    target = job.parent / "t_a.ipynb"
-    doc = json.loads(job.read_text())
-    target.write_text(json.dumps({"metadata": {"nbsweep": {"fingerprint": doc["fingerprint"]}}}))
-    job.unlink()
-    sync_job_file(run, "out", {})
-    assert job.stat().st_mtime_ns < target.stat().st_mtime_ns
+    target = layout.target("out", run.name, run.label)
+    target.parent.mkdir(parents=True)
+    sweep = Sweep("out", [run])
+    assert not sweep.is_current(run)  # missing
+    nb = new_notebook(cells=[])
+    stamp(nb, run.id, planned(run, {}), None)
+    nbformat.write(nb, target)
+    assert Sweep("out", [run]).is_current(run)
+    other, = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, parameters: {alpha: 1.0}}]")
+    assert not Sweep("out", [other]).is_current(other)  # 1 and 1.0 differ
 
 
 def test_stale_locks_and_markers_are_removed(tmp_path):
@@ -168,7 +321,8 @@ def test_stale_locks_and_markers_are_removed(tmp_path):
     (state / "locks").mkdir(parents=True)
     (state / "locks" / "0.output.lock").write_text("x")
     target = tmp_path / "done.ipynb"
-    target.write_text(json.dumps({"metadata": {"nbsweep": {"fingerprint": "f"}}}))
+    made = Provenance("c", "python3", {}, {})
+    target.write_text(json.dumps({"metadata": {"nbsweep": {"fingerprint": made.fingerprint, **made.as_dict()}}}))
     encoded = base64.urlsafe_b64encode(str(target).encode()).decode()
     marker = state / "incomplete" / ("@" + encoded[:10]) / encoded[10:]
     marker.parent.mkdir(parents=True)

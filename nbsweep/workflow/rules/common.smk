@@ -1,4 +1,4 @@
-# Plan the sweep: read and validate the project's config, expand runs, sync each run's job file.
+# Plan the sweep: read and validate the project's config, expand runs, decide which are current.
 import nbsweep.hooks
 from nbsweep import layout
 from nbsweep.plan import SAFE_NAME
@@ -21,13 +21,12 @@ def get_run(wildcards):
     return SWEEP.run(wildcards.notebook, wildcards.label)
 
 
-def get_job_file(wildcards):
-    return SWEEP.job_files[(wildcards.notebook, wildcards.label)]
-
-
-def get_data_inputs(wildcards):
-    # Content changes reach the job file's fingerprint; mtimes must not trigger reruns.
-    return [ancient(path) for path in get_run(wildcards).inputs]
+def get_job_inputs(wildcards):
+    # A run executes when its notebook does not record the provenance planned now (or it is
+    # forced): then its input is the fresh job file of this invocation. Input mtimes never count.
+    run = get_run(wildcards)
+    data = [ancient(path) for path in run.inputs]
+    return [*nbsweep.hooks.job_inputs(workflow, SWEEP, run), *data]
 
 
 def get_threads(wildcards):

@@ -1,15 +1,15 @@
-# One job per run: papermill executes the template with the run's parameters.
-# nbsweep's own rules are named nbsweep_*; every other rule is a template's name.
+# One job per run: papermill executes the template with the run's parameters, as written in
+# its job file by this invocation. nbsweep's own rules are named nbsweep_*; every other rule is a
+# template's name.
 
 
 rule nbsweep_run:
     input:
-        job=get_job_file,
-        data=get_data_inputs,
+        get_job_inputs,
     output:
         TARGET,
     log:
-        layout.log(Path(TARGET)),
+        str(layout.RunFiles(Path(TARGET)).log),
     group:
         get_group
     conda:
@@ -18,7 +18,7 @@ rule nbsweep_run:
     resources:
         **get_resources(),
     shell:
-        NBSWEEP_PYTHON + " -m nbsweep.run {input.job:q} {output:q} {log:q}"
+        NBSWEEP_PYTHON + " -m nbsweep.run {output:q} {log:q}"
 
 
 for _name in SWEEP.template_names:

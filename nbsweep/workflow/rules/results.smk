@@ -3,9 +3,8 @@
 # (nbsweep.hooks), whatever the outcome.
 from nbsweep import summary
 from nbsweep.packaged import WORKFLOW
-from nbsweep.render import html_path
 
-RENDER = str(html_path(Path(TARGET)))
+RENDER = str(layout.RunFiles(Path(TARGET)).html)
 # Renderings made before are inputs of nbsweep_all, so they are kept current.
 RENDERINGS = summary.existing_renderings(SWEEP)
 # The summary for `snakemake --report`, as inputs of nbsweep_all.
@@ -25,7 +24,7 @@ rule nbsweep_render:
             labels=lambda wc: summary.labels(summary.row(get_run(wc), OUTPUT_DIR)),
         ),
     log:
-        str(Path(TARGET).with_suffix(".render.log")),
+        str(layout.RunFiles(Path(TARGET)).render_log),
     localrule: True
     conda:
         "../envs/notebook.yaml"
@@ -35,5 +34,5 @@ rule nbsweep_render:
 
 rule nbsweep_renderings:
     input:
-        [str(html_path(Path(target))) for target in SWEEP.targets()],
+        [str(layout.RunFiles(Path(target)).html) for target in SWEEP.targets()],
     localrule: True

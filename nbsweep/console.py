@@ -1,0 +1,292 @@
+"""nbsweep's console: Snakemake's log events as one line per finished run and a progress line.
+
+This is the log handler of the Snakemake logger plugin ``snakemake_logger_plugin_nbsweep``
+(``logger: [nbsweep]`` in the workflow profile). Each run's job prints its own line
+(``nbsweep: run X ok in ...``); this handler drops Snakemake's job blocks, shell commands and
+the error blocks that repeat them, counts the runs as they finish, shows the progress with an
+ETA (a line pinned to the bottom of a terminal, plain lines every few seconds otherwise) and
+has index.html rewritten while the sweep goes on (``nbsweep.hooks.refresh``).
+
+Snakemake's own output flags (``--verbose``, ``--printshellcmds``, ``--quiet``, ``--debug-dag``,
+``-n``) give Snakemake's usual output instead, as another ``--logger`` does.
+"""
+
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from snakemake_interface_logger_plugins.base import LogHandlerBase
+from snakemake_interface_logger_plugins.common import LogEvent
+from snakemake_interface_logger_plugins.settings import LogHandlerSettingsBase
+
+RUN_RULE = "nbsweep_run"
+# Errors Snakemake logs for a failed job right before the job's error block.
+JOB_FAILURE_EXCEPTIONS = {"RuleException", "CalledProcessError"}
+QUIET_EVENTS = {
+    LogEvent.WORKFLOW_STARTED,
+    LogEvent.JOB_STARTED,
+    LogEvent.SHELLCMD,
+    LogEvent.GROUP_INFO,
+    LogEvent.PROGRESS,
+    LogEvent.RESOURCES_INFO,
+    LogEvent.DEBUG_DAG,
+    LogEvent.RULEGRAPH,
+}
+
+
+@dataclass
+class LogHandlerSettings(LogHandlerSettingsBase):
+    progress_every: float = field(
+        default=10.0,
+        metadata={
+            "help": "Seconds between plain progress lines when stderr is not a terminal (0: after every run).",
+            "env_var": False,
+            "type": float,
+        },
+    )
+    refresh_every: float = field(
+        default=5.0,
+        metadata={
+            "help": "Least seconds between rewrites of index.html while the sweep runs (0: after every run).",
+            "env_var": False,
+            "type": float,
+        },
+    )
+
+
+def clock(seconds: float) -> str:
+    """``75`` -> ``1:15``; ``3725`` -> ``1:02:05``."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+@dataclass
+class Progress:
+    """Counts of the runs this invocation executes, and the time they take."""
+
+    total: int = 0
+    ok: int = 0
+    failed: int = 0
+    running: set = field(default_factory=set)
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def done(self) -> int:
+        return self.ok + self.failed
+
+    def line(self, now: float) -> str:
+        elapsed = now - self.started
+        counts = f"{self.ok} ok" + (f", {self.failed} failed" if self.failed else "")
+        text = f"nbsweep: {self.done}/{self.total} runs done ({counts}), {len(self.running)} running, {clock(elapsed)} elapsed"
+        if self.done and self.done < self.total:
+            text += f", ETA {clock(elapsed / self.done * (self.total - self.done))}"
+        return text
+
+
+class BottomLine:
+    """A status line pinned to the terminal's last row: the rows above scroll (Snakemake's
+    messages and the lines the jobs print themselves), the last one is rewritten in place."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.rows = 0
+
+    def show(self, text: str) -> None:
+        try:
+            columns, rows = os.get_terminal_size(self.stream.fileno())
+        except (OSError, ValueError):
+            columns, rows = 0, 0
+        columns, rows = columns or 80, rows or 24
+        if rows != self.rows:  # first line, or the terminal was resized: (re)reserve the last row
+            self.stream.write(f"\n\0337\033[1;{rows - 1}r\0338\033[1A")
+            self.rows = rows
+        self.stream.write(f"\0337\033[{rows};1H\033[2K{text[: columns - 1]}\0338")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.rows:
+            self.stream.write(f"\0337\033[{self.rows};1H\033[2K\033[r\0338")
+            self.stream.flush()
+            self.rows = 0
+
+
+def snakemake_handler(settings, stream) -> logging.Handler:
+    """Snakemake's own console handler, filter and formatter, for its usual output."""
+    from snakemake.logging import ColorizingTextHandler, DefaultFilter, DefaultFormatter
+
+    return ColorizingTextHandler(
+        nocolor=settings.nocolor,
+        stream=stream,
+        formatter=DefaultFormatter(settings.quiet, settings.show_failed_logs),
+        filter=DefaultFilter(settings.quiet, settings.debug_dag, settings.verbose, settings.dryrun, settings.printshellcmds),
+    )
+
+
+def full_output_wanted(settings) -> bool:
+    return bool(settings.verbose or settings.printshellcmds or settings.debug_dag or settings.dryrun or settings.quiet)
+
+
+class LogHandler(LogHandlerBase):
+    """The quiet console (see the module docstring)."""
+
+    def __post_init__(self) -> None:
+        common = self.common_settings
+        self.options = self.settings if isinstance(self.settings, LogHandlerSettings) else LogHandlerSettings()
+        self.stream = sys.stdout if common.stdout else sys.stderr
+        self.full = snakemake_handler(common, self.stream) if full_output_wanted(common) else None
+        self.progress = Progress()
+        self.jobs: dict[int, dict] = {}  # jobid -> what its JOB_INFO said
+        self.counted: set[int] = set()
+        self.held: logging.LogRecord | None = None  # a job failure's exception, awaiting its error block
+        isatty = getattr(self.stream, "isatty", None)
+        self.bottom = BottomLine(self.stream) if isatty and isatty() and os.environ.get("TERM") != "dumb" else None
+        self.wall_start = time.time()
+        self.last_line = self.last_refresh = time.monotonic()
+        self.refresh_cost = 0.0
+        self.refreshed_runs = 0
+
+    writes_to_stream = True
+    writes_to_file = False
+    has_filter = True
+    has_formatter = True
+    needs_rulegraph = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if self.full is not None:
+                self.full.handle(record)
+            else:
+                self.quiet(record)
+        except Exception:  # noqa: BLE001 -- the console must never take the sweep down
+            self.handleError(record)
+
+    def quiet(self, record: logging.LogRecord) -> None:
+        event = getattr(record, "event", None)
+        if self.held is not None:
+            held, self.held = self.held, None
+            if event not in (LogEvent.JOB_ERROR, LogEvent.GROUP_ERROR):
+                self.write(held.getMessage())
+        if event == LogEvent.ERROR and getattr(record, "exception", None) in JOB_FAILURE_EXCEPTIONS:
+            self.held = record
+        elif event == LogEvent.RUN_INFO:
+            self.progress.total = getattr(record, "stats", {}).get(RUN_RULE, 0)
+            self.progress.started = self.last_line = time.monotonic()
+            if self.progress.total and self.bottom is None:
+                self.write(f"nbsweep: {self.progress.total} runs to execute")
+        elif event == LogEvent.JOB_INFO:
+            self.jobs[record.jobid] = {key: getattr(record, key, None) for key in ("rule_name", "wildcards", "local", "output", "log")}
+            if self.is_run(record.jobid):
+                self.progress.running.add(record.jobid)
+                if self.bottom is not None:
+                    self.bottom.show(self.progress.line(time.monotonic()))
+        elif event == LogEvent.JOB_FINISHED:
+            self.finished(record.job_id, ok=True)
+        elif event == LogEvent.JOB_ERROR:
+            self.failed(record.jobid, record.rule_name, record.log)
+        elif event == LogEvent.GROUP_ERROR:
+            for info in getattr(record, "job_error_info", []):
+                self.failed(info["jobid"], info["rule_name"], info["log"])
+        elif event in QUIET_EVENTS:
+            pass
+        elif record.levelno >= logging.WARNING or self.said_by_plugin(record) or record.getMessage() == nothing_to_be_done():
+            self.write(record.getMessage())
+
+    def is_run(self, jobid: int) -> bool:
+        return self.jobs.get(jobid, {}).get("rule_name") == RUN_RULE
+
+    @staticmethod
+    def said_by_plugin(record: logging.LogRecord) -> bool:
+        """Info from Snakemake's plugins (e.g. an executor's "submitted" lines) is kept; Snakemake's own is not."""
+        return not Path(record.pathname).resolve().is_relative_to(snakemake_dir())
+
+    def finished(self, jobid: int, ok: bool) -> None:
+        if not self.is_run(jobid) or jobid in self.counted:
+            return
+        self.counted.add(jobid)
+        self.progress.running.discard(jobid)
+        if ok:
+            self.progress.ok += 1
+            if not self.jobs[jobid]["local"]:  # jobs elsewhere print their line there
+                self.write(f"nbsweep: run {run_name(self.jobs[jobid])} ok -> {self.jobs[jobid]['output'][0]}")
+        else:
+            self.progress.failed += 1
+        self.show_progress()
+        self.maybe_refresh()
+
+    def failed(self, jobid: int, rule: str, logs: list) -> None:
+        info = self.jobs.get(jobid, {"rule_name": rule, "wildcards": {}, "local": True, "output": [], "log": logs})
+        where = f"; log at {', '.join(logs)}" if logs else ""
+        if rule != RUN_RULE:
+            shown = ", ".join(f"{k}={v}" for k, v in (info.get("wildcards") or {}).items())
+            self.write(f"nbsweep: job {rule}{f' ({shown})' if shown else ''} failed{where}")
+        elif not info["local"] or not self.failure_recorded(info):
+            self.write(f"nbsweep: run {run_name(info)} FAILED{where}")
+        self.finished(jobid, ok=False)
+
+    def failure_recorded(self, info: dict) -> bool:
+        """Whether the run's job kept a failed notebook in this sweep (and so printed why it failed)."""
+        if not info["output"]:
+            return False
+        from nbsweep.layout import RunFiles
+
+        failed = RunFiles(Path(info["output"][0])).failed
+        try:
+            return failed.stat().st_mtime >= self.wall_start
+        except OSError:
+            return False
+
+    def show_progress(self) -> None:
+        if not self.progress.total:
+            return
+        now = time.monotonic()
+        if self.bottom is not None:
+            self.bottom.show(self.progress.line(now))
+        elif now - self.last_line >= self.options.progress_every:
+            self.write(self.progress.line(now))
+            self.last_line = now
+
+    def maybe_refresh(self) -> None:
+        """Rewrite the sweep's results now and then (at most every refresh_every seconds, and
+        never spending more than a fifth of the time on it)."""
+        now = time.monotonic()
+        if self.progress.done == self.refreshed_runs or now - self.last_refresh < max(self.options.refresh_every, 4 * self.refresh_cost):
+            return
+        from nbsweep import hooks
+
+        hooks.refresh()
+        self.refreshed_runs = self.progress.done
+        self.last_refresh = time.monotonic()
+        self.refresh_cost = self.last_refresh - now
+
+    def write(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.held is not None:
+            self.write(self.held.getMessage())
+            self.held = None
+        if self.bottom is not None:
+            self.bottom.close()
+        super().close()
+
+
+def run_name(info: dict) -> str:
+    wildcards = info.get("wildcards") or {}
+    return f"{wildcards.get('notebook')}/{wildcards.get('label')}"
+
+
+def snakemake_dir() -> Path:
+    import snakemake
+
+    return Path(snakemake.__file__).resolve().parent
+
+
+def nothing_to_be_done() -> str:
+    from snakemake.common import NOTHING_TO_BE_DONE_MSG
+
+    return NOTHING_TO_BE_DONE_MSG

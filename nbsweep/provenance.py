@@ -1,0 +1,166 @@
+"""What a run was made from: the one home of fingerprints, their explanations and their records.
+
+A run's *provenance* is its template's code digest, its kernel, its parameters (canonical form)
+and the SHA-256 of every declared input. Its fingerprint decides staleness: planning computes the
+planned provenance, the runner stamps the provenance it executed into the notebook's
+``metadata.nbsweep``, and the run is up to date exactly when the two fingerprints agree. So the
+decision needs nothing but the config, the inputs and the executed notebook, and survives losing
+``.snakemake/``. ``diff`` says why a run is stale, for ``nbsweep status``.
+"""
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .canonical import canonical_json, digest, file_digest
+
+TAIL_BYTES = 1 << 16
+_TOP_METADATA = '\n "metadata": '  # nbformat writes with indent=1: only top-level keys sit at one space
+_decoder = json.JSONDecoder()
+
+
+@dataclass(frozen=True)
+class Provenance:
+    template_code: str
+    kernel: str
+    parameters: dict = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)  # path -> SHA-256 of its content
+
+    @property
+    def fingerprint(self) -> str:
+        return digest(asdict(self))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> "Provenance | None":
+        """The provenance in a record or job document; None when it is incomplete."""
+        try:
+            return cls(doc["template_code"], doc["kernel"], dict(doc["parameters"]), dict(doc["inputs"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def diff(self, made: "Provenance") -> list[str]:
+        """Why a notebook made from ``made`` is stale against this (planned) provenance."""
+        found = []
+        if made.template_code != self.template_code:
+            found.append("template code changed")
+        if made.kernel != self.kernel:
+            found.append(f"kernel changed: {made.kernel} → {self.kernel}")
+        changes = parameter_changes(made.parameters, self.parameters)
+        if changes:
+            found.append("parameters changed: " + ", ".join(changes))
+        for path, sha in self.inputs.items():
+            if path not in made.inputs:
+                found.append(f"input {path} added")
+            elif made.inputs[path] != sha:
+                found.append(f"input {path} changed")
+        found += [f"input {path} removed" for path in made.inputs if path not in self.inputs]
+        return found or ["fingerprint changed"]
+
+
+def planned(run, digests: dict[str, str]) -> Provenance:
+    """The provenance a run would be made from now (``digests`` caches input hashes)."""
+    for path in run.inputs:
+        if path not in digests:
+            digests[path] = file_digest(path)
+    return Provenance(run.template.code_digest, run.kernel, run.parameters, {path: digests[path] for path in run.inputs})
+
+
+def flatten(mapping: dict, prefix: str = "") -> dict:
+    """Nested mappings as one level with dotted keys: ``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    flat = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def parameter_changes(old: dict, new: dict) -> list[str]:
+    """``name old → new`` for each flattened parameter that differs, was added or removed."""
+    old, new = flatten(old), flatten(new)
+    changes = []
+    for key in [*new, *(key for key in old if key not in new)]:
+        if key not in old:
+            changes.append(f"{key} added ({canonical_json(new[key])})")
+        elif key not in new:
+            changes.append(f"{key} removed (was {canonical_json(old[key])})")
+        elif canonical_json(old[key]) != canonical_json(new[key]):
+            changes.append(f"{key} {canonical_json(old[key])} → {canonical_json(new[key])}")
+    return changes
+
+
+# --- the record in an executed notebook (metadata.nbsweep) ---
+
+
+def stamp(nb, run_id: str, made: Provenance, error: dict | None) -> None:
+    """Record in an executed notebook what it was made from and how it ended."""
+    nb.metadata["nbsweep"] = {
+        "run": run_id,
+        "fingerprint": made.fingerprint,
+        **made.as_dict(),
+        "status": "failed" if error else "ok",
+        **({"error": error} if error else {}),
+    }
+
+
+def metadata_in(text: str, whole: bool) -> dict | None:
+    """The top-level metadata of notebook JSON ``text`` (the whole file, or only its end)."""
+    at = text.rfind(_TOP_METADATA)
+    if at >= 0:
+        try:
+            value, _ = _decoder.raw_decode(text, at + len(_TOP_METADATA))
+            if isinstance(value, dict):
+                return value
+        except ValueError:
+            pass
+    if whole:  # written by something other than nbformat: parse it all
+        try:
+            value = json.loads(text).get("metadata")
+        except (ValueError, AttributeError):
+            return None
+        return value if isinstance(value, dict) else None
+    return None
+
+
+def read_metadata(path: Path) -> dict | None:
+    """A notebook's top-level metadata, reading only the end of the file when that suffices."""
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - TAIL_BYTES))
+            found = metadata_in(fh.read().decode("utf-8", "replace"), whole=size <= TAIL_BYTES)
+            if found is None and size > TAIL_BYTES:
+                fh.seek(0)
+                found = metadata_in(fh.read().decode("utf-8", "replace"), whole=True)
+    except OSError:
+        return None
+    return found
+
+
+def record_in(metadata: dict | None) -> dict:
+    """The nbsweep record of a notebook's metadata ({} when absent or malformed)."""
+    value = (metadata or {}).get("nbsweep")
+    return value if isinstance(value, dict) else {}
+
+
+def read_record(path: Path) -> dict:
+    """The nbsweep record of the notebook at ``path`` ({} when missing, unreadable or unstamped)."""
+    return record_in(read_metadata(path))
+
+
+def recorded(path: Path) -> Provenance | None:
+    """The provenance a notebook records, if it is readable and consistent with its fingerprint.
+
+    A truncated or hand-edited notebook, or one stamped by an older nbsweep whose record does not
+    hash to its fingerprint, has no usable record: its run is stale.
+    """
+    record = read_record(path)
+    made = Provenance.from_dict(record)
+    if made is None or record.get("fingerprint") != made.fingerprint:
+        return None
+    return made
