@@ -1,13 +1,18 @@
 """Read config files (nbsweep's YAML/JSON format or the seed's configs.json) and validate them."""
 
 import json
+import re
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import jsonschema
-import yaml
+from ruamel.yaml import YAML, YAMLError
+from ruamel.yaml.constructor import DuplicateKeyError
 
 from .errors import SweepError
+from .resources import standard_resources
+from .tracking import Settings, settings as tracking_settings
 
 BUILTIN_DEFAULTS = {
     "kernel": None,
@@ -42,6 +47,7 @@ class SweepConfig:
     output_dir: str = "papermill_outputs"
     defaults: dict = field(default_factory=lambda: dict(BUILTIN_DEFAULTS))
     runs: list[RunSpec] = field(default_factory=list)
+    mlflow: "Settings | None" = None  # MLflow tracking (config key `mlflow:`); None = off
 
 
 def expanded_size(value, memo: dict | None = None, depth: int = 0) -> int:
@@ -61,6 +67,66 @@ def expanded_size(value, memo: dict | None = None, depth: int = 0) -> int:
     return memo[id(value)]
 
 
+@cache
+def yaml_1_2() -> YAML:
+    """ruamel.yaml's safe loader in pure Python: YAML 1.2 (``1e-3`` is a float, ``yes`` a string),
+    and a key given twice in one mapping is an error."""
+    return YAML(typ="safe", pure=True)
+
+
+class DuplicateKey(ValueError):
+    """A JSON object names the same key twice."""
+
+
+def unique_pairs(pairs: list[tuple]) -> dict:
+    """``object_pairs_hook`` for ``json.loads`` refusing duplicate keys."""
+    mapping = {}
+    for key, value in pairs:
+        if key in mapping:
+            raise DuplicateKey(key)
+        mapping[key] = value
+    return mapping
+
+
+def duplicate_key_phrase(err: YAMLError) -> str:
+    """'key 'x' appears twice ... (line N)' from ruamel.yaml's duplicate-key error."""
+    found = re.match(r'found duplicate key "(.*?)"( with value|$)', err.problem or "", re.DOTALL)
+    key = repr(found.group(1)) if found else "a key"
+    mark = err.problem_mark
+    return f"{key} appears twice in one mapping (the second time at line {mark.line + 1}); remove or rename one of them"
+
+
+def yaml_problem(err: YAMLError) -> str:
+    """One line saying where and what a YAML syntax error is."""
+    mark = getattr(err, "problem_mark", None)
+    at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"{at}: {problem}"
+
+
+def parse_document(text: str, path: Path):
+    """The data of one config file's text: JSON for ``.json`` files, else YAML 1.2."""
+    if path.suffix == ".json":
+        try:
+            return json.loads(text, object_pairs_hook=unique_pairs)
+        except DuplicateKey as err:
+            try:  # JSON is YAML 1.2: let the YAML reader find the line
+                yaml_1_2().load(text)
+            except DuplicateKeyError as located:
+                raise SweepError(f"{path}: key {duplicate_key_phrase(located)}") from None
+            except (YAMLError, RecursionError):
+                pass
+            raise SweepError(f"{path}: key {err.args[0]!r} appears twice in one object; remove or rename one of them") from None
+        except json.JSONDecodeError as err:
+            raise SweepError(f"{path} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}); fix the syntax") from None
+    try:
+        return yaml_1_2().load(text)
+    except DuplicateKeyError as err:
+        raise SweepError(f"{path}: key {duplicate_key_phrase(err)}") from None
+    except YAMLError as err:
+        raise SweepError(f"{path} is not valid YAML{yaml_problem(err)}; fix the syntax") from None
+
+
 def read_document(path: Path):
     """Parse one YAML or JSON file; any problem becomes a one-sentence SweepError."""
     try:
@@ -72,23 +138,54 @@ def read_document(path: Path):
     except OSError as err:
         raise SweepError(f"cannot read config file {path}: {err.strerror}") from None
     try:
-        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except json.JSONDecodeError as err:
-        raise SweepError(f"{path} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}); fix the syntax") from None
+        doc = parse_document(text, path)
     except RecursionError:
         raise SweepError(f"{path} nests too deeply to read; flatten its structure") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(err, "problem", None) or str(err)
-        raise SweepError(f"{path} is not valid YAML{at}: {problem}; fix the syntax") from None
     try:
         size = expanded_size(doc)
     except ValueError as err:
         raise SweepError(f"{path}: {err}") from None
     if size > MAX_VALUES:
         raise SweepError(f"{path} expands to more than {MAX_VALUES:,} values (YAML aliases?); write the values out")
+    check_keys_are_text(doc, path)
     return doc
+
+
+def non_text_key(value, trail: tuple = (), seen: set | None = None) -> tuple[tuple, object] | None:
+    """(where, key) of the first mapping key that is not a string (YAML ``1:``, ``true:``, a date), or None."""
+    seen = set() if seen is None else seen
+    if not isinstance(value, (dict, list)) or id(value) in seen:
+        return None
+    seen.add(id(value))
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        if isinstance(value, dict) and not isinstance(key, str):
+            return trail, key
+        found = non_text_key(item, (*trail, key), seen)
+        if found:
+            return found
+    return None
+
+
+def check_keys_are_text(doc, path: Path) -> None:
+    """Refuse keys that JSON (job files, notebooks) would silently turn into strings."""
+    found = non_text_key(doc)
+    if found is None:
+        return
+    trail, key = found
+    location, inner = run_location(doc, path, trail)
+    under = f" under '{'.'.join(map(str, inner))}'" if inner else " at the top level"
+    raise SweepError(f"{location}: key {key}{under} is not text (YAML reads it as {type(key).__name__}); quote it, e.g. '{key}'")
+
+
+def run_location(doc, path: Path, trail) -> tuple[str, list]:
+    """'file: run #N ('label')' for a place inside ``runs[N-1]``, and the rest of the place."""
+    trail = list(trail)
+    if len(trail) >= 2 and trail[0] == "runs" and isinstance(trail[1], int) and isinstance(doc, dict):
+        run = doc["runs"][trail[1]]
+        label = run.get("label") if isinstance(run, dict) else None
+        return f"{path}: run #{trail[1] + 1}" + (f" ('{label}')" if isinstance(label, str) else ""), trail[2:]
+    return f"{path}", trail
 
 
 def is_seed_format(doc) -> bool:
@@ -114,7 +211,7 @@ def from_seed_format(doc: dict, path: Path) -> dict:
 def _describe(error: jsonschema.ValidationError) -> str:
     """Turn a jsonschema error into a short phrase a user can act on."""
     path = list(error.path)
-    if path[:1] == ["runs"]:
+    if len(path) >= 2 and path[0] == "runs" and isinstance(path[1], int):
         path = path[2:]  # the run itself is named by the caller
     key = ".".join(map(str, path))
     if error.validator == "additionalProperties":
@@ -138,16 +235,54 @@ def _describe(error: jsonschema.ValidationError) -> str:
 def validate(doc, path: Path, schema: dict) -> None:
     """Validate one normalised document against the schema; raise the clearest error."""
     if not isinstance(doc, dict):
-        raise SweepError(f"{path} must hold a mapping with a 'runs' list (see config/README.md), not {type(doc).__name__}")
+        found = "nothing (the file is empty)" if doc is None else f"a {type(doc).__name__}"
+        raise SweepError(f"{path} must hold a mapping with a 'runs' list (see config/README.md), not {found}")
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(doc))
     if error is None:
         return
-    location = f"{path}"
-    if len(error.path) >= 2 and error.path[0] == "runs" and isinstance(error.path[1], int):
-        run = doc["runs"][error.path[1]]
-        label = run.get("label") if isinstance(run, dict) else None
-        location += f": run #{error.path[1] + 1}" + (f" ('{label}')" if isinstance(label, str) else "")
+    location, _ = run_location(doc, path, error.path)
     raise SweepError(f"{location}: {_describe(error)}; see config/README.md")
+
+
+def command_line_configfiles(argv: list[str]) -> list[Path]:
+    """The files a Snakemake command line names with ``--configfile``/``--configfiles`` (or an
+    abbreviation argparse accepts, down to ``--configf``), each taking every following argument
+    up to the next option, as argparse's ``nargs="+"`` does."""
+    files: list[Path] = []
+    taking = False
+    for arg in argv:
+        name, equals, value = arg.partition("=")
+        if len(name) >= len("--configf") and "--configfiles".startswith(name):
+            taking = not equals
+            files += [Path(value)] if equals else []
+        elif arg.startswith("-"):
+            taking = False
+        elif taking:
+            files.append(Path(arg))
+    return files
+
+
+# How Snakemake (9.x) reports a --configfile it cannot parse: no file name, or a traceback.
+SNAKEMAKE_CONFIGFILE_ERRORS = (
+    "Config file is not valid JSON or YAML",
+    "Config file must be given as JSON or YAML with keys at top level",
+    "UnicodeDecodeError",
+)
+
+
+def configfile_problem(argv: list[str]) -> str | None:
+    """nbsweep's sentence for the first ``--configfile`` of a Snakemake command line that nbsweep
+    cannot read (or that is not a mapping), else None. Snakemake parses these files before any
+    workflow code runs and names no file when it cannot; a logger plugin, set up before that, can
+    show this sentence instead."""
+    for path in command_line_configfiles(argv):
+        try:
+            doc = read_document(path)
+            if not isinstance(doc, dict):
+                validate(doc, path, {})
+        except SweepError as err:
+            return f"nbsweep: {err}."
+    return None
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -170,12 +305,15 @@ def load_config(paths: list[Path], schema: dict) -> SweepConfig:
             doc = from_seed_format(doc, path)
         validate(doc, path, schema)
         config.output_dir = doc.get("output_dir", config.output_dir)
-        config.defaults = deep_merge(config.defaults, doc.get("defaults", {}))
+        config.mlflow = tracking_settings(doc) or config.mlflow
+        defaults = dict(doc.get("defaults", {}))
+        if "resources" in defaults:
+            defaults["resources"] = standard_resources(defaults["resources"], f"{path}: defaults")
+        config.defaults = deep_merge(config.defaults, defaults)
         config.runs += [RunSpec(str(path), i + 1, spec) for i, spec in enumerate(doc["runs"])]
     return config
 
 
 def load_schema(path: Path) -> dict:
     """Load the JSON schema shipped beside the default config."""
-    with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+    return yaml_1_2().load(Path(path).read_text(encoding="utf-8"))

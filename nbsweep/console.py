@@ -22,6 +22,8 @@ from snakemake_interface_logger_plugins.base import LogHandlerBase
 from snakemake_interface_logger_plugins.common import LogEvent
 from snakemake_interface_logger_plugins.settings import LogHandlerSettingsBase
 
+from .config import SNAKEMAKE_CONFIGFILE_ERRORS, configfile_problem
+
 RUN_RULE = "nbsweep_run"
 # Errors Snakemake logs for a failed job right before the job's error block.
 JOB_FAILURE_EXCEPTIONS = {"RuleException", "CalledProcessError"}
@@ -157,6 +159,12 @@ class LogHandler(LogHandlerBase):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
+            if record.levelno >= logging.ERROR and any(text in record.getMessage() for text in SNAKEMAKE_CONFIGFILE_ERRORS):
+                # Snakemake read a --configfile before any workflow code ran, and names no file.
+                problem = configfile_problem(sys.argv[1:])
+                if problem:
+                    self.write(f"nbsweep: {problem.rstrip('.')}.")
+                    return
             if self.full is not None:
                 self.full.handle(record)
             else:

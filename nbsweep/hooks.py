@@ -5,7 +5,6 @@ Snakemake runs ``onsuccess``/``onerror`` handlers only for the main Snakefile an
 when nothing is to be done, so the results are written by a hook on the Snakemake process's exit.
 """
 
-import json
 import os
 import shlex
 import sys
@@ -13,9 +12,8 @@ import threading
 import time
 from pathlib import Path
 
-from . import index, layout, summary, tracking, workdir
+from . import layout, summary, tracking, workdir
 from .errors import SweepError
-from .files import write_atomically
 from .output_dir import check_output_dir_is_ours
 from .packaged import SCHEMA
 from .plan import check_output_dir
@@ -39,8 +37,11 @@ def plan_or_exit(workflow) -> Sweep:
 
     The main process also takes the folder's ownership (recovering what a killed invocation
     left) and names this invocation for its jobs (``NBSWEEP_INVOCATION``, inherited by every job,
-    on a cluster too). Job files are written while the DAG is built: see ``job_inputs``.
+    on a cluster too). Job files are written while the DAG is built: see ``job_inputs``. A job's
+    own process (on a cluster node) reads what the main process planned instead, when it can.
     """
+    if not workflow.is_main_process and (sweep := planned_by_main(workflow)) is not None:
+        return sweep
     files = config_files(workflow)
     where = ", ".join(str(shown(path)) for path in files)
     try:
@@ -61,21 +62,60 @@ def plan_or_exit(workflow) -> Sweep:
     return sweep
 
 
+def refuse(sweep: Sweep, sentence: str) -> None:
+    """End the invocation with one sentence (nothing was executed, so no results are written)."""
+    sweep.refused = True
+    sys.exit(f"nbsweep: {sentence}.")
+
+
+def run_or_exit(sweep: Sweep, name: str, label: str):
+    """The configured run for a target's wildcards; a target of no run ends with one sentence."""
+    try:
+        return sweep.run(name, label)
+    except SweepError as err:
+        refuse(sweep, str(err))
+
+
 def job_inputs(workflow, sweep: Sweep, run) -> list[str]:
     """The run's job file when the run executes in this invocation (it is not current, or
     Snakemake was told to force it: ``-F``, ``-R nbsweep_run``, ``-R``/``-f`` with its target);
-    else nothing, so Snakemake finds the run up to date."""
-    if sweep.is_current(run) and not forced(workflow, sweep.target(run)):
-        return []
-    if not workflow.is_main_process:  # a cluster job: its invocation wrote the job file
+    else nothing, so Snakemake finds the run up to date. In a job's own process (a cluster job)
+    the main process has decided: the job file it wrote, if any."""
+    if not workflow.is_main_process:
         path = layout.job_file(sweep.invocation, run.name, run.label)
         return [str(path)] if path.exists() else []
+    if sweep.is_current(run) and not forced(workflow, sweep.target(run)):
+        return []
     if not workflow.dryrun and not sweep.owner:
-        sys.exit(f"nbsweep: {workdir.refusal()}.")
+        refuse(sweep, workdir.refusal())
     try:
         return [str(sweep.job_file(run, dry=workflow.dryrun))]
     except OSError as err:  # e.g. a full disk
-        sys.exit(f"nbsweep: cannot write the job file of run {run.id} ({err.strerror}); free space and run again.")
+        refuse(sweep, f"cannot write the job file of run {run.id} ({err.strerror}); free space and run again")
+
+
+def planned_by_main(workflow) -> Sweep | None:
+    """In a job's process: the sweep as its invocation's main process planned it (the plan
+    snapshot), with only the job's own runs; None when there is no snapshot to read (the process
+    then plans from the config, as the main process did)."""
+    invocation = os.environ.get(INVOCATION, "")
+    if not invocation:
+        return None
+    try:
+        sweep = Sweep.from_snapshot(Sweep.snapshot_file(invocation), only=own_runs(workflow))
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+    sweep.invocation = invocation
+    return sweep
+
+
+def own_runs(workflow) -> set[tuple[str, str]] | None:
+    """(name, label) of the runs a job's process was started for (``--target-jobs``); None when
+    it was started for anything else, which then needs every run."""
+    specs = workflow.dag_settings.target_jobs or []
+    if not specs or any(spec.rulename != "nbsweep_run" or not {"notebook", "label"} <= set(spec.wildcards_dict) for spec in specs):
+        return None
+    return {(spec.wildcards_dict["notebook"], spec.wildcards_dict["label"]) for spec in specs}
 
 
 def forced(workflow, target: str) -> bool:
@@ -121,7 +161,7 @@ def finish(workflow, sweep: Sweep) -> None:
     owner: write the results, drop the invocation's job files, then cancel Snakemake's
     rate-limiter timers, which only wait to look at jobs again."""
     sweep.remove_job_files()
-    if workflow.executor_plugin is None or workflow.dryrun or not sweep.owner:
+    if workflow.executor_plugin is None or workflow.dryrun or not sweep.owner or sweep.refused:
         return
     summary.write_results(sweep)
     tracking.log_executed(sweep, MAIN.get("tracking"), MAIN.get("notebooks"))
@@ -144,12 +184,4 @@ def refresh() -> None:
     sweep = MAIN.get("sweep")
     if sweep is None or not sweep.owner:
         return
-    out = Path(sweep.output_dir)
-    try:
-        columns, full_rows = summary.table(summary.rows(sweep))
-        out.mkdir(parents=True, exist_ok=True)
-        write_atomically(out / "summary.csv", summary.to_csv(columns, full_rows))
-        write_atomically(out / "summary.json", json.dumps(full_rows, indent=1, ensure_ascii=False) + "\n")
-        write_atomically(out / "index.html", index.page(columns, full_rows, out))
-    except Exception:  # noqa: BLE001, S110 -- the end of the invocation writes them again and reports errors
-        pass
+    summary.write_results(sweep, announce=False)

@@ -1,6 +1,9 @@
 """Expand config entries into runs (defaults, grids, labels) and check them against templates."""
 
+import errno
 import itertools
+import keyword
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -9,6 +12,7 @@ from pathlib import Path
 from .canonical import canonical_json, file_digest
 from .config import RunSpec, SweepConfig, deep_merge
 from .errors import SweepError
+from .resources import standard_resources
 from .templates import Template, read_template
 
 SAFE_NAME = r"[A-Za-z0-9][A-Za-z0-9._+=-]{0,127}"
@@ -25,7 +29,7 @@ class Run:
     parameters: dict
     inputs: tuple[str, ...]
     kernel: str
-    timeout: float | None
+    timeout: int | None
     threads: int
     resources: dict
     batch_size: int | None
@@ -105,6 +109,61 @@ def labelled_points(spec: dict, where: str) -> list[tuple[str, dict]]:
     return pairs
 
 
+def non_finite_number(value, name: str = "") -> tuple[str, float] | None:
+    """(dotted name, value) of the first NaN or infinity in a parameter value, or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return name, value
+    if isinstance(value, dict):
+        items = ((f"{name}.{key}" if name else str(key), item) for key, item in value.items())
+    elif isinstance(value, list):
+        items = ((f"{name}[{i}]", item) for i, item in enumerate(value))
+    else:
+        return None
+    return next(filter(None, (non_finite_number(item, inner) for inner, item in items)), None)
+
+
+def whole_seconds(timeout: float | None, where: str) -> int | None:
+    """papermill's cell timeout is a whole number of seconds: a fractional one is rounded up."""
+    if timeout is None:
+        return None
+    if not math.isfinite(timeout):
+        raise SweepError(f"{where}: timeout {timeout} is not a number of seconds; give a finite number, or null for no limit")
+    return math.ceil(timeout)
+
+
+def check_output_dir(output_dir: str, where: str) -> None:
+    """Refuse, before anything is written, an output folder that cannot hold the runs: a dangling
+    or looping symlink, a file, or a folder (or nearest existing parent) this user cannot write."""
+    path = Path(output_dir)
+    fix = "set output_dir to a folder you can write"
+    try:
+        is_dir = path.is_dir() if path.exists() else None
+    except OSError as err:  # ELOOP, ENAMETOOLONG, ... from following the path
+        raise SweepError(f"{where}: output_dir {output_dir!r} cannot be used ({err.strerror}); {fix}") from None
+    if is_dir is False:
+        raise SweepError(f"{where}: output_dir {output_dir!r} is a file, not a folder; move the file or {fix}")
+    existing = path
+    while not existing.exists():
+        if existing.is_symlink():
+            try:
+                existing.stat()
+            except OSError as err:
+                if err.errno == errno.ELOOP:
+                    raise SweepError(
+                        f"{where}: output_dir {output_dir!r} runs into a symlink loop at {existing}; remove the link or {fix}"
+                    ) from None
+            raise SweepError(
+                f"{where}: output_dir {output_dir!r} goes through the dangling symlink {existing} (to {os.readlink(existing)!r}); "
+                f"create its target, remove the link, or {fix}"
+            )
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SweepError(f"{where}: output_dir {output_dir!r} is inside {existing}, which is a file; {fix}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        held = "is" if existing == path else f"would be created in {existing}, which is"
+        raise SweepError(f"{where}: output_dir {output_dir!r} {held} read-only for this user; {fix}")
+
+
 class Planner:
     """Turns a SweepConfig into validated runs, reading each template and input file once."""
 
@@ -123,7 +182,13 @@ class Planner:
                 raise SweepError(f"{where}: {err}; fix the 'notebook' path") from None
             check_name(template.stem, "notebook name", where)
             if template.stem.startswith(RESERVED_PREFIX):
-                raise SweepError(f"{where}: notebook name {template.stem!r} starts with {RESERVED_PREFIX!r}, which names nbsweep's own rules; rename the template")
+                raise SweepError(
+                    f"{where}: notebook name {template.stem!r} starts with {RESERVED_PREFIX!r}, which names nbsweep's own rules; rename the template"
+                )
+            try:
+                template.check_one_parameters_cell()
+            except SweepError as err:
+                raise SweepError(f"{where}: {err}") from None
             self._templates[path] = template
         return self._templates[path]
 
@@ -160,7 +225,27 @@ class Planner:
             )
 
     @staticmethod
-    def check_json_like(parameters: dict, where: str) -> None:
+    def check_parameter_names(names, template: Template, where: str) -> None:
+        """papermill assigns each parameter as a variable: in Python, a keyword cannot be one."""
+        if template.language != "python":
+            return
+        reserved = sorted(name for name in names if keyword.iskeyword(name))
+        if reserved:
+            raise SweepError(
+                f"{where}: parameter {', '.join(map(repr, reserved))} is a Python keyword, so {template.path} cannot receive it "
+                f"as a variable; rename it (e.g. {reserved[0] + '_'!r})"
+            )
+
+    @staticmethod
+    def check_parameter_values(parameters: dict, where: str) -> None:
+        """Values must be JSON: job files and executed notebooks are JSON, which has no NaN or infinity."""
+        found = non_finite_number(parameters)
+        if found is not None:
+            name, value = found
+            raise SweepError(
+                f"{where}: parameter {name!r} is {value}, which JSON (job files, notebooks) cannot store; "
+                "use a finite number, null, or a string such as 'nan' that the notebook converts"
+            )
         try:
             canonical_json(parameters)
         except (TypeError, ValueError) as err:
@@ -175,7 +260,10 @@ class Planner:
         kernel = self.check_kernel(spec.get("kernel", defaults["kernel"]) or template.kernelspec, template, where)
         base = deep_merge(defaults["parameters"], spec.get("parameters", {}))
         own_names = set(spec.get("parameters", {})) | set(spec.get("grid", {}))
+        self.check_parameter_names(set(base) | own_names, template, where)
         self.check_parameters(own_names, template, where)
+        timeout = whole_seconds(spec.get("timeout", defaults["timeout"]), where)
+        resources = deep_merge(defaults["resources"], standard_resources(spec.get("resources", {}), where))
         inputs = tuple(spec.get("inputs", []))
         for path in inputs:
             if not Path(path).is_file():
@@ -184,7 +272,7 @@ class Planner:
         for label, point in labelled_points(spec, where):
             check_name(label, "label", where)
             parameters = {**base, **point}
-            self.check_json_like(parameters, where)
+            self.check_parameter_values(parameters, where)
             runs.append(
                 Run(
                     template=template,
@@ -192,9 +280,9 @@ class Planner:
                     parameters=parameters,
                     inputs=inputs,
                     kernel=kernel,
-                    timeout=spec.get("timeout", defaults["timeout"]),
+                    timeout=timeout,
                     threads=spec.get("threads", defaults["threads"]),
-                    resources=deep_merge(defaults["resources"], spec.get("resources", {})),
+                    resources=resources,
                     batch_size=spec.get("batch_size", defaults["batch_size"]),
                     origin=run_spec,
                 )

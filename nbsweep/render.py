@@ -1,10 +1,13 @@
-"""Render an executed notebook as one HTML file: ``python -m nbsweep.render NOTEBOOK HTML``.
+"""Render an executed notebook as one HTML file beside it: ``python -m nbsweep.render NOTEBOOK HTML``.
 
 Images are inlined and nothing is loaded from the network, so the page opens offline (LaTeX
-shows as source). One of these runs per notebook: it imports nbconvert and nothing else heavy.
+shows as source). Runs are rendered by their own job right after their notebook is written
+(``render_nb``): one exporter per process, built ahead in the warm runner's server so that
+forked runs reuse its loaded templates. The command renders one notebook file.
 """
 
 import sys
+from functools import cache
 from pathlib import Path
 
 from .files import write_atomically
@@ -12,11 +15,24 @@ from .files import write_atomically
 TEMPLATE = Path(__file__).parent / "assets" / "offline.html.j2"
 
 
-def render(notebook: Path, html: Path) -> None:
+@cache
+def exporter():
+    """The HTML exporter, built once per process (its template environment is the costly part)."""
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter(template_file=str(TEMPLATE), embed_images=True).from_filename(str(notebook))
+    return HTMLExporter(template_file=str(TEMPLATE), embed_images=True)
+
+
+def render_nb(nb, html: Path) -> None:
+    """Write the rendering of the in-memory notebook ``nb`` to ``html``."""
+    body, _ = exporter().from_notebook_node(nb)
     write_atomically(html, body)
+
+
+def render(notebook: Path, html: Path) -> None:
+    import nbformat
+
+    render_nb(nbformat.read(notebook, as_version=4), html)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     notebook, html = map(Path, args)
     try:
         render(notebook, html)
-    except Exception as err:  # nbconvert and nbformat raise many types for unreadable notebooks
+    except Exception as err:  # noqa: BLE001 -- nbconvert and nbformat raise many types for unreadable notebooks
         print(f"nbsweep: cannot render {notebook}: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
     return 0

@@ -174,8 +174,10 @@ def reported_files(sweep, captions: Path) -> list[tuple[str, str]]:
     return [(str(path), str(captions / f"{path.stem}.rst")) for path in found if path.is_file()]
 
 
-def write_results(sweep) -> None:
-    """Write summary.csv, summary.json and index.html; a failure is a warning, never an error."""
+def write_results(sweep, announce: bool = True) -> None:
+    """Write summary.csv, summary.json and index.html; a failure is a warning, never an error.
+
+    ``announce``: print the closing line (or the warning); off for refreshes during a sweep."""
     out = Path(sweep.output_dir)
     try:
         columns, full_rows = table(rows(sweep))
@@ -185,6 +187,8 @@ def write_results(sweep) -> None:
         write_atomically(out / "index.html", index.page(columns, full_rows, out))
     except Exception as err:  # noqa: BLE001 -- a finished sweep must not end in a crash over its summary
         reason = err.strerror if isinstance(err, OSError) and err.strerror else f"{type(err).__name__}: {err}"
-        print(f"nbsweep: could not write the summary in {out}: {reason}", file=sys.stderr)
+        if announce:
+            print(f"nbsweep: could not write the summary in {out}: {reason}", file=sys.stderr)
         return
-    print(f"nbsweep: {len(full_rows)} runs ({index.tally(full_rows) or 'none configured'}); summary in {out / 'index.html'}", file=sys.stderr)
+    if announce:
+        print(f"nbsweep: {len(full_rows)} runs ({index.tally(full_rows) or 'none configured'}); summary in {out / 'index.html'}", file=sys.stderr)

@@ -14,9 +14,7 @@ from .parameters import declared
 def code_cells(nb) -> list[dict]:
     """What of a notebook counts as code: code cells' source and tags, in order."""
     return [
-        {"source": cell.source, "tags": sorted(cell.get("metadata", {}).get("tags", []))}
-        for cell in nb.cells
-        if cell.cell_type == "code"
+        {"source": cell.source, "tags": sorted(cell.get("metadata", {}).get("tags", []))} for cell in nb.cells if cell.cell_type == "code"
     ]
 
 
@@ -45,9 +43,24 @@ class Template:
     def kernelspec(self) -> str | None:
         return self.nb.metadata.get("kernelspec", {}).get("name")
 
+    @cached_property
+    def parameters_cells(self) -> list[int]:
+        """0-based indices of the cells tagged ``parameters`` (papermill injects after the first)."""
+        return [i for i, cell in enumerate(self.nb.cells) if "parameters" in cell.get("metadata", {}).get("tags", [])]
+
     @property
     def has_parameters_cell(self) -> bool:
-        return any("parameters" in cell.get("metadata", {}).get("tags", []) for cell in self.nb.cells)
+        return bool(self.parameters_cells)
+
+    def check_one_parameters_cell(self) -> None:
+        """Refuse a second cell tagged ``parameters``: it would run after the injected values and overwrite them."""
+        if len(self.parameters_cells) > 1:
+            numbers = [str(i + 1) for i in self.parameters_cells]
+            listed = ", ".join(numbers[:-1]) + f" and {numbers[-1]}"
+            raise SweepError(
+                f"{self.path} has {len(numbers)} cells tagged 'parameters' (cells {listed}, counting from 1), so the later ones "
+                "would overwrite the injected values; keep the tag on one cell"
+            )
 
     @property
     def language(self) -> str:

@@ -1,6 +1,8 @@
 """Bad input: one clear sentence naming file, run and fix; non-zero exit; no output touched (12)."""
 
+import nbformat
 import pytest
+from nbformat.v4 import new_code_cell, new_notebook
 
 GOOD = [{"notebook": "notebooks/echo.ipynb", "label": "ok", "parameters": {"x": 1}}]
 
@@ -13,6 +15,13 @@ def done(tmp_path_factory):
     project = Project(tmp_path_factory.mktemp("bad"))
     project.notebook("echo", ["print(x)"], "x = 0")
     project.notebook("plain", ["print(config)"])
+    first, second = new_code_cell("x = 0"), new_code_cell("x = 5")
+    first.metadata["tags"] = second.metadata["tags"] = ["parameters"]
+    cells = [new_code_cell("import math"), first, new_code_cell("y = 1"), second, new_code_cell("print(x)")]
+    nbformat.write(
+        new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "P"}}),
+        project.root / "notebooks" / "twice.ipynb",
+    )
     project.write_config({"runs": GOOD})
     project.snakemake()
     return project
@@ -39,7 +48,10 @@ CASES = {
     "undeclared parameter": ({"runs": GOOD + [run(parameters={"z": 1})]}, ["parameter 'z' is not declared", "(declared: x)"]),
     "missing kernel": ({"runs": GOOD + [run(kernel="julia-9")]}, ["kernel 'julia-9' is not installed", "python3"]),
     "missing input": ({"runs": GOOD + [run(inputs=["data/none.csv"])]}, ["input file 'data/none.csv' does not exist"]),
-    "date parameter": ("runs:\n  - {notebook: notebooks/echo.ipynb, label: d, parameters: {x: 2024-01-01}}\n", ["not JSON-like", "quote dates"]),
+    "date parameter": (
+        "runs:\n  - {notebook: notebooks/echo.ipynb, label: d, parameters: {x: 2024-01-01}}\n",
+        ["not JSON-like", "quote dates"],
+    ),
     "alias bomb": (
         "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
         + "".join(f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcdefgh", "bcdefghi"))
@@ -48,6 +60,48 @@ CASES = {
     ),
     "recursive alias": ("runs: &r [{notebook: notebooks/echo.ipynb, label: b, parameters: {x: *r}}]\n", ["refers to itself"]),
     "non-utf8": (b"runs: [\xff\xfe]\n", ["not UTF-8"]),
+    # issue 11, items 10-14
+    "duplicate key": (
+        "runs:\n  - notebook: notebooks/echo.ipynb\n    label: d\n    label: e\n",
+        ["config/config.yaml", "'label' appears twice", "line 4"],
+    ),
+    "int parameter key": (
+        "runs:\n  - {notebook: notebooks/plain.ipynb, label: k, parameters: {1: one}}\n",
+        ["run #1 ('k')", "key 1 under 'parameters' is not text"],
+    ),
+    "bool grid key": ("runs:\n  - {notebook: notebooks/plain.ipynb, grid: {true: [1]}}\n", ["run #1", "key True under 'grid' is not text"]),
+    "keyword parameter": (
+        {"runs": [{"notebook": "notebooks/plain.ipynb", "label": "k", "parameters": {"class": 1}}]},
+        ["run #1 ('k')", "parameter 'class' is a Python keyword", "'class_'"],
+    ),
+    "infinite timeout": (
+        "runs:\n  - {notebook: notebooks/echo.ipynb, label: t, timeout: .inf}\n",
+        ["run #1 ('t')", "timeout inf is not a number of seconds"],
+    ),
+    "mem_mb lots": (
+        {"runs": GOOD + [run(resources={"mem_mb": "lots"})]},
+        ["run #2 ('new')", "resource mem_mb: 'lots' is not something Snakemake can read", "give a number"],
+    ),
+    "mem lots": ({"runs": GOOD + [run(resources={"mem": "lots"})]}, ["resource mem: 'lots'", "a size such as '4GB'"]),
+    "runtime soon": (
+        {"defaults": {"resources": {"runtime": "soon"}}, "runs": GOOD},
+        ["config/config.yaml: defaults: resource runtime: 'soon'", "'2h'"],
+    ),
+    "mem twice": ({"runs": GOOD + [run(resources={"mem": "1GB", "mem_mb": 100})]}, ["resources set both 'mem' and 'mem_mb'"]),
+    "runs not a list": ({"runs": "notalist"}, ["config/config.yaml: 'runs' must be array"]),
+    "two parameters cells": (
+        {"runs": GOOD + [{"notebook": "notebooks/twice.ipynb", "label": "t"}]},
+        ["run #2 ('t')", "notebooks/twice.ipynb has 2 cells tagged 'parameters' (cells 2 and 4"],
+    ),
+    "nan parameter": (
+        "runs:\n  - {notebook: notebooks/echo.ipynb, label: n, parameters: {x: .nan}}\n",
+        ["run #1 ('n')", "parameter 'x' is nan", "JSON"],
+    ),
+    "inf in a grid": ("runs:\n  - {notebook: notebooks/echo.ipynb, grid: {x: [1, .inf]}}\n", ["run #1", "parameter 'x' is inf"]),
+    "nested -inf": (
+        "runs:\n  - {notebook: notebooks/echo.ipynb, label: n, parameters: {x: {a: [0, -.inf]}}}\n",
+        ["parameter 'x.a[1]' is -inf"],
+    ),
 }
 
 
@@ -83,8 +137,9 @@ def test_bad_seed_entry_and_snakemake_level_json_error(done):
     broken.write_text('{"runs": [')
     before = done.outputs()
     proc = done.snakemake("--configfile", str(broken), check=False)
-    # Snakemake itself parses --configfile files; its message is short and has no traceback.
-    assert proc.returncode != 0 and "not valid JSON or YAML" in proc.stderr and "Traceback" not in proc.stderr
+    # Snakemake itself parses --configfile files, before the workflow; nbsweep's console names the file.
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert f"nbsweep: {broken} is not valid JSON (line 1, column 11: Expecting value); fix the syntax." in proc.stderr.splitlines()
     assert done.outputs() == before
 
 

@@ -65,6 +65,8 @@ def test_random_sigkills_lose_no_work(project):
 
 GOOD_RUN = {"notebook": "notebooks/echo.ipynb", "label": "ok", "parameters": {"x": 1}}
 ODD_VALUES = [None, True, -1, 0, 2.5, "", " ", "x" * 300, "../../etc", "/abs", "a b", "{x}", "é", [], [1], {}, {"k": "v"}]
+# Values that pass a JSON schema but that papermill, Snakemake or JSON cannot take (issue 11, items 11 and 14).
+ODD_VALUES += [float("nan"), float("inf"), 1e-3, {"x": float("nan")}, {"class": 1}, {1: "one"}, {"mem_mb": "lots"}, {"x": [1e400]}]
 KEYS = ["notebook", "label", "parameters", "grid", "inputs", "kernel", "timeout", "threads", "resources", "batch_size", "lable", "runs"]
 
 
@@ -125,6 +127,10 @@ def test_fuzzed_files_through_snakemake(fuzz_project):
         b"runs: [" * 5000,
         yaml.safe_dump({"runs": [{**GOOD_RUN, "label": "x" * 5000}]}).encode(),
         yaml.safe_dump({"runs": [GOOD_RUN, {**GOOD_RUN, "label": "b", "threads": [1]}]}).encode(),
+        b"runs:\n  - {notebook: notebooks/echo.ipynb, label: a, label: b}\n",
+        b"runs:\n  - {notebook: notebooks/echo.ipynb, label: a, parameters: {x: .nan}}\n",
+        b"runs:\n  - {notebook: notebooks/echo.ipynb, label: a, resources: {mem_mb: lots}}\n",
+        b"runs:\n  - {notebook: notebooks/echo.ipynb, label: a, parameters: {1: one}}\n",
     ]
     for content in samples:
         path.write_bytes(content)
