@@ -17,7 +17,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -61,6 +61,72 @@ def make_project(root: Path, n: int, body: str = "y = x + 1") -> Path:
         encoding="utf-8",
     )
     return root
+
+
+SHARED_INPUT = "data/shared.csv"
+
+
+def make_sweep_project(root: Path, n: int) -> Path:
+    """``make_project`` plus one shared input file that every run declares (hashed once per invocation)."""
+    make_project(root, n)
+    (root / "data").mkdir(exist_ok=True)
+    (root / SHARED_INPUT).write_text("a,b\n" + "".join(f"{i},{i * i}\n" for i in range(1000)), encoding="utf-8")
+    config = root / "config" / "config.yaml"
+    config.write_text(config.read_text(encoding="utf-8") + f"    inputs: [{SHARED_INPUT}]\n", encoding="utf-8")
+    return root
+
+
+# The stub runner: what a copy of the checkout runs instead of ``python -m nbsweep.run TARGET LOG``.
+STUB_RUN = '''\
+"""Stub runner made by bench/: writes the target as the runner would stamp it; no kernel, no papermill.
+
+It copies the hidden ``.bench-fake.ipynb`` beside the target when there is one (bench/planning.py
+fakes those), else stamps the template with the provenance of the run's job file (JSON only).
+"""
+import json, os, shutil, sys
+
+target, log = sys.argv[1:3]
+folder = os.path.dirname(target)
+fake = os.path.join(folder, ".bench-fake.ipynb")
+if os.path.exists(fake):
+    shutil.copyfile(fake, target)
+else:
+    label, name = os.path.basename(folder), os.path.basename(os.path.dirname(folder))
+    job_file = os.path.join(".snakemake", "nbsweep", "invocations", os.environ["NBSWEEP_INVOCATION"], "jobs", name, label + ".json")
+    with open(job_file, encoding="utf-8") as fh:
+        job = json.load(fh)
+    with open(job["notebook"], encoding="utf-8") as fh:
+        nb = json.load(fh)
+    keys = ("run", "fingerprint", "template_code", "kernel", "parameters", "inputs")
+    nb["metadata"]["nbsweep"] = {**{key: job[key] for key in keys}, "status": "ok"}
+    with open(target, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\\n")
+with open(log, "w") as fh:
+    fh.write("stub runner\\n")
+'''
+
+
+def make_stub(checkout: Path, tmp: Path) -> Path:
+    """A copy of ``checkout`` whose ``nbsweep/run.py`` is the stub runner (run it with
+    ``checkout_env(copy)`` and ``copy / "Snakefile"``: the jobs import nbsweep from the copy)."""
+    stub = tmp / "stub-checkout"
+    ignore = shutil.ignore_patterns(
+        ".git",
+        ".snakemake",
+        "papermill_outputs",
+        "__pycache__",
+        "*.egg-info",
+        "tests",
+        "bench",
+        "docs",
+        "build",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".venv",
+    )
+    shutil.copytree(checkout, stub, ignore=ignore, symlinks=True)
+    (stub / "nbsweep" / "run.py").write_text(STUB_RUN, encoding="utf-8")
+    return stub
 
 
 def reset_outputs(root: Path) -> None:
@@ -242,7 +308,9 @@ def wait_for_quiet(max_load: float, timeout: float) -> None:
     print(f"# load average before measuring: {' '.join(f'{x:.2f}' for x in os.getloadavg())}{note}", flush=True)
 
 
-def interleaved(variants: dict, rounds: int, progress: bool = True, busy_load: float | None = None, retries: int = 3) -> dict[str, list[Timing]]:
+def interleaved(
+    variants: dict, rounds: int, progress: bool = True, busy_load: float | None = None, retries: int = 3
+) -> dict[str, list[Timing]]:
     """Run every variant once per round, rotating the order each round, so noise hits all alike.
 
     ``variants`` maps a name to a zero-argument callable returning a Timing. A round during which
@@ -255,7 +323,7 @@ def interleaved(variants: dict, rounds: int, progress: bool = True, busy_load: f
     # booting), so only a load well above what they cause means other work.
     busy_load = busy_load if busy_load is not None else 4 * (os.cpu_count() or 1) + 1
     for r in range(rounds):
-        order = names[r % len(names):] + names[: r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for attempt in range(retries + 1):
             got, peak = {}, 0.0
             for name in order:
@@ -290,7 +358,7 @@ def median_machine_cpu(timings: list[Timing]) -> float:
 
 def paired_ratio(num: list[Timing], den: list[Timing]) -> float:
     """Median over rounds of num/den wall times measured in the same round."""
-    return statistics.median(a.wall / b.wall for a, b in zip(num, den))
+    return statistics.median(a.wall / b.wall for a, b in zip(num, den, strict=True))
 
 
 # ---------------------------------------------------------------- reporting
@@ -330,7 +398,7 @@ def machine_facts() -> dict:
     except OSError:
         pass
     return {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cores": os.cpu_count(),
         "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "cpu": model,
@@ -406,7 +474,7 @@ def print_header(title: str) -> dict:
 def table(headers: list[str], rows: list[list]) -> str:
     cells = [[str(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    line = lambda row: "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |"  # noqa: E731
+    line = lambda row: "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"  # noqa: E731
     return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, cells)])
 
 
@@ -417,5 +485,7 @@ def verdict(value: float, target: float, higher_is_better: bool = False) -> str:
 
 def save_json(path: str | None, payload: dict) -> None:
     if path:
-        Path(path).write_text(json.dumps(payload, indent=1, default=lambda o: getattr(o, "__dict__", None) or str(o)) + "\n", encoding="utf-8")
+        Path(path).write_text(
+            json.dumps(payload, indent=1, default=lambda o: getattr(o, "__dict__", None) or str(o)) + "\n", encoding="utf-8"
+        )
         print(f"# raw results written to {path}")

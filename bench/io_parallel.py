@@ -39,7 +39,15 @@ def main() -> int:
             if name == "sequential":
                 cmd = [bl.PYTHON, str(bl.BENCH / "seed_pool.py"), template, str(project / "out"), str(args.n), "--processes", "0"]
             elif name == "pool":
-                cmd = [bl.PYTHON, str(bl.BENCH / "seed_pool.py"), template, str(project / "out"), str(args.n), "--processes", str(args.cores)]
+                cmd = [
+                    bl.PYTHON,
+                    str(bl.BENCH / "seed_pool.py"),
+                    template,
+                    str(project / "out"),
+                    str(args.n),
+                    "--processes",
+                    str(args.cores),
+                ]
             elif name in checkouts:
                 cmd = bl.snakemake_cmd(project, "--cores", str(args.cores), snakefile=checkouts[name] / "Snakefile")
             else:
@@ -64,14 +72,23 @@ def main() -> int:
             ts = results[name]
             speedup = f"{bl.paired_ratio(results['sequential'], ts):.2f}" if "sequential" in results else "-"
             rows.append(
-                [name, f"{bl.median_wall(ts):.1f}", f"{min(t.wall for t in ts):.1f}", f"{bl.median_cpu(ts):.1f}", f"{bl.median_machine_cpu(ts):.1f}", speedup]
+                [
+                    name,
+                    f"{bl.median_wall(ts):.1f}",
+                    f"{min(t.wall for t in ts):.1f}",
+                    f"{bl.median_cpu(ts):.1f}",
+                    f"{bl.median_machine_cpu(ts):.1f}",
+                    speedup,
+                ]
             )
         print()
         print(bl.table(["variant", "wall s (median)", "wall s (min)", "CPU s (tree)", "CPU s (machine)", "speed-up vs sequential"], rows))
         if "sequential" in results:
             for name in [v for v in results if v.startswith("nbsweep")]:
                 s = bl.paired_ratio(results["sequential"], results[name])
-                print(f"{name} speed-up over sequential = {s:.2f}x (target >= 6x: {bl.verdict(s, 6, higher_is_better=True)}; sleep-only bound {args.n}x)")
+                print(
+                    f"{name} speed-up over sequential = {s:.2f}x (target >= 6x: {bl.verdict(s, 6, higher_is_better=True)}; sleep-only bound {args.n}x)"
+                )
         bl.save_json(args.json, {"facts": facts, "args": vars(args), "results": results})
     return 0
 

@@ -100,7 +100,10 @@ def main() -> int:
             commands = build(tmp, n, args.cores, variants, checkouts)
             print(f"# N={n}, cores={args.cores}, {args.rounds} round(s), order rotated each round", flush=True)
             results = bl.interleaved(
-                {name: runner(project, cmd, env, n, tmp / f"{name.replace(':', '-')}-n{n}.log") for name, (project, cmd, env) in commands.items()},
+                {
+                    name: runner(project, cmd, env, n, tmp / f"{name.replace(':', '-')}-n{n}.log")
+                    for name, (project, cmd, env) in commands.items()
+                },
                 args.rounds,
             )
             raw[n] = results
@@ -127,7 +130,19 @@ def main() -> int:
         print()
         print(
             bl.table(
-                ["N", "variant", "wall s", "wall s (min)", "1st nb at s", "exit after last s", "s / nb steady", "steady x pool", "CPU s / nb", "machine CPU s / nb", "wall x pool"],
+                [
+                    "N",
+                    "variant",
+                    "wall s",
+                    "wall s (min)",
+                    "1st nb at s",
+                    "exit after last s",
+                    "s / nb steady",
+                    "steady x pool",
+                    "CPU s / nb",
+                    "machine CPU s / nb",
+                    "wall x pool",
+                ],
                 rows,
             )
         )

@@ -1,28 +1,31 @@
-"""Planning at scale: dry-run, no-op re-check, scheduler choice and a profile of the planning.
+"""Planning at scale: dry-run and no-op beside a bare Snakemake workflow, scheduler, profile.
 
-    python bench/planning.py                          # 1,000 and 10,000 runs (~6 min)
-    python bench/planning.py --sizes 1000 --budget 20 # quick (~1 min)
+    python bench/planning.py                          # 1,000 and 10,000 runs (~10 min)
+    python bench/planning.py --sizes 1000 --budget 20 # quick (~2 min)
 
 For each size S, a project with one trivial template, one shared input file and a grid of S runs
-(labels p0..p{S-1}) is planned and checked with the real Snakefile and its profile:
+(labels p0..p{S-1}) is planned and checked with the real Snakefile and its profile, interleaved
+(order rotated each round) with a BARE SNAKEMAKE workflow of the same shape: one rule with
+wildcards ``{notebook}``/``{label}``, the shared input (``ancient``), one output and one log per
+job in the same folders, ``shell: "touch {output}"``, an ``all`` rule asking for the S targets.
 
-  dry-run, cold   ``snakemake -n`` on a fresh project: plans, writes S job files, builds the DAG
-                  and prints S jobs
-  dry-run, warm   the same again (job files exist and are unchanged)
-  no-op           ``snakemake --cores 2`` when every target is up to date; also ``-n`` then
+  dry-run    ``snakemake -n`` with all S runs to do (nbsweep: no target exists; a dry-run
+             plans, decides every run stale and writes its job files under the temp dir)
+  no-op      ``snakemake --cores 2`` and ``-n`` when every target is up to date
+  ratio      nbsweep / bare, median over rounds of the ratio within a round (target <= 1.2)
 
-FAKED OUTPUTS: running 10,000 real notebooks takes hours, so the up-to-date state is faked. After
-the dry-run has synced the job files, each target is written as a copy of the template carrying
-the metadata the runner records (``nbsweep.run.record``: the run's fingerprint, parameters,
-inputs, status "ok"), dated after its job file. That is exactly what makes a target up to date
-for Snakemake (target newer than its job file; data inputs are ``ancient``) and for nbsweep (the
-recorded fingerprint equals the job file's). The bench checks that ``snakemake -n`` then has
-nothing to do.
+FAKED OUTPUTS: running 10,000 real notebooks takes hours, so the up-to-date state is faked: the
+bench plans the sweep itself (``Sweep.load``) and writes each target as a copy of the template
+stamped with the run's planned provenance (``nbsweep.provenance.stamp`` with
+``provenance.planned``), exactly what the runner records. That is what makes a target current
+for nbsweep (its record has the planned fingerprint; the run then has no job-file input, so
+Snakemake finds it up to date too). The bench checks that ``snakemake -n`` then has nothing to
+do. The bare workflow's no-op has its S outputs touched.
 
 SCHEDULER: ``--scheduler`` only acts when jobs run, so greedy and the default (ilp) are compared
-on runs that really execute, with a STUB RUNNER in place of the notebook: the job files are
-dated after the targets (all S runs stale) and the sweep runs from a copy of the checkout whose
-``nbsweep/run.py`` is a stub that only puts the faked notebook back in place (no kernel, no
+on runs that really execute, with a STUB RUNNER in place of the notebook (benchlib ``STUB_RUN``):
+the targets are removed (all S runs stale) and the sweep runs from a copy of the checkout whose
+``nbsweep/run.py`` is the stub, which only puts the faked notebook back in place (no kernel, no
 papermill). Everything else (Snakefile, rules, planning, profile) is nbsweep's own, so the time
 per job is Snakemake's own per-job overhead for this DAG. The smallest size runs to completion;
 bigger sizes run for ``--budget`` seconds, then Snakemake is stopped with SIGTERM and the rate is
@@ -30,13 +33,12 @@ taken from the targets' new mtimes (planning time excluded). ``--subsample N`` a
 ``--scheduler-subsample N`` (only N randomly chosen ready jobs considered per scheduling round).
 
 PROFILE: cProfile of the Snakefile parse alone (``snakemake --list-rules``: config load and
-validation, expansion, template and input hashing, job file sync) at the biggest size, and of a
-whole dry-run at the smallest size. It also counts template and input hashing calls: each
-template must be hashed once per invocation, not once per run.
+validation, expansion, template reads) and of a whole dry-run (all runs to do), at the biggest
+size. It also counts template and input hashing calls: each template and input must be hashed
+once per invocation, not once per run.
 """
 
 import argparse
-import json
 import os
 import pstats
 import shutil
@@ -51,105 +53,93 @@ import benchlib as bl
 OUTPUT_DIR = "papermill_outputs"
 SNAKEFILE = bl.SNAKEFILE  # --checkout DIR measures DIR/Snakefile with DIR/nbsweep instead
 ENV: dict | None = None
-INPUT_FILE = "data/shared.csv"
 
-STUB_RUN = '''\
-"""Stub runner made by bench/planning.py: puts the faked notebook in place; no kernel, no papermill."""
-import os, shutil, sys
-job_file, target, log = sys.argv[1:4]
-shutil.copyfile(os.path.join(os.path.dirname(target), ".bench-fake.ipynb"), target)
-with open(log, "w") as fh:
-    fh.write("stub runner\\n")
-'''
+BARE_SNAKEFILE = """\
+# The bare workflow of bench/planning.py: N trivial jobs of one rule with wildcards, nbsweep's shape.
+N = {n}
 
+
+rule all:
+    input:
+        expand("out/triv/p{x}/triv_p{x}.ipynb", x=range(N)),
+
+
+rule run:
+    input:
+        ancient("data/shared.csv"),
+    output:
+        "out/{notebook}/{label}/{notebook}_{label}.ipynb",
+    log:
+        "out/{notebook}/{label}/{notebook}_{label}.log",
+    shell:
+        "touch {output} {log}"
+"""
 
 # ---------------------------------------------------------------- project states
 
 
-def make_planning_project(root: Path, size: int) -> Path:
-    bl.make_project(root, size)
-    (root / "data").mkdir(exist_ok=True)
-    (root / INPUT_FILE).write_text("a,b\n" + "".join(f"{i},{i * i}\n" for i in range(1000)), encoding="utf-8")
-    config = root / "config" / "config.yaml"
-    config.write_text(config.read_text(encoding="utf-8") + f"    inputs: [{INPUT_FILE}]\n", encoding="utf-8")
-    return root
+def targets(project: Path, size: int) -> list[Path]:
+    from nbsweep import layout
 
-
-def job_files(project: Path) -> list[Path]:
-    return sorted((project / OUTPUT_DIR).glob("*/*/.nbsweep-job.json"))
+    return [project / layout.target(OUTPUT_DIR, bl.TEMPLATE_NAME, f"p{i}") for i in range(size)]
 
 
 def fake_outputs(project: Path) -> tuple[int, float]:
-    """Write every target as the runner would record it (see the module docstring)."""
+    """Write every target as the runner would stamp it (see the module docstring)."""
     import copy
 
     import nbformat
 
-    from nbsweep import layout
-    from nbsweep.canonical import fingerprint
-    try:  # the runner module: where record() lives (nbsweep.run, or nbsweep.execute since the split)
-        from nbsweep.execute import record
-    except ImportError:
-        from nbsweep.run import record
-    from nbsweep.templates import code_digest
+    from nbsweep import layout, provenance
+    from nbsweep.packaged import SCHEMA
+    from nbsweep.sweep import Sweep
 
     start = time.perf_counter()
-    templates: dict[str, tuple] = {}
-    files = job_files(project)
-    for job_file in files:
-        job = json.loads(job_file.read_text(encoding="utf-8"))
-        if job["notebook"] not in templates:
-            nb = nbformat.read(project / job["notebook"], as_version=4)
-            templates[job["notebook"]] = (nb, code_digest(nb))
-        template, actual_code = templates[job["notebook"]]
-        nb = copy.deepcopy(template)
-        record(nb, job, actual_code, None)
-        assert nb.metadata["nbsweep"]["fingerprint"] == job["fingerprint"] == fingerprint(job), job_file
-        name, label = job["run"].split("/", 1)
-        target = project / layout.target(OUTPUT_DIR, name, label)
-        assert target.parent == job_file.parent, (target, job_file)
-        text = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-        target.write_text(text, encoding="utf-8")
-        (target.parent / ".bench-fake.ipynb").write_text(text, encoding="utf-8")  # what the stub runner copies
-    # Job files 20 s old, targets 10 s old: in order whatever the file system's resolution, and never
-    # in the future (a target the stub re-dates must end up newer than its job file).
-    now = time.time()
-    for job_file in files:
-        os.utime(job_file, (now - 20, now - 20))
-        os.utime(target_of(job_file), (now - 10, now - 10))
-    return len(files), time.perf_counter() - start
+    here = Path.cwd()
+    os.chdir(project)
+    try:
+        sweep = Sweep.load([Path("config/config.yaml")], SCHEMA)
+        templates, digests, now = {}, {}, time.time()
+        for run in sweep.runs.values():
+            template = templates.setdefault(run.template.path, nbformat.read(run.template.path, as_version=4))
+            nb = copy.deepcopy(template)
+            provenance.stamp(nb, run.id, provenance.planned(run, digests), None)
+            target = layout.target(sweep.output_dir, run.name, run.label)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            text = nbformat.writes(nb) + "\n"
+            target.write_text(text, encoding="utf-8")
+            (target.parent / ".bench-fake.ipynb").write_text(text, encoding="utf-8")  # what the stub runner copies
+            os.utime(target, (now - 10, now - 10))
+            assert provenance.recorded(target).fingerprint == provenance.planned(run, digests).fingerprint, target
+    finally:
+        os.chdir(here)
+    return len(sweep.runs), time.perf_counter() - start
 
 
-def target_of(job_file: Path) -> Path:
-    return next(p for p in job_file.parent.glob("*.ipynb") if not p.name.startswith(".") and ".failed." not in p.name)
-
-
-def make_all_stale(project: Path) -> float:
-    """Date each target 10 s before its job file (now - 5 s); the stub re-dates targets to now.
-
-    Snakemake ignores a newer input whose checksum it recorded unchanged (it stores checksums of
-    small inputs in .snakemake/metadata), so that record is dropped first.
-    """
+def make_all_stale(project: Path, size: int) -> float:
+    """Remove every target (the stub runner puts each back); Snakemake's metadata goes too."""
     shutil.rmtree(project / ".snakemake" / "metadata", ignore_errors=True)
-    now = time.time()
-    for job_file in job_files(project):
-        os.utime(job_file, (now - 5, now - 5))
-        os.utime(target_of(job_file), (now - 15, now - 15))
-    return now - 1
+    for target in targets(project, size):
+        target.unlink(missing_ok=True)
+    return time.time() - 1
 
 
-def make_stub(tmp: Path) -> Path:
-    """A copy of the measured checkout whose ``nbsweep/run.py`` is the stub runner.
+def make_bare_project(root: Path, size: int) -> Path:
+    root.mkdir(parents=True)
+    (root / "Snakefile").write_text(BARE_SNAKEFILE.replace("{n}", str(size)), encoding="utf-8")
+    (root / "data").mkdir()
+    (root / bl.SHARED_INPUT).write_text("a,b\n", encoding="utf-8")
+    return root
 
-    Jobs put the workflow's own directory first on PYTHONPATH, so the stub must live in the
-    workflow that Snakemake runs: everything else in the copy is the checkout's own.
-    """
-    source = SNAKEFILE.parent
-    stub = tmp / "stub-checkout"
-    ignore = shutil.ignore_patterns(".git", ".snakemake", OUTPUT_DIR, "__pycache__", "*.egg-info", "tests", "bench", "docs", ".pytest_cache")
-    shutil.copytree(source, stub, ignore=ignore, symlinks=True)
-    (stub / "nbsweep" / "run.py").write_text(STUB_RUN, encoding="utf-8")
-    return stub
+
+def bare_outputs(root: Path, size: int, present: bool) -> None:
+    for i in range(size):
+        target = root / "out" / "triv" / f"p{i}" / f"triv_p{i}.ipynb"
+        if present:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.touch()
+        else:
+            target.unlink(missing_ok=True)
 
 
 def planned_jobs(log: Path) -> dict[str, int]:
@@ -179,9 +169,15 @@ def timed(project: Path, log: Path, *args: str) -> bl.Timing:
     return bl.run_timed(snake(project, *args), cwd=project, log=log, env=ENV)
 
 
-def rerun_rate(project: Path, mark: float) -> tuple[int, float | None]:
-    """How many targets were re-dated after ``mark``, and the seconds per job between first and last."""
-    times = sorted(t for t in (target_of(f).stat().st_mtime for f in job_files(project)) if t > mark)
+def bare_timed(root: Path, size: int, log: Path, *args: str) -> bl.Timing:
+    log.unlink(missing_ok=True)
+    cmd = bl.snakemake_cmd(root, *args, snakefile=root / "Snakefile")
+    return bl.run_timed(cmd, cwd=root, log=log, env=ENV)
+
+
+def rerun_rate(project: Path, size: int, mark: float) -> tuple[int, float | None]:
+    """How many targets were written after ``mark``, and the seconds per job between first and last."""
+    times = sorted(t for t in (p.stat().st_mtime for p in targets(project, size) if p.exists()) if t > mark)
     if len(times) < 2:
         return len(times), None
     return len(times), (times[-1] - times[0]) / (len(times) - 1)
@@ -196,8 +192,10 @@ def scheduler_variants(subsample: int | None) -> dict[str, list[str]]:
     return variants
 
 
-def run_scheduler(project: Path, scheduler: str, options: list[str], stub: Path, log: Path, budget: float | None, cores: int) -> dict:
-    mark = make_all_stale(project)
+def run_scheduler(
+    project: Path, size: int, scheduler: str, options: list[str], stub: Path, log: Path, budget: float | None, cores: int
+) -> dict:
+    mark = make_all_stale(project, size)
     env, tmpdir = bl.isolated_env(bl.checkout_env(stub))
     cmd = bl.snakemake_cmd(project, "--cores", str(cores), *options, snakefile=stub / "Snakefile")
     log.unlink(missing_ok=True)
@@ -219,7 +217,7 @@ def run_scheduler(project: Path, scheduler: str, options: list[str], stub: Path,
     bl.release(tmpdir)
     if not stopped and proc.returncode != 0:
         raise SystemExit(f"bench: stub run with --scheduler {scheduler} failed ({proc.returncode}); see {log}")
-    done, per_job = rerun_rate(project, mark)
+    done, per_job = rerun_rate(project, size, mark)
     return {"scheduler": scheduler, "wall": wall, "done": done, "per_job": per_job, "complete": not stopped}
 
 
@@ -244,7 +242,7 @@ def stats_rows(stats: pstats.Stats, keep, key: str, limit: int) -> list[list]:
     rows = []
     entries = [(func, data) for func, data in stats.stats.items() if keep(func[0])]
     index = {"cum": 3, "tot": 2}[key]
-    for (filename, line, name), (cc, nc, tt, ct, _) in sorted(entries, key=lambda e: -e[1][index])[:limit]:
+    for (filename, line, name), (_cc, nc, tt, ct, _) in sorted(entries, key=lambda e: -e[1][index])[:limit]:
         rows.append([f"{short_name(filename)}:{line}({name})", nc, f"{tt:.3f}", f"{ct:.3f}"])
     return rows
 
@@ -285,9 +283,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Planning at scale: dry-run, no-op, scheduler, profile.")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=2, help="repetitions of the warm dry-run and the no-op (default: 2)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the dry-run and the no-op (default: 3)")
     parser.add_argument("--budget", type=float, default=60, help="seconds per stub run above the smallest size (default: 60)")
-    parser.add_argument("--complete-up-to", type=int, default=1000, help="run the stub sweeps to completion up to this size (default: 1000)")
+    parser.add_argument(
+        "--complete-up-to", type=int, default=1000, help="run the stub sweeps to completion up to this size (default: 1000)"
+    )
     parser.add_argument("--no-scheduler", action="store_true", help="skip the greedy vs ilp stub runs")
     parser.add_argument("--subsample", type=int, help="also run greedy with --scheduler-subsample N")
     parser.add_argument("--no-profile", action="store_true")
@@ -315,52 +315,60 @@ def main() -> int:
         (floor_dir / "x").write_text("")
         floor = bl.run_timed(bl.snakemake_cmd(floor_dir, "-n", snakefile=floor_dir / "Snakefile"), cwd=floor_dir, log=tmp / "floor.log")
         print(f"# Snakemake floor (one-rule Snakefile, -n, nothing to do): {floor.wall:.2f} s, {floor.maxrss_mb:.0f} MB", flush=True)
-        rows.append(["-", "snakemake floor: one-rule workflow -n", f"{floor.wall:.2f}", f"{floor.maxrss_mb:.0f}", "-"])
+        rows.append(["-", "snakemake floor: one-rule workflow -n", f"{floor.wall:.2f}", "-", "-", f"{floor.maxrss_mb:.0f}", "-"])
 
-        stub = make_stub(tmp)
+        stub = bl.make_stub(SNAKEFILE.parent, tmp)
+        cores = ["--cores", str(args.cores)]
         for size in sizes:
-            project = make_planning_project(tmp / f"sweep-{size}", size)
+            project = bl.make_sweep_project(tmp / f"sweep-{size}", size)
+            bare = make_bare_project(tmp / f"bare-{size}", size)
             r = raw[size] = {}
-            target = 3 if size <= 1000 else 20 if size <= 10000 else None
 
-            def row(what, t, target=target):
-                ok = "-" if target is None else ("ok" if t.wall < target and t.maxrss_mb < 500 else "MISS")
-                rows.append([size, what, f"{t.wall:.2f}", f"{t.maxrss_mb:.0f}", ok])
+            def row(what, ours, theirs, target=1.2, size=size):
+                ratio = bl.paired_ratio(ours, theirs)
+                ok = "-" if target is None else "ok" if ratio <= target else "MISS"
+                rows.append([
+                    size, what, f"{bl.median_wall(ours):.2f}", f"{bl.median_wall(theirs):.2f}", f"{ratio:.2f}",
+                    f"{max(t.maxrss_mb for t in ours):.0f}", ok,
+                ])  # fmt: skip
 
-            print(f"# S={size}: dry-run, cold", flush=True)
-            r["dry_cold"] = timed(project, tmp / f"dry-cold-{size}.log", "-n", "--cores", str(args.cores))
-            row("dry-run, cold (writes job files)", r["dry_cold"])
-            assert len(job_files(project)) == size, f"expected {size} job files"
-            r["dry_warm"] = []
-            for i in range(args.rounds):
-                r["dry_warm"].append(timed(project, tmp / f"dry-warm-{size}.log", "-n", "--cores", str(args.cores)))
-                print(f"#   dry-run, warm {r['dry_warm'][-1].wall:.2f} s", flush=True)
-            row("dry-run, warm", min(r["dry_warm"], key=lambda t: t.wall))
+            print(f"# S={size}: dry-run, all runs to do: nbsweep vs bare Snakemake", flush=True)
+            r["dry"] = bl.interleaved(
+                {
+                    "nbsweep -n": lambda project=project, size=size: timed(project, tmp / f"dry-{size}.log", "-n", *cores),
+                    "bare -n": lambda bare=bare, size=size: bare_timed(bare, size, tmp / f"bare-dry-{size}.log", "-n", *cores),
+                },
+                args.rounds,
+            )
+            if planned_jobs(tmp / f"dry-{size}.log").get("nbsweep_run") != size:
+                raise SystemExit(f"bench: the dry-run did not plan {size} runs; see {tmp / f'dry-{size}.log'}")
+            row("dry-run, all to do", r["dry"]["nbsweep -n"], r["dry"]["bare -n"])
 
             count, seconds = fake_outputs(project)
+            bare_outputs(bare, size, present=True)
             print(f"# S={size}: faked {count} up-to-date targets in {seconds:.1f} s (not a measurement)", flush=True)
             check = tmp / f"noop-check-{size}.log"
-            timed(project, check, "-n", "--cores", str(args.cores))
+            timed(project, check, "-n", *cores)
             if "nbsweep_run" in planned_jobs(check):
                 raise SystemExit(f"bench: faked outputs are not up to date; see {check}")
-            # The first real invocation with every target present may still run result jobs
-            # (summary, index) once; it is timed apart from the no-op proper.
-            r["settle"] = timed(project, tmp / f"settle-{size}.log", "--cores", str(args.cores))
-            settle_jobs = planned_jobs(tmp / f"settle-{size}.log")
-            if "nbsweep_run" in settle_jobs:
+            # The first real invocation with every target present writes summary.csv and index.html
+            # (as every invocation does); timed apart from the no-op proper.
+            r["settle"] = timed(project, tmp / f"settle-{size}.log", *cores)
+            if "nbsweep_run" in planned_jobs(tmp / f"settle-{size}.log"):
                 raise SystemExit(f"bench: faked outputs were re-run; see {tmp / f'settle-{size}.log'}")
-            if settle_jobs:
-                row(f"first run after outputs exist ({', '.join(settle_jobs)})", r["settle"], target=None)
-            r["noop_dry"] = []
-            r["noop"] = []
-            for i in range(args.rounds):
-                r["noop"].append(timed(project, tmp / f"noop-{size}.log", "--cores", str(args.cores)))
-                r["noop_dry"].append(timed(project, tmp / f"noop-dry-{size}.log", "-n", "--cores", str(args.cores)))
-                print(f"#   no-op {r['noop'][-1].wall:.2f} s; no-op -n {r['noop_dry'][-1].wall:.2f} s", flush=True)
+            r["noop"] = bl.interleaved(
+                {
+                    "nbsweep no-op": lambda project=project, size=size: timed(project, tmp / f"noop-{size}.log", *cores),
+                    "bare no-op": lambda bare=bare, size=size: bare_timed(bare, size, tmp / f"bare-noop-{size}.log", *cores),
+                    "nbsweep no-op -n": lambda project=project, size=size: timed(project, tmp / f"noop-dry-{size}.log", "-n", *cores),
+                    "bare no-op -n": lambda bare=bare, size=size: bare_timed(bare, size, tmp / f"bare-noop-dry-{size}.log", "-n", *cores),
+                },
+                args.rounds,
+            )
             if jobs := planned_jobs(tmp / f"noop-{size}.log"):
                 raise SystemExit(f"bench: the no-op re-check ran jobs {jobs}; see {tmp / f'noop-{size}.log'}")
-            row("no-op re-check (all up to date)", min(r["noop"], key=lambda t: t.wall))
-            row("no-op dry-run (-n, all up to date)", min(r["noop_dry"], key=lambda t: t.wall))
+            row("no-op (all up to date; nbsweep writes summary + index)", r["noop"]["nbsweep no-op"], r["noop"]["bare no-op"], target=None)
+            row("no-op dry-run (-n, all up to date)", r["noop"]["nbsweep no-op -n"], r["noop"]["bare no-op -n"], target=None)
 
             if not args.no_scheduler:
                 complete = size <= args.complete_up_to
@@ -370,7 +378,7 @@ def main() -> int:
                 variants = scheduler_variants(args.subsample)
                 for scheduler in list(variants) if size % 2 == 0 else list(reversed(variants)):
                     log = tmp / f"stub-{scheduler.replace(', ', '-').replace(' ', '')}-{size}.log"
-                    res = run_scheduler(project, scheduler, variants[scheduler], stub, log, budget, args.cores)
+                    res = run_scheduler(project, size, scheduler, variants[scheduler], stub, log, budget, args.cores)
                     r["sched"][scheduler] = res
                     per = f"{res['per_job'] * 1000:.0f}" if res["per_job"] else "-"
                     print(f"#   {scheduler}: {res['done']} jobs in {res['wall']:.1f} s, {per} ms/job", flush=True)
@@ -388,30 +396,22 @@ def main() -> int:
                             f"{res['per_job'] / greedy:.2f}" if greedy and res["per_job"] else "-",
                         ]
                     )
-                if complete:
-                    # Now every run was (stub-)executed by Snakemake: its metadata exists, as after a real sweep.
-                    r["noop_meta"] = []
-                    for i in range(args.rounds):
-                        r["noop_meta"].append(timed(project, tmp / f"noop-meta-{size}.log", "--cores", str(args.cores)))
-                        print(f"#   no-op after a complete run {r['noop_meta'][-1].wall:.2f} s", flush=True)
-                    if jobs := planned_jobs(tmp / f"noop-meta-{size}.log"):
-                        raise SystemExit(f"bench: the no-op re-check ran jobs {jobs}; see {tmp / f'noop-meta-{size}.log'}")
-                    row("no-op re-check, Snakemake metadata present", min(r["noop_meta"], key=lambda t: t.wall))
+                fake_outputs(project)  # every target back in place for the profile's parse
 
         print()
-        print(bl.table(["runs", "what", "wall s", "peak RSS MB", "target"], rows))
-        print("targets: 1,000 runs < 3 s, 10,000 runs < 20 s, always < 500 MB")
+        print(bl.table(["runs", "what", "nbsweep s", "bare snakemake s", "nbsweep / bare", "peak RSS MB", "target <= 1.2"], rows))
+        print("ratios: median over rounds of nbsweep / bare within a round; the target applies to the dry-run")
         if sched_rows:
             print("\nScheduler (stub runner: Snakemake's own per-job cost for this DAG; see the module docstring)")
             print(bl.table(["runs", "scheduler", "how", "jobs done", "wall s", "ms / job", "x greedy"], sched_rows))
 
         if not args.no_profile:
-            big, small = sizes[-1], sizes[0]
+            big = sizes[-1]
             parse = profile(tmp / f"sweep-{big}", tmp / f"parse-{big}.prof", "--list-rules")
             report_profile(f"Profile: Snakefile parse only (snakemake --list-rules), {big} runs", parse, big)
-            make_all_stale(tmp / f"sweep-{small}")
-            dry = profile(tmp / f"sweep-{small}", tmp / f"dry-{small}.prof", "-n", "--cores", str(args.cores))
-            report_profile(f"Profile: whole dry-run (snakemake -n, all {small} runs to do)", dry, small)
+            make_all_stale(tmp / f"sweep-{big}", big)
+            dry = profile(tmp / f"sweep-{big}", tmp / f"dry-{big}.prof", "-n", *cores)
+            report_profile(f"Profile: whole dry-run (snakemake -n, all {big} runs to do)", dry, big)
         bl.save_json(args.json, {"facts": facts, "args": vars(args), "results": raw, "floor": floor})
     return 0
 

@@ -59,10 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     TRANSPORT["ipc"] = not args.tcp
 
     name = Path(args.template).stem
-    tasks = [
-        (args.template, str(Path(args.out) / name / f"p{i}" / f"{name}_p{i}.ipynb"), {args.parameter: i})
-        for i in range(args.n)
-    ]
+    tasks = [(args.template, str(Path(args.out) / name / f"p{i}" / f"{name}_p{i}.ipynb"), {args.parameter: i}) for i in range(args.n)]
     if args.processes == 0:
         for task in tasks:
             run_one(task)

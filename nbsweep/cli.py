@@ -37,6 +37,19 @@ def parser() -> argparse.ArgumentParser:
         "--configfile", nargs="+", type=Path, default=[], metavar="FILE", help="config files, as given to snakemake (default: config/config.yaml)"
     )
     status.add_argument("--remove-orphans", action="store_true", help="delete the outputs of runs that are no longer in the config")
+    accept = commands.add_parser(
+        "accept",
+        help="mark runs' existing notebooks up to date after a change that does not matter (executes nothing)",
+        description="Re-stamp the record of each chosen run's notebook with what is planned now, so a deliberate template-code "
+        "or input change that changes no result reruns nothing; the original record is kept (accepted_from). Parameter and "
+        "kernel changes cannot be accepted.",
+    )
+    accept.add_argument(
+        "targets", nargs="*", metavar="TARGET", help="run ids (template/label), template names or notebook paths (default: every run with a notebook)"
+    )
+    accept.add_argument(
+        "--configfile", nargs="+", type=Path, default=[], metavar="FILE", help="config files, as given to snakemake (default: config/config.yaml)"
+    )
     params = commands.add_parser(
         "params", help="list the parameters a template declares", description="List the parameters declared in a template's cell tagged `parameters`."
     )
@@ -58,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
             from .status import status
 
             print(status(args.configfile, SCHEMA, remove_orphans=args.remove_orphans))
+        elif args.command == "accept":
+            from .accept import accept
+            from .packaged import SCHEMA
+
+            lines = accept(args.configfile, SCHEMA, args.targets)
+            print("\n".join(line if line.startswith(" ") else f"nbsweep: {line}" for line in lines))
         elif args.command == "params":
             print(describe_parameters(args.notebook))
         elif args.command == "snakefile":

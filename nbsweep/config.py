@@ -11,8 +11,10 @@ from ruamel.yaml import YAML, YAMLError
 from ruamel.yaml.constructor import DuplicateKeyError
 
 from .errors import SweepError
+from .templates import unsupported_extension
 from .resources import standard_resources
-from .tracking import Settings, settings as tracking_settings
+from .tracking import Settings
+from .tracking import settings as tracking_settings
 
 BUILTIN_DEFAULTS = {
     "kernel": None,
@@ -20,6 +22,8 @@ BUILTIN_DEFAULTS = {
     "threads": 1,
     "resources": {"mem_mb": 1000, "runtime": 30},
     "batch_size": None,
+    "render": True,
+    "check_types": True,
     "parameters": {},
 }
 MAX_VALUES = 1_000_000
@@ -167,7 +171,7 @@ def non_text_key(value, trail: tuple = (), seen: set | None = None) -> tuple[tup
     return None
 
 
-def check_keys_are_text(doc, path: Path) -> None:
+def check_keys_are_text(doc, path: Path | str) -> None:
     """Refuse keys that JSON (job files, notebooks) would silently turn into strings."""
     found = non_text_key(doc)
     if found is None:
@@ -228,11 +232,11 @@ def _describe(error: jsonschema.ValidationError) -> str:
         wanted = " or ".join(wanted) if isinstance(wanted, list) else wanted
         return f"{where} must be {wanted}, not {type(error.instance).__name__} {error.instance!r}"
     if error.validator == "pattern" and key == "notebook":
-        return f"notebook {error.instance!r} must be a path ending in .ipynb"
+        return unsupported_extension(repr(error.instance))
     return f"{where}: {error.message}"
 
 
-def validate(doc, path: Path, schema: dict) -> None:
+def validate(doc, path: Path | str, schema: dict) -> None:
     """Validate one normalised document against the schema; raise the clearest error."""
     if not isinstance(doc, dict):
         found = "nothing (the file is empty)" if doc is None else f"a {type(doc).__name__}"
@@ -296,22 +300,67 @@ def deep_merge(base: dict, override: dict) -> dict:
     return merged
 
 
-def load_config(paths: list[Path], schema: dict) -> SweepConfig:
-    """Read, normalise and validate every config file; runs of all files are concatenated."""
+# Snakemake's --config entries nbsweep cannot apply as Snakemake would (it replaces the list).
+NOT_OVERRIDABLE = {
+    "runs": "runs cannot be given with --config, as Snakemake would replace the config files' list; "
+    "put them in a file and pass it with --configfile",
+}
+
+
+def parse_overrides(entries: list[str]) -> dict:
+    """Snakemake's ``--config KEY=VALUE ...`` entries as one mapping: each value read as YAML 1.2
+    (as nbsweep reads its config files; an empty value is null), later entries merged over
+    earlier ones as Snakemake merges them (mappings key by key, anything else replaced)."""
+    overrides: dict = {}
+    for entry in entries:
+        key, _, text = entry.partition("=")
+        where = f"--config {entry}"
+        try:
+            value = yaml_1_2().load(text) if text.strip() else None
+        except DuplicateKeyError as err:
+            raise SweepError(f"{where}: key {duplicate_key_phrase(err)}") from None
+        except YAMLError as err:
+            problem = yaml_problem(err)
+            raise SweepError(f"{where}: the value is not valid YAML{problem}; quote it for the shell, e.g. {key}='{{a: 1}}'") from None
+        if key in NOT_OVERRIDABLE:
+            raise SweepError(f"{where}: {NOT_OVERRIDABLE[key]}")
+        check_keys_are_text({key: value}, where)
+        overrides = deep_merge(overrides, {key: value})
+    return overrides
+
+
+def load_config(paths: list[Path], schema: dict, overrides: list[str] = ()) -> SweepConfig:
+    """Read, normalise and validate every config file; runs of all files are concatenated. Then
+    Snakemake's ``--config`` entries (``overrides``) apply like one more file's keys, merged over
+    the files' (``parse_overrides``)."""
     config = SweepConfig()
+    mlflow = None  # the last file's `mlflow:` mapping, which --config merges into
     for path in paths:
         doc = read_document(path)
         if is_seed_format(doc):
             doc = from_seed_format(doc, path)
         validate(doc, path, schema)
-        config.output_dir = doc.get("output_dir", config.output_dir)
-        config.mlflow = tracking_settings(doc) or config.mlflow
-        defaults = dict(doc.get("defaults", {}))
-        if "resources" in defaults:
-            defaults["resources"] = standard_resources(defaults["resources"], f"{path}: defaults")
-        config.defaults = deep_merge(config.defaults, defaults)
+        mlflow = (doc["mlflow"] or {}) if "mlflow" in doc else mlflow
+        apply_settings(config, doc, str(path))
         config.runs += [RunSpec(str(path), i + 1, spec) for i, spec in enumerate(doc["runs"])]
+    if overrides:
+        doc = parse_overrides(list(overrides))
+        where = "--config " + " ".join(overrides)
+        validate(doc, where, {key: value for key, value in schema.items() if key != "required"})
+        if "mlflow" in doc:
+            doc["mlflow"] = deep_merge(mlflow or {}, doc["mlflow"] or {})
+        apply_settings(config, doc, where)
     return config
+
+
+def apply_settings(config: SweepConfig, doc: dict, where: str) -> None:
+    """Apply one validated document's ``output_dir``, ``mlflow`` and ``defaults`` over ``config``'s."""
+    config.output_dir = doc.get("output_dir", config.output_dir)
+    config.mlflow = tracking_settings(doc) or config.mlflow
+    defaults = dict(doc.get("defaults") or {})
+    if "resources" in defaults:
+        defaults["resources"] = standard_resources(defaults["resources"], f"{where}: defaults")
+    config.defaults = deep_merge(config.defaults, defaults)
 
 
 def load_schema(path: Path) -> dict:

@@ -22,6 +22,7 @@ from snakemake_interface_logger_plugins.base import LogHandlerBase
 from snakemake_interface_logger_plugins.common import LogEvent
 from snakemake_interface_logger_plugins.settings import LogHandlerSettingsBase
 
+from . import interrupts
 from .config import SNAKEMAKE_CONFIGFILE_ERRORS, configfile_problem
 
 RUN_RULE = "nbsweep_run"
@@ -231,6 +232,8 @@ class LogHandler(LogHandlerBase):
         if rule != RUN_RULE:
             shown = ", ".join(f"{k}={v}" for k, v in (info.get("wildcards") or {}).items())
             self.write(f"nbsweep: job {rule}{f' ({shown})' if shown else ''} failed{where}")
+        elif interrupts.stopping.is_set():
+            pass  # stopped on purpose: the interruption was announced once
         elif not info["local"] or not self.failure_recorded(info):
             self.write(f"nbsweep: run {run_name(info)} FAILED{where}")
         self.finished(jobid, ok=False)

@@ -6,12 +6,16 @@ kernel on IPC transport (``nbsweep.kernels``; no TCP port races between concurre
 success the notebook is moved into place atomically; on failure it is kept as
 ``*.failed.ipynb`` and one line on stderr says which run failed, where and why. The outcome is
 reported before the kernel is shut down. If whoever asked for the run goes away (Snakemake
-killed, or the warm runner's client), the kernel is killed and nothing is written.
+killed, or the warm runner's client, which goes when Snakemake is interrupted), or this process
+gets SIGTERM, SIGINT or SIGHUP, the run is aborted: its kernel and everything it started are
+killed (``kernels.kill_all``), the kernel's runtime dir and the partial notebook are removed, and
+nothing else is written or printed.
 """
 
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -22,12 +26,15 @@ from pathlib import Path
 import nbformat
 
 from . import kernels, layout
-from .canonical import fingerprint
+from .provenance import Provenance, stamp
 from .cells import place, template_cell
-from .templates import code_digest
+from .secrets import papermill_input
+from .render import render_nb
+from .templates import code_digest, read_notebook
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
+_aborting = threading.Lock()
 # papermill probes optional cloud storage backends on import (boto3 alone costs ~0.3 s per run);
 # runs read and write local files only, so make those imports fail fast.
 REMOTE_IO_BACKENDS = ("boto3", "botocore", "azure", "gcsfs", "pyarrow", "github")
@@ -41,7 +48,7 @@ def skip_remote_io_backends() -> None:
 def rehearse() -> None:
     """Do once what every run does before and around its kernel, so forks of this process start
     with those imports done: papermill's parameterising (it formats with black when installed)
-    and writing, and the kernel spec lookup (it imports IPython)."""
+    and writing, the kernel spec lookup (it imports IPython), and rendering (nbconvert)."""
     skip_remote_io_backends()
     import papermill
     from jupyter_client.kernelspec import KernelSpecManager
@@ -50,29 +57,26 @@ def rehearse() -> None:
     for name in specs.find_kernel_specs():
         specs.get_kernel_spec(name)
     cell = nbformat.v4.new_code_cell("x = 0", metadata={"tags": ["parameters"]})
-    nb = nbformat.v4.new_notebook(cells=[cell], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb = nbformat.v4.new_notebook(
+        cells=[cell], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    )
     with tempfile.TemporaryDirectory() as folder:
         nbformat.write(nb, os.path.join(folder, "in.ipynb"))
         papermill.execute_notebook(
             os.path.join(folder, "in.ipynb"), os.path.join(folder, "out.ipynb"), parameters={"x": 1}, prepare_only=True, progress_bar=False
         )
-
-
-def kill_descendants() -> None:
-    """Kill the kernel (and anything it started): it runs in its own session, so signals miss it."""
-    import psutil
-
-    children = psutil.Process().children(recursive=True)
-    for child in children:
-        try:
-            child.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(children, timeout=5)
+        render_nb(nb, Path(folder, "out.html"))  # builds the exporter and compiles its templates
+    import jupytext  # noqa: F401 -- text templates are converted in the runs (0.7 s to import)
 
 
 def abort(partial: Path, code: int) -> None:
-    kill_descendants()
+    """Stop the run now: kill its kernel and all it started (``kernels.kill_all``: the kernel's
+    session and every descendant of this process, which is their subreaper), remove the kernel's
+    runtime dir and the partial notebook, and exit with ``code`` without a word (whoever stopped
+    the run says so once). A second caller (another signal, the watcher) leaves it to the first."""
+    if not _aborting.acquire(blocking=False):
+        return
+    kernels.kill_all()
     partial.unlink(missing_ok=True)
     os._exit(code)
 
@@ -100,9 +104,11 @@ def parent_gone(interval: float = 0.5):
     return gone
 
 
-def handle_signals(partial: Path) -> None:
+def handle_signals(partial: Path, outcome: list[int]) -> None:
+    """Abort on SIGTERM, SIGINT and SIGHUP: exit 128 + the signal, or, if the run's ``outcome``
+    is already on disk (its kernel is stopping), with that outcome, so a finished notebook stands."""
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda signum, frame: abort(partial, 128 + signum))
+        signal.signal(sig, lambda signum, frame: abort(partial, outcome[0] if outcome else 128 + signum))
 
 
 def failing_cell(nb) -> tuple[int | None, dict | None]:
@@ -119,17 +125,8 @@ def failing_cell(nb) -> tuple[int | None, dict | None]:
 
 def record(nb, job: dict, actual_code: str, error: dict | None) -> None:
     """Store in the notebook what it was made from, so staleness survives losing all other state."""
-    made_from = {**job, "template_code": actual_code}
-    nb.metadata["nbsweep"] = {
-        "run": job["run"],
-        "fingerprint": fingerprint(made_from),
-        "template_code": actual_code,
-        "kernel": job["kernel"],
-        "parameters": job["parameters"],
-        "inputs": job["inputs"],
-        "status": "failed" if error else "ok",
-        **({"error": error} if error else {}),
-    }
+    made = Provenance(actual_code, job["kernel"], job["parameters"], job["inputs"])
+    stamp(nb, job["run"], made, error)
 
 
 def write_durably(nb, path: Path) -> None:
@@ -176,38 +173,45 @@ def execute(job: dict, target: Path, log_path: Path, kernel: kernels.Kernel | No
     skip_remote_io_backends()
     import papermill
 
-    partial, failed = layout.partial(target), layout.failed_copy(target)
+    files = layout.RunFiles(target)
+    partial = files.partial
     partial.unlink(missing_ok=True)  # left by a run killed earlier
     actual_code = job["template_code"]
     code = EXIT_FAILED
     try:
         # The template may have been edited since planning: record the code actually run.
-        actual_code = code_digest(nbformat.read(job["notebook"], as_version=4))
+        template = read_notebook(job["notebook"])  # a text notebook is converted in memory
+        actual_code = code_digest(template)
         ahead = kernel is not None and kernel.name == job["kernel"]
         if kernel is not None and not ahead:
             kernel.stop(now=True)
         kernel = kernel if ahead else kernels.start(job["kernel"])
         logging.getLogger("nbsweep").info("run %s on %s", job["run"], "a kernel started ahead" if ahead else "a new kernel")
         nb = papermill.execute_notebook(
-            job["notebook"],
+            papermill_input(job["notebook"], template, job.get("secrets")),
             str(partial),
             parameters=job["parameters"],
             kernel_name=job["kernel"],
             km=kernel.manager,
+            language=kernel.manager.kernel_spec.language,  # for templates without kernelspec metadata
             execution_timeout=job["timeout"],
             start_timeout=300,
             progress_bar=False,
             log_output=True,
         )
+        nb.metadata.papermill["input_path"] = job["notebook"]  # the template's path, not a NotebookNode papermill was given
         record(nb, job, actual_code, None)
         write_durably(nb, partial)
         os.replace(partial, target)
-        failed.unlink(missing_ok=True)
+        keep_as_good(files)
+        files.html.unlink(missing_ok=True)  # a rendering beside the notebook is always of this notebook
+        if job.get("render", True):
+            render_beside(nb, files.html)
         seconds = nb.metadata.get("papermill", {}).get("duration") or 0
         print(f"nbsweep: run {job['run']} ok in {seconds:.1f} s -> {target}", file=sys.stderr)
         code = 0
     except Exception as err:
-        report_failure(err, job, partial, failed, actual_code, log_path)
+        report_failure(err, job, files, actual_code, log_path)
     finally:
         if report:
             report(code)
@@ -216,21 +220,53 @@ def execute(job: dict, target: Path, log_path: Path, kernel: kernels.Kernel | No
     return code
 
 
-def report_failure(err: Exception, job: dict, partial: Path, failed: Path, actual_code: str, log_path: Path) -> None:
-    """Keep the executed notebook as ``failed`` with the error marked; say so in one line."""
+def report_failure(err: Exception, job: dict, files: layout.RunFiles, actual_code: str, log_path: Path) -> None:
+    """Keep the executed notebook as ``files.failed`` with the error marked (and rendered), keep
+    the last good notebook as ``files.previous``; say so in one line."""
     logging.getLogger("nbsweep").exception("run %s failed", job["run"])
-    nb = nbformat.read(partial, as_version=4) if partial.exists() else None
+    nb = nbformat.read(files.partial, as_version=4) if files.partial.exists() else None
     error = describe_failure(err, nb)
     if nb is not None:
+        nb.metadata.setdefault("papermill", {})["input_path"] = job["notebook"]  # not a text template's whole notebook
         mark_failed_cell(nb, error)
         record(nb, job, actual_code, error)
-        write_durably(nb, partial)
-        os.replace(partial, failed)
-    kept = f"; executed notebook kept at {failed}" if nb is not None else ""
+        write_durably(nb, files.partial)
+        os.replace(files.partial, files.failed)
+        files.failed_html.unlink(missing_ok=True)
+        if job.get("render", True):
+            render_beside(nb, files.failed_html)
+    kept = f"; executed notebook kept at {files.failed}" if nb is not None else ""
+    if files.good.exists():  # Snakemake removed the target when this rerun started
+        os.replace(files.good, files.previous)
+        if files.good_log.exists():
+            os.replace(files.good_log, files.previous_log)
+    if files.previous.exists():
+        kept += f"; the previous good notebook is kept at {files.previous}"
     print(
         f"nbsweep: run {job['run']} FAILED in {place(error)}: {error['ename']}: {error['evalue']}{kept}; log at {log_path}",
         file=sys.stderr,
     )
+
+
+def keep_as_good(files: layout.RunFiles) -> None:
+    """After a success: link the notebook (and copy its log) where a failing rerun cannot lose
+    them; the failed copy and an older good notebook are obsolete now."""
+    for path in (files.failed, files.failed_html, files.previous, files.previous_log, files.good):
+        path.unlink(missing_ok=True)
+    try:
+        os.link(files.target, files.good)
+    except OSError:  # a filesystem without hard links
+        shutil.copy2(files.target, files.good)
+    if files.log.exists():
+        shutil.copy2(files.log, files.good_log)
+
+
+def render_beside(nb, html: Path) -> None:
+    """Render the executed notebook for people; a rendering that fails is a line in the log, not a failed run."""
+    try:
+        render_nb(nb, html)
+    except Exception:  # noqa: BLE001 -- nbconvert raises many types; the notebook itself is done
+        logging.getLogger("nbsweep").exception("could not render %s", html)
 
 
 def run_job(argv: list[str], gone, how: str, kernel: kernels.Kernel | None = None, report=None) -> int:
@@ -241,15 +277,17 @@ def run_job(argv: list[str], gone, how: str, kernel: kernels.Kernel | None = Non
     job_file, target, log_path = (Path(arg) for arg in argv)
     job = json.loads(job_file.read_text(encoding="utf-8"))
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = layout.partial(target)
+    partial = layout.RunFiles(target).partial
     reported = threading.Event()
+    outcome: list[int] = []
 
     def report_once(code: int) -> None:
+        outcome.append(code)
         reported.set()  # from now on the requester may go: the kernel still stops gracefully
         if report:
             report(code)
 
-    handle_signals(partial)
+    handle_signals(partial, outcome)
     watch(gone, partial, reported)
     configure_logging(log_path)
     logging.getLogger("nbsweep").info("run %s executes %s (pid %d)", job["run"], how, os.getpid())

@@ -12,11 +12,12 @@ import threading
 import time
 from pathlib import Path
 
-from . import layout, summary, tracking, workdir
+from . import interrupts, layout, summary, tracking, workdir
+from .config import load_config, load_schema
 from .errors import SweepError
 from .output_dir import check_output_dir_is_ours
 from .packaged import SCHEMA
-from .plan import check_output_dir
+from .plan import Planner, check_output_dir
 from .sweep import DEFAULT_CONFIG, Sweep, shown
 
 INVOCATION = "NBSWEEP_INVOCATION"  # names the invocation whose job files a job reads
@@ -29,6 +30,22 @@ def config_files(workflow) -> list[Path]:
     ``configfile:`` directives, else config/config.yaml. nbsweep reads them itself."""
     files = workflow.overwrite_configfiles or workflow.configfiles
     return [Path(path) for path in files] or [DEFAULT_CONFIG]
+
+
+def config_overrides(workflow) -> list[str]:
+    """The ``--config KEY=VALUE`` entries of this invocation (its command line's and its profile's),
+    as written: nbsweep reads the values itself, as YAML 1.2 (``nbsweep.config.parse_overrides``)."""
+    return list(workflow.config_settings.config_args or [])
+
+
+def load_sweep(files: list[Path], overrides: list[str]) -> Sweep:
+    """``Sweep.load`` with Snakemake's ``--config`` entries applied over the config files' keys."""
+    if not overrides:
+        return Sweep.load(files, SCHEMA)
+    config = load_config([shown(Path(path)) for path in files], load_schema(SCHEMA), overrides)
+    sweep = Sweep(config.output_dir, Planner(config).plan())
+    sweep.mlflow = config.mlflow
+    return sweep
 
 
 def plan_or_exit(workflow) -> Sweep:
@@ -45,7 +62,7 @@ def plan_or_exit(workflow) -> Sweep:
     files = config_files(workflow)
     where = ", ".join(str(shown(path)) for path in files)
     try:
-        sweep = Sweep.load(files, SCHEMA)
+        sweep = load_sweep(files, config_overrides(workflow))
         check_output_dir(sweep.output_dir, where)
         check_output_dir_is_ours(sweep.output_dir, where, summary.FILES)
     except SweepError as err:
@@ -56,6 +73,7 @@ def plan_or_exit(workflow) -> Sweep:
             workdir.recover()
         os.environ[INVOCATION] = sweep.invocation = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         on_exit(lambda: finish(workflow, sweep))
+        interrupts.install()
         remember(sweep)
     else:
         sweep.invocation = os.environ.get(INVOCATION, "")
@@ -109,10 +127,29 @@ def planned_by_main(workflow) -> Sweep | None:
     return sweep
 
 
-def own_runs(workflow) -> set[tuple[str, str]] | None:
-    """(name, label) of the runs a job's process was started for (``--target-jobs``); None when
-    it was started for anything else, which then needs every run."""
-    specs = workflow.dag_settings.target_jobs or []
+def own_runs(workflow, argv: list[str] | None = None) -> set[tuple[str, str]] | None:
+    """(name, label) of the runs a job's process was started for; None when it was started for
+    anything else (which then needs every run).
+
+    Snakemake 9 sets ``workflow.dag_settings`` only after the Snakefile is parsed, so while it is
+    parsed the targets are read from the command line Snakemake's executors wrote
+    (``--target-jobs RULE:WILDCARD=VALUE,... ...``, parsed by Snakemake's own parser).
+    """
+    from snakemake.target_jobs import parse_target_jobs_cli_args
+
+    settings = workflow.dag_settings
+    if settings is not None:
+        specs = settings.target_jobs
+    else:
+        argv = sys.argv[1:] if argv is None else argv
+        if argv.count("--target-jobs") != 1:
+            return None
+        values = argv[argv.index("--target-jobs") + 1 :]
+        values = values[: next((i for i, value in enumerate(values) if value.startswith("-")), len(values))]
+        try:
+            specs = parse_target_jobs_cli_args(values)
+        except Exception:  # noqa: BLE001 -- not a command line we know: plan every run
+            return None
     if not specs or any(spec.rulename != "nbsweep_run" or not {"notebook", "label"} <= set(spec.wildcards_dict) for spec in specs):
         return None
     return {(spec.wildcards_dict["notebook"], spec.wildcards_dict["label"]) for spec in specs}
@@ -133,6 +170,14 @@ def job_python(workflow) -> str:
     if workflow.deployment_settings.deployment_method:
         return f"PYTHONPATH={package_root}${{PYTHONPATH:+:$PYTHONPATH}} exec python"
     return f"exec {shlex.quote(sys.executable)}"
+
+
+def priorities(sweep: Sweep) -> dict[tuple[str, str], int]:
+    """Snakemake job priority of each run, by its place in the config: the first run highest.
+    Snakemake's schedulers start the ready jobs of highest priority first (the greedy one breaks
+    ties between equal priorities in no particular order), so runs start in config order when
+    nothing else decides (``--prioritize`` targets, input sizes come after priority)."""
+    return {key: len(sweep.runs) - position for position, key in enumerate(sweep.runs)}
 
 
 def join_batches(workflow, sweep: Sweep) -> None:

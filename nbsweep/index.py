@@ -109,7 +109,9 @@ def row_html(r: dict, varying: list[str], base: Path) -> str:
     if r["stale"] and status != "stale":
         stale = ' <span class="badge stale" title="made from an older configuration">changed since</span>'
     notebook_text = "failed.ipynb" if status == "failed" else "ipynb"
-    files = " ".join(filter(None, [link(r["html"], base, "html"), link(r["notebook"], base, notebook_text), link(r["log"], base, "log")]))
+    files = " ".join(
+        filter(None, [link(r["html"], base, "html"), link(r["notebook"], base, notebook_text), link(r["log"], base, "log"), link(r.get("previous"), base, "previous good")])
+    )
     cells = [
         f"<td>{esc(r['label'])}</td>",
         f'<td class="status"><span class="badge">{esc(status)}</span>{stale}</td>',

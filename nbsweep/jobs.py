@@ -3,9 +3,10 @@
 They are written while Snakemake builds the job graph (``Sweep.job_file``), for the runs that
 execute, into the invocation's own folder (``.snakemake/nbsweep/invocations/<id>/``, shared with
 cluster nodes), and only by the invocation that owns the project folder (``nbsweep.workdir``);
-a dry-run writes them to a private folder under the temp dir instead. A fresh job file is the
-run's input, newer than its notebook, which is how Snakemake learns that the run is stale. So a
-job executes exactly what its invocation planned, whatever another invocation plans meanwhile.
+a dry-run writes one file for all its stale runs to a private folder under the temp dir instead.
+A fresh job file is the run's input, newer than its notebook, which is how Snakemake learns that
+the run is stale. So a job executes exactly what its invocation planned, whatever another
+invocation plans meanwhile.
 Both folders go when the invocation ends.
 """
 
@@ -17,16 +18,35 @@ from pathlib import Path
 from .files import write_atomically
 from .provenance import planned
 
+DRY_RUN_JOB_FILE = "dry-run-job.json"
+
 
 def job_document(run, digests: dict[str, str]) -> dict:
     """Everything the runner needs: the run, its template, timeout and provenance."""
     made = planned(run, digests)
-    return {"run": run.id, "notebook": run.template.path, "timeout": run.timeout, "fingerprint": made.fingerprint, **made.as_dict()}
+    return {
+        "run": run.id,
+        "notebook": run.template.path,
+        "timeout": run.timeout,
+        "render": run.render,
+        "fingerprint": made.fingerprint,
+        **made.as_dict(),
+    }
 
 
 def write_job_file(path: Path, run, digests: dict[str, str]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, json.dumps(job_document(run, digests), sort_keys=True, ensure_ascii=False))
+    text = json.dumps(job_document(run, digests), sort_keys=True, ensure_ascii=False)
+    try:
+        write_atomically(path, text)
+    except FileNotFoundError:  # the template's folder, made by its first job file only
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, text)
+    return path
+
+
+def write_dry_run_job_file(path: Path) -> Path:
+    """The one job file of a dry-run's stale runs: only its date counts (newer than any target)."""
+    path.write_text(json.dumps({"dry_run": True}), encoding="utf-8")
     return path
 
 

@@ -8,15 +8,45 @@ notebook is already in place.
 A kernel started ahead records what it was made from (``start_ahead``): its kernelspec and the
 state of its interpreter's site directories. ``still_current`` tells whether a kernel started now
 would be made from the same, so an edited ``kernel.json`` or a new install is never missed.
+
+A run's processes end with it, however it ends. jupyter_client starts every kernel as the leader
+of a new session, and whatever the notebook starts stays in that session, detached or not
+(``os.system("(sleep 913 &)")`` re-parents the ``sleep`` to an ancestor but keeps its session).
+The process that owns the kernel also makes itself a child subreaper (Linux ``prctl``), so even a
+daemon that leaves the session (``setsid``) re-parents to it rather than to init. Stopping a
+kernel, gracefully or not (``Kernel.stop``, and ``kill_all`` on the abort path, where no event
+loop can be used), kills the kernel's session and this process's other descendants, and removes
+the runtime dir: its IPC sockets and connection file (with the kernel's HMAC key). When the owner
+itself was killed outright (SIGKILL), nothing of it runs any more: each runtime dir records its
+owner and kernel (``owner.json``), and the next kernel started under the same temp dir first ends
+what a dead owner left (``clear_orphaned``).
 """
 
+import json
 import os
 import shutil
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import site_state
+
+RUNTIME_PREFIX = "nbsweep-kernel-"  # distinct from the warm runner's nbsweep-<uid> folder
+OWNER_FILE = "owner.json"
+UNOWNED_GRACE_SECONDS = 60  # a runtime dir without owner.json this old was left by a crash while being made
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+_owned: dict[str, "Kernel | None"] = {}  # runtime dirs made by this process -> their kernel, once started
+
+
+def become_subreaper() -> None:
+    """Have orphaned descendants re-parent to this process instead of init (Linux; else a no-op)."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
 def kernel_config(runtime_dir: str):
@@ -31,18 +61,22 @@ class Kernel:
     name: str
     manager: object  # jupyter_client AsyncKernelManager, as nbclient uses
     runtime_dir: str
+    pid: int | None = None  # the kernel process, leader of its own session
     made_from: tuple | None = None  # kernels started ahead: kernelspec, site dirs and their signature
 
     def stop(self, now: bool = False) -> None:
-        """Shut the kernel down (``now``: kill it) and remove its runtime dir."""
+        """Shut the kernel down (``now``: kill it), end what it left running, remove its runtime dir."""
         from jupyter_core.utils import run_sync
 
         try:
             if run_sync(self.manager.is_alive)():
                 run_sync(self.manager.shutdown_kernel)(now=now)
-        finally:
             run_sync(self.manager.cleanup_resources)()
+        finally:
+            others = [kernel.pid for kernel in _owned.values() if kernel is not None and kernel is not self and kernel.pid]
+            kill(session(self.pid) + descendants(spare=others))
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
+            _owned.pop(self.runtime_dir, None)
 
 
 def start(name: str, output: int | None = None) -> Kernel:
@@ -53,16 +87,133 @@ def start(name: str, output: int | None = None) -> Kernel:
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
 
-    runtime_dir = tempfile.mkdtemp(prefix="nbsweep-")
+    become_subreaper()
+    clear_orphaned()
+    runtime_dir = tempfile.mkdtemp(prefix=RUNTIME_PREFIX)
+    _owned[runtime_dir] = None
+    record_owner(runtime_dir)
     os.environ["JUPYTER_RUNTIME_DIR"] = runtime_dir
     manager = AsyncKernelManager(kernel_name=name, config=kernel_config(runtime_dir))
     streams = {} if output is None else {"stdout": output, "stderr": output}
     try:
         run_sync(manager.start_kernel)(**streams)
     except BaseException:
+        kill(descendants())
         shutil.rmtree(runtime_dir, ignore_errors=True)
+        _owned.pop(runtime_dir, None)
         raise
-    return Kernel(name, manager, runtime_dir)
+    kernel = Kernel(name, manager, runtime_dir, pid=getattr(manager.provisioner, "pid", None))
+    _owned[runtime_dir] = kernel
+    record_owner(runtime_dir, kernel.pid)
+    return kernel
+
+
+def kill_all() -> None:
+    """Kill every kernel this process started, with all it left, and remove their runtime dirs.
+
+    For the abort path (a signal, or the requester gone): no event loop, no graceful shutdown.
+    """
+    kill([p for kernel in _owned.values() if kernel is not None for p in session(kernel.pid)] + descendants())
+    for runtime_dir in list(_owned):
+        shutil.rmtree(runtime_dir, ignore_errors=True)
+        _owned.pop(runtime_dir, None)
+
+
+def session(sid: int | None) -> list:
+    """Our processes in session ``sid`` (a kernel's: everything it started that did not ``setsid``)."""
+    import psutil
+
+    members = []
+    for pid in psutil.pids() if sid else []:
+        try:
+            if os.getsid(pid) == sid and (proc := psutil.Process(pid)).uids().real == os.getuid():
+                members.append(proc)
+        except (OSError, psutil.Error):
+            pass
+    return members
+
+
+def descendants(spare: list[int] = ()) -> list:
+    """This process's descendants (orphans re-parented here included), except ``spare`` pids and theirs."""
+    import psutil
+
+    found, queue = [], psutil.Process().children()
+    while queue:
+        child = queue.pop()
+        if child.pid in spare:
+            continue
+        found.append(child)
+        try:
+            queue += child.children()
+        except psutil.Error:
+            pass
+    return found
+
+
+def kill(processes: list) -> None:
+    """SIGKILL ``processes`` and wait (briefly) until they are gone; ours are reaped."""
+    import psutil
+
+    for proc in processes:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(processes, timeout=5)
+
+
+def record_owner(runtime_dir: str, kernel_pid: int | None = None) -> None:
+    """Write who owns ``runtime_dir`` (this process) and its kernel, for ``clear_orphaned``."""
+    owner = {"pid": os.getpid(), "started": started(os.getpid())}
+    if kernel_pid:
+        owner.update(kernel_pid=kernel_pid, kernel_started=started(kernel_pid))
+    path = Path(runtime_dir, OWNER_FILE)
+    path.with_suffix(".tmp").write_text(json.dumps(owner), encoding="utf-8")
+    os.replace(path.with_suffix(".tmp"), path)
+
+
+def started(pid: int) -> float | None:
+    """When process ``pid`` started (None if there is none), to tell it from a later one with its pid."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def clear_orphaned(temp_dir: str | None = None) -> list[str]:
+    """End the kernels of runtime dirs whose owner has died (their session: what they left running)
+    and remove those dirs; the dirs removed."""
+    temp_dir = temp_dir or tempfile.gettempdir()
+    cleared = []
+    try:
+        entries = [e for e in os.scandir(temp_dir) if e.name.startswith(RUNTIME_PREFIX)]
+    except OSError:
+        return cleared
+    for entry in entries:
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not entry.is_dir(follow_symlinks=False) or info.st_uid != os.getuid():
+            continue
+        try:
+            owner = json.loads(Path(entry.path, OWNER_FILE).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            if time.time() - info.st_mtime < UNOWNED_GRACE_SECONDS:
+                continue  # being made right now
+            owner = {}
+        except (OSError, ValueError):
+            continue
+        if owner and started(owner["pid"]) == owner["started"]:
+            continue  # its owner is alive and will clean up
+        kernel_pid = owner.get("kernel_pid")
+        if kernel_pid and started(kernel_pid) in (None, owner.get("kernel_started")):  # else the pid is another process's now
+            kill(session(kernel_pid))
+        shutil.rmtree(entry.path, ignore_errors=True)
+        cleared.append(entry.path)
+    return cleared
 
 
 def spec_of(name: str) -> dict:

@@ -39,6 +39,10 @@ class RunFiles:
         return self.target.with_name(f".{self.target.stem}.partial.ipynb")
 
     @property
+    def failed_html(self) -> Path:
+        return self.target.with_suffix(".failed.html")
+
+    @property
     def log(self) -> Path:
         return self.target.with_suffix(".log")
 
@@ -71,21 +75,9 @@ class RunFiles:
 
     def all(self) -> list[Path]:
         return [
-            self.target, self.failed, self.partial, self.log, self.html, self.render_log,
+            self.target, self.failed, self.failed_html, self.partial, self.log, self.html, self.render_log,
             self.good, self.good_log, self.previous, self.previous_log,
         ]  # fmt: skip
-
-
-def failed_copy(target_path: Path) -> Path:
-    return RunFiles(target_path).failed
-
-
-def partial(target_path: Path) -> Path:
-    return RunFiles(target_path).partial
-
-
-def log(target_path: Path) -> Path:
-    return RunFiles(target_path).log
 
 
 def invocation_dir(invocation: str) -> Path:

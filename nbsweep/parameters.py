@@ -1,19 +1,28 @@
 """The parameters a template declares in its cell tagged ``parameters``: names, types, defaults.
 
-papermill's translators read the cell (``Translator.inspect``, as ``papermill --help-notebook``
-shows it): each parameter's name, inferred type, default text and help comment. Languages whose
-translator cannot inspect a cell declare nothing that nbsweep can check.
+Which languages nbsweep reads declarations of (``DECLARING_LANGUAGES``):
+
+- Python: the cell is parsed with ``ast`` (``name = value`` and ``name: annotation = value`` at
+  top level); a cell that is not plain Python (IPython magics) is read by papermill's own
+  line-by-line inspection instead (``Translator.inspect``, as ``papermill --help-notebook`` shows it).
+- R: papermill's R translator cannot inspect a cell, so nbsweep reads the top-level
+  ``name <- value`` / ``name = value`` lines itself, and registers an R translator that does the
+  same with papermill (``translators``), so executing an R template does not warn that it cannot.
+
+Other languages papermill translates parameters for (Julia, Scala, MATLAB, ...) declare nothing
+nbsweep can check: ``declared`` returns None and any name passes.
 
 Default *values* (for a run's effective parameters: the defaults with the run's own parameters
 on top) are read from Python templates only, with ``ast``: an assignment whose value is a literal
 (numbers, strings, booleans, None, lists, tuples, dicts with string keys) is a default; one
 computed from an expression (``n = len(x)``) is left out, as its value is not known without
-executing the notebook. A cell that is not plain Python (IPython magics) is read by papermill's
-line-by-line inspection instead.
+executing the notebook.
 """
 
 import ast
+import re
 from dataclasses import dataclass
+from functools import cache
 
 
 @dataclass(frozen=True)
@@ -35,41 +44,147 @@ def parameters_cell(nb):
 def parameters_source(nb) -> str | None:
     """The source of the parameters cell, or None."""
     cell = parameters_cell(nb)
-    if cell is None:
-        return None
+    return None if cell is None else cell_source(cell)
+
+
+DECLARING_LANGUAGES = ("python", "r")  # lower-case language names whose declarations nbsweep reads
+
+
+@cache
+def translators():
+    """papermill's translator registry, with nbsweep's inspecting R translator registered for the
+    names papermill registers its own under. Call it before executing with papermill."""
+    from papermill.translators import papermill_translators
+
+    for name in ("R", "sparkrkernel"):
+        papermill_translators.register(name, r_translator())
+    return papermill_translators
+
+
+def r_translator():
+    """papermill's R translator, able to inspect a parameters cell (``r_assignments``) and writing
+    strings as R reads them (``r_string``: papermill's own turns ``é`` into the byte ``\\xe9``)."""
+    from papermill.models import Parameter as PapermillParameter
+    from papermill.translators import RTranslator
+
+    class NbsweepRTranslator(RTranslator):
+        @classmethod
+        def inspect(cls, parameters_cell):
+            return [PapermillParameter(name, "None", default, "") for name, default in r_assignments(cell_source(parameters_cell))]
+
+        @classmethod
+        def translate_escaped_str(cls, str_val):
+            return r_string(str_val) if isinstance(str_val, str) else super().translate_escaped_str(str_val)
+
+    return NbsweepRTranslator
+
+
+_R_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def r_string(text: str) -> str:
+    """An R string literal of ``text``: UTF-8 characters as they are, control characters escaped."""
+    return '"' + "".join(_R_ESCAPES.get(c) or (c if c.isprintable() else f"\\U{{{ord(c):x}}}") for c in text) + '"'
+
+
+def cell_source(cell) -> str:
     source = cell.get("source", "")
     return "".join(source) if isinstance(source, list) else source
 
 
-def inspectable(kernel_name: str | None, language: str) -> bool:
-    """Whether papermill can read declarations in this kernel's or language's parameters cells."""
-    return _inspect(kernel_name, language, None) is not None
+def declares(language: str) -> bool:
+    """Whether nbsweep reads the declarations of parameters cells in this language."""
+    return (language or "python").lower() in DECLARING_LANGUAGES
 
 
 def declared(nb, kernel_name: str | None, language: str) -> list[Parameter] | None:
-    """The declared parameters; None when the cell's language cannot be inspected."""
+    """The declared parameters; None when nbsweep cannot read the cell's language."""
     cell = parameters_cell(nb)
+    if not declares(language):
+        return None
     if cell is None:
         return []
-    return _inspect(kernel_name, language, cell)
+    source = cell_source(cell)
+    if language.lower() == "r":
+        return [Parameter(name, "None", default, "") for name, default in r_assignments(source)]
+    found = python_declarations(source)
+    if found is not None:
+        return found
+    from papermill.translators import PythonTranslator
+
+    return [Parameter(p.name, type_of(p.inferred_type_name, p.default, True), p.default, p.help) for p in PythonTranslator.inspect(cell)]
 
 
-def _inspect(kernel_name: str | None, language: str, cell) -> list[Parameter] | None:
-    from papermill.exceptions import PapermillException
-    from papermill.translators import papermill_translators
-
+def python_declarations(source: str) -> list[Parameter] | None:
+    """Top-level ``name = value`` / ``name: annotation = value`` statements of a Python cell, in
+    order (a name assigned twice: its last assignment); None when the cell is not plain Python."""
     try:
-        translator = papermill_translators.find_translator(kernel_name, language)
-    except PapermillException:
+        tree = ast.parse(source)
+    except SyntaxError:
         return None
-    import nbformat
+    lines = source.splitlines()
+    found: dict[str, Parameter] = {}
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign):
+            names, annotation = [t.id for t in statement.targets if isinstance(t, ast.Name)], ""
+        elif isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name) and statement.value is not None:
+            names, annotation = [statement.target.id], ast.unparse(statement.annotation)
+        else:
+            continue
+        default = ast.get_source_segment(source, statement.value) or ast.unparse(statement.value)
+        rest = lines[statement.end_lineno - 1][statement.end_col_offset :].strip()
+        help_text = rest[1:].strip() if rest.startswith("#") else ""
+        for name in names:
+            found.pop(name, None)
+            found[name] = Parameter(name, type_of(annotation, default, True), default, help_text)
+    return list(found.values())
 
-    try:
-        found = translator.inspect(cell or nbformat.v4.new_code_cell(""))
-    except NotImplementedError:
-        return None
-    python = language == "python"
-    return [Parameter(p.name, type_of(p.inferred_type_name, p.default, python), p.default, p.help) for p in found]
+
+_R_NAME = r"[A-Za-z][A-Za-z0-9._]*|\.[A-Za-z_.][A-Za-z0-9._]*|`[^`]+`"
+_R_ASSIGNMENT = re.compile(rf"\s*({_R_NAME})\s*(?:<<-|<-|=(?!=))\s*(.*)", re.DOTALL)
+
+
+def r_assignments(source: str) -> list[tuple[str, str]]:
+    """(name, value text) of the top-level ``name <- value`` / ``name = value`` statements of an R
+    cell, in order (a name assigned twice: its last value); lines inside brackets or strings
+    (the ``a = 1,`` of a multi-line ``list(...)``) are not statements, and comments are dropped."""
+    found: dict[str, str] = {}
+    depth, quote, current = 0, None, None
+    for line in source.splitlines():
+        at_top = depth == 0 and quote is None
+        depth, quote, code = r_scan(line, depth, quote)
+        match = _R_ASSIGNMENT.fullmatch(code) if at_top else None
+        if match:
+            current = match.group(1).strip("`")
+            found.pop(current, None)
+            found[current] = match.group(2).strip()
+        elif at_top:
+            current = None
+        elif current is not None:
+            found[current] = f"{found[current]} {code.strip()}".strip()
+    return list(found.items())
+
+
+def r_scan(line: str, depth: int, quote: str | None) -> tuple[int, str | None, str]:
+    """Bracket depth and open string after one R line, and the line without its comment."""
+    escaped = False
+    for i, char in enumerate(line):
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = None
+        elif char in "\"'`":
+            quote = char
+        elif char == "#":
+            return depth, quote, line[:i].rstrip()
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth = max(0, depth - 1)
+    return depth, quote, line
 
 
 def type_of(annotation: str, default: str, python: bool) -> str:
@@ -81,6 +196,71 @@ def type_of(annotation: str, default: str, python: bool) -> str:
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return "None"
     return "None" if value is None else type(value).__name__
+
+
+# JSON kinds of parameter values, as ``value_kind`` names them.
+_KINDS_OF = {
+    "int": {"int"},
+    "float": {"float", "int"},  # an int is fine for a float
+    "str": {"str"},
+    "bool": {"bool"},
+    **dict.fromkeys(("list", "List", "tuple", "Tuple", "Sequence", "MutableSequence"), {"list"}),
+    **dict.fromkeys(("dict", "Dict", "Mapping", "MutableMapping"), {"dict"}),
+    **dict.fromkeys(("None", "NoneType"), {"null"}),
+}
+_ANY = ("Any", "object")
+
+
+def value_kind(value) -> str:
+    """A JSON-like value's kind, in Python's words: bool, int, float, str, list, dict or null."""
+    return "null" if value is None else type(value).__name__
+
+
+def accepted_kinds(type_name: str) -> set[str] | None:
+    """The value kinds a declared type (annotation text, or the type of a literal default)
+    accepts; None when any value is fine (no type known, ``None`` default, ``Any``, or a type that
+    JSON-like values cannot be checked against, such as ``Path``)."""
+    if type_name in ("", "None"):
+        return None
+    try:
+        node = ast.parse(type_name, mode="eval").body
+    except SyntaxError:
+        return None
+    return _kinds(node)
+
+
+def _kinds(node) -> set[str] | None:
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):  # int | None
+        left, right = _kinds(node.left), _kinds(node.right)
+        return None if left is None or right is None else left | right
+    if isinstance(node, ast.Constant) and node.value is None:
+        return {"null"}
+    if isinstance(node, ast.Subscript):
+        base = _name(node.value)
+        inner = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        if base == "Optional":
+            kinds = _kinds(inner[0])
+            return None if kinds is None else kinds | {"null"}
+        if base == "Union":
+            parts = [_kinds(part) for part in inner]
+            return None if any(part is None for part in parts) else set().union(*parts)
+        return _KINDS_OF.get(base)
+    name = _name(node)
+    return None if name in _ANY else _KINDS_OF.get(name)
+
+
+def _name(node) -> str:
+    """``int`` of ``int``, ``List`` of ``typing.List``; "" for anything else."""
+    if isinstance(node, ast.Name):
+        return node.id
+    return node.attr if isinstance(node, ast.Attribute) else ""
+
+
+def type_mismatch(type_name: str, value) -> str | None:
+    """The given value's kind when the declared type does not accept it, else None."""
+    kinds = accepted_kinds(type_name)
+    kind = value_kind(value)
+    return None if kinds is None or kind in kinds else kind
 
 
 def json_like(value):

@@ -1,18 +1,21 @@
 """Expand config entries into runs (defaults, grids, labels) and check them against templates."""
 
 import errno
+import glob
 import itertools
 import keyword
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .canonical import canonical_json, file_digest
 from .config import RunSpec, SweepConfig, deep_merge
 from .errors import SweepError
+from .parameters import type_mismatch
 from .resources import standard_resources
+from .secrets import run_secrets
 from .templates import Template, read_template
 
 SAFE_NAME = r"[A-Za-z0-9][A-Za-z0-9._+=-]{0,127}"
@@ -34,6 +37,8 @@ class Run:
     resources: dict
     batch_size: int | None
     origin: RunSpec
+    secrets: dict = field(default_factory=dict)  # parameter -> environment variable (nbsweep.secrets)
+    render: bool = True  # write an HTML rendering beside the executed notebook
 
     @property
     def name(self) -> str:
@@ -68,33 +73,83 @@ def check_name(name: str, what: str, where: str) -> None:
         )
 
 
+class PathText(str):
+    """A text parameter value that label and input patterns may also take apart as a path:
+    ``{data.stem}``, ``{data.name}`` (``{data}`` is the text itself)."""
+
+    @property
+    def stem(self) -> str:
+        return Path(self).stem
+
+    @property
+    def name(self) -> str:
+        return Path(self).name
+
+
+def glob_values(key: str, pattern: str, where: str) -> list[str]:
+    """The files (not folders) matching a grid's ``{glob: pattern}``, sorted; none is an error."""
+    matches = sorted(path for path in glob.glob(pattern, recursive=True) if os.path.isfile(path))
+    if not matches:
+        raise SweepError(f"{where}: grid key {key!r}: glob {pattern!r} matches no file; fix the pattern or add the files")
+    return matches
+
+
+def resolve_grid(grid: dict, where: str) -> tuple[dict, set[str]]:
+    """The grid with every ``{glob: pattern}`` replaced by its files, and the keys that were globs."""
+    values, globbed = {}, set()
+    for key, given in grid.items():
+        if isinstance(given, dict):
+            values[key], globbed = glob_values(key, given["glob"], where), globbed | {key}
+        else:
+            values[key] = given
+    return values, globbed
+
+
 def grid_points(grid: dict) -> list[dict]:
     """Cartesian product of a grid, in the order keys and values are written."""
     keys = list(grid)
-    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def pattern_fields(point: dict) -> dict:
+    """A grid point as label and input patterns see it: text values also as paths (``PathText``)."""
+    return {key: PathText(value) if isinstance(value, str) else value for key, value in point.items()}
+
+
+def fill(pattern: str, point: dict, what: str, where: str) -> str:
+    """Fill a label or input pattern from one grid point (``{{`` and ``}}`` are literal braces)."""
+    try:
+        return pattern.format_map(pattern_fields(point))
+    except KeyError as err:
+        keys = ", ".join(point) or "none"
+        raise SweepError(
+            f"{where}: {what} {pattern!r} names {{{err.args[0]}}}, which is not a grid key "
+            f"(grid keys: {keys}); use only grid keys, or write {{{{ and }}}} for literal braces"
+        ) from None
+    except (ValueError, IndexError, AttributeError) as err:
+        raise SweepError(
+            f"{where}: {what} pattern {pattern!r} is malformed ({err}); write it like 'depth{{max_depth}}' or 'data/{{dataset}}.csv'"
+        ) from None
 
 
 def format_label(pattern: str, point: dict, where: str) -> str:
     """Fill a label pattern from one grid point."""
-    try:
-        return pattern.format_map(point)
-    except KeyError as err:
-        raise SweepError(
-            f"{where}: label {pattern!r} names {{{err.args[0]}}}, which is not a grid key "
-            f"(grid keys: {', '.join(point)}); use only grid keys in the label"
-        ) from None
-    except (ValueError, IndexError, AttributeError) as err:
-        raise SweepError(f"{where}: label pattern {pattern!r} is malformed ({err}); write it like 'depth{{max_depth}}'") from None
+    return fill(pattern, point, "label", where)
+
+
+def default_label_pattern(grid: dict, globbed: set[str]) -> str:
+    """``key1{key1}_key2{key2}``; a glob key contributes its files' stem alone (``{data.stem}``)."""
+    return "_".join(f"{{{key}.stem}}" if key in globbed else f"{key}{{{key}}}" for key in grid)
 
 
 def labelled_points(spec: dict, where: str) -> list[tuple[str, dict]]:
     """(label, grid point) pairs of one config entry; an entry without a grid is one point."""
-    grid = spec.get("grid")
-    if not grid:
+    if not spec.get("grid"):
         if "label" not in spec:
             raise SweepError(f"{where}: the run has no label; add a label (it names the output folder)")
         return [(spec["label"], {})]
-    pattern = spec.get("label") or "_".join(f"{key}{{{key}}}" for key in grid)
+    grid, globbed = resolve_grid(spec["grid"], where)
+    pattern = spec.get("label") or default_label_pattern(grid, globbed)
     seen = {}
     pairs = []
     for point in grid_points(grid):
@@ -107,6 +162,14 @@ def labelled_points(spec: dict, where: str) -> list[tuple[str, dict]]:
         seen[label] = point
         pairs.append((label, point))
     return pairs
+
+
+def run_inputs(spec: dict, point: dict, where: str) -> tuple[str, ...]:
+    """A run's input files: its ``inputs`` patterns filled from its grid point, then the values of
+    its glob keys; each once, in that order."""
+    paths = [fill(pattern, point, "input", where) for pattern in spec.get("inputs", [])]
+    globbed = [key for key, given in spec.get("grid", {}).items() if isinstance(given, dict)]
+    return tuple(dict.fromkeys([*paths, *(point[key] for key in globbed)]))
 
 
 def non_finite_number(value, name: str = "") -> tuple[str, float] | None:
@@ -164,6 +227,17 @@ def check_output_dir(output_dir: str, where: str) -> None:
         raise SweepError(f"{where}: output_dir {output_dir!r} {held} read-only for this user; {fix}")
 
 
+def check_label(label: str, point: dict, where: str) -> None:
+    """``check_name`` for a label; one filled with a path suggests the path's stem."""
+    paths = [key for key, value in point.items() if isinstance(value, str) and "/" in value and value in label]
+    if paths and not _SAFE_NAME_RE.fullmatch(label):
+        raise SweepError(
+            f"{where}: label {label!r} is not path-safe, as grid key {paths[0]!r} is a path; "
+            f"use {{{paths[0]}.stem}} or {{{paths[0]}.name}} in the label pattern"
+        )
+    check_name(label, "label", where)
+
+
 class Planner:
     """Turns a SweepConfig into validated runs, reading each template and input file once."""
 
@@ -171,6 +245,7 @@ class Planner:
         self.config = config
         self._kernels = kernels
         self._templates: dict[str, Template] = {}
+        self._files: dict[str, bool] = {}  # input path -> whether it is a file, checked once
 
     def template(self, path: str, where: str) -> Template:
         if path not in self._templates:
@@ -191,6 +266,11 @@ class Planner:
                 raise SweepError(f"{where}: {err}") from None
             self._templates[path] = template
         return self._templates[path]
+
+    def is_file(self, path: str) -> bool:
+        if path not in self._files:
+            self._files[path] = Path(path).is_file()
+        return self._files[path]
 
     @property
     def kernels(self) -> set[str]:
@@ -214,8 +294,8 @@ class Planner:
 
     @staticmethod
     def check_parameters(names: set[str], template: Template, where: str) -> None:
-        if not template.has_parameters_cell:
-            return  # the seed's way: papermill injects the parameters at the top
+        if not template.has_parameters_cell or template.declared_parameters is None:
+            return  # the seed's way (papermill injects the parameters at the top), or a language nbsweep cannot read
         unknown = sorted(names - set(template.declared_parameters))
         if unknown:
             declared = ", ".join(template.declared_parameters) or "none"
@@ -235,6 +315,16 @@ class Planner:
                 f"{where}: parameter {', '.join(map(repr, reserved))} is a Python keyword, so {template.path} cannot receive it "
                 f"as a variable; rename it (e.g. {reserved[0] + '_'!r})"
             )
+
+    @staticmethod
+    def check_types(parameters: dict, template: Template, label: str, where: str) -> None:
+        """Each value of a declared parameter must be of its declared type (``type_mismatch``)."""
+        for name, type_name in template.declared_types.items():
+            if name in parameters and (given := type_mismatch(type_name, parameters[name])) is not None:
+                raise SweepError(
+                    f"{where}: run {template.stem}/{label} gives parameter {name!r} a {given} ({canonical_json(parameters[name])[:60]}), "
+                    f"but {template.path} declares it {type_name}; give a {type_name} value, or set check_types: false"
+                )
 
     @staticmethod
     def check_parameter_values(parameters: dict, where: str) -> None:
@@ -262,17 +352,25 @@ class Planner:
         own_names = set(spec.get("parameters", {})) | set(spec.get("grid", {}))
         self.check_parameter_names(set(base) | own_names, template, where)
         self.check_parameters(own_names, template, where)
+        secrets = run_secrets(deep_merge(defaults.get("secrets", {}), spec.get("secrets", {})), template, set(base) | own_names, where)
         timeout = whole_seconds(spec.get("timeout", defaults["timeout"]), where)
         resources = deep_merge(defaults["resources"], standard_resources(spec.get("resources", {}), where))
-        inputs = tuple(spec.get("inputs", []))
-        for path in inputs:
-            if not Path(path).is_file():
-                raise SweepError(f"{where}: input file {path!r} does not exist; fix the path in 'inputs'")
+        check_types = spec.get("check_types", defaults["check_types"])
         runs = []
         for label, point in labelled_points(spec, where):
-            check_name(label, "label", where)
+            check_label(label, point, where)
+            inputs = run_inputs(spec, point, where)
+            for path in inputs:
+                if "{" in path or "}" in path:
+                    raise SweepError(
+                        f"{where}: input file {path!r} of run {label!r} has braces in its name, which Snakemake reads as wildcards; rename the file"
+                    )
+                if not self.is_file(path):
+                    raise SweepError(f"{where}: input file {path!r} does not exist (run {label!r}); fix the path in 'inputs'")
             parameters = {**base, **point}
             self.check_parameter_values(parameters, where)
+            if check_types:
+                self.check_types(parameters, template, label, where)
             runs.append(
                 Run(
                     template=template,
@@ -285,6 +383,8 @@ class Planner:
                     resources=resources,
                     batch_size=spec.get("batch_size", defaults["batch_size"]),
                     origin=run_spec,
+                    secrets=secrets,
+                    render=spec.get("render", defaults["render"]),
                 )
             )
         return runs

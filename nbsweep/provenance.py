@@ -6,6 +6,11 @@ planned provenance, the runner stamps the provenance it executed into the notebo
 ``metadata.nbsweep``, and the run is up to date exactly when the two fingerprints agree. So the
 decision needs nothing but the config, the inputs and the executed notebook, and survives losing
 ``.snakemake/``. ``diff`` says why a run is stale, for ``nbsweep status``.
+
+A run's ``secrets`` (parameter -> environment variable, names only: ``nbsweep.secrets``) travel
+with its provenance to the runner but are not part of the fingerprint. ``accept`` re-stamps a
+record with the planned provenance (``nbsweep accept``), keeping what the notebook was really
+made from as ``accepted_from``.
 """
 
 import json
@@ -13,7 +18,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .canonical import canonical_json, digest, file_digest
+from .canonical import FINGERPRINT_KEYS, canonical_json, file_digest, fingerprint
 
 TAIL_BYTES = 1 << 16
 _TOP_METADATA = '\n "metadata": '  # nbformat writes with indent=1: only top-level keys sit at one space
@@ -26,10 +31,11 @@ class Provenance:
     kernel: str
     parameters: dict = field(default_factory=dict)
     inputs: dict = field(default_factory=dict)  # path -> SHA-256 of its content
+    secrets: dict = field(default_factory=dict)  # parameter -> environment variable (not fingerprinted)
 
     @property
     def fingerprint(self) -> str:
-        return digest(asdict(self))
+        return fingerprint(asdict(self))
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -38,7 +44,7 @@ class Provenance:
     def from_dict(cls, doc: dict) -> "Provenance | None":
         """The provenance in a record or job document; None when it is incomplete."""
         try:
-            return cls(doc["template_code"], doc["kernel"], dict(doc["parameters"]), dict(doc["inputs"]))
+            return cls(doc["template_code"], doc["kernel"], dict(doc["parameters"]), dict(doc["inputs"]), dict(doc.get("secrets") or {}))
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -66,7 +72,8 @@ def planned(run, digests: dict[str, str]) -> Provenance:
     for path in run.inputs:
         if path not in digests:
             digests[path] = file_digest(path)
-    return Provenance(run.template.code_digest, run.kernel, run.parameters, {path: digests[path] for path in run.inputs})
+    inputs = {path: digests[path] for path in run.inputs}
+    return Provenance(run.template.code_digest, run.kernel, run.parameters, inputs, dict(run.secrets))
 
 
 def flatten(mapping: dict, prefix: str = "") -> dict:
@@ -106,6 +113,17 @@ def stamp(nb, run_id: str, made: Provenance, error: dict | None) -> None:
         "status": "failed" if error else "ok",
         **({"error": error} if error else {}),
     }
+
+
+def accepted(record: dict, plan: Provenance, when: str) -> dict:
+    """``record`` re-stamped as made from ``plan`` (``nbsweep accept``): what the notebook was
+    executed from is kept as ``accepted_from`` (the first one, when it is accepted again)."""
+    original = record.get("accepted_from") or {key: record.get(key) for key in ("fingerprint", *FINGERPRINT_KEYS)}
+    return {**record, "fingerprint": plan.fingerprint, **plan.as_dict(), "accepted_from": original, "accepted_at": when}
+
+
+def is_accepted(record: dict) -> bool:
+    return isinstance(record.get("accepted_from"), dict)
 
 
 def metadata_in(text: str, whole: bool) -> dict | None:

@@ -11,8 +11,10 @@ from pathlib import Path
 
 from . import cells, layout, provenance
 from .sweep import Sweep
+from .templates import legacy_code_digest
 
-STATES = ("up to date", "stale", "failed", "missing")
+ACCEPTED = "up to date (accepted)"  # current because `nbsweep accept` re-stamped it
+STATES = ("up to date", ACCEPTED, "stale", "failed", "missing")
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,8 @@ def run_state(run, output_dir: str, digests: dict[str, str]) -> RunState:
         if made is None:
             return RunState(run.id, "stale", "the notebook has no readable nbsweep record (truncated, edited, or not written by nbsweep)")
         if made.fingerprint == plan.fingerprint:
-            return RunState(run.id, "up to date")
-        return RunState(run.id, "stale", "; ".join(plan.diff(made)))
+            return accepted_state(run, files.target) or RunState(run.id, "up to date")
+        return RunState(run.id, "stale", "; ".join(plan.diff(made)) + legacy_hint(run, made))
     if files.failed.exists():
         record = provenance.read_record(files.failed)
         error = record.get("error") if isinstance(record.get("error"), dict) else {}
@@ -44,6 +46,23 @@ def run_state(run, output_dir: str, digests: dict[str, str]) -> RunState:
             detail += f"; the previous good notebook is kept at {files.previous}"
         return RunState(run.id, "failed", detail)
     return RunState(run.id, "missing", "not run yet")
+
+
+def accepted_state(run, target: Path) -> RunState | None:
+    """The state of a current run whose notebook `nbsweep accept` re-stamped: what it was executed from."""
+    record = provenance.read_record(target)
+    if not provenance.is_accepted(record):
+        return None
+    original = provenance.Provenance.from_dict(record["accepted_from"])
+    was = "; ".join(provenance.Provenance.from_dict(record).diff(original)) if original else "an unreadable record"
+    return RunState(run.id, ACCEPTED, f"accepted {record.get('accepted_at', '')}; executed before: {was}")
+
+
+def legacy_hint(run, made: provenance.Provenance) -> str:
+    """For a notebook recorded with the older code digest of the same code: how to keep it."""
+    if made.template_code != legacy_code_digest(run.template.nb):
+        return ""
+    return " (recorded with nbsweep's older code digest: the code is the same, and `nbsweep accept` keeps the notebook)"
 
 
 def own_files(folder: Path) -> list[Path]:
@@ -77,8 +96,9 @@ def remove_orphan(folder: Path) -> bool:
 
 def table(states: list[RunState]) -> str:
     width = max([len("run"), *(len(s.run) for s in states)])
-    lines = [f"{'run':<{width}}  {'state':<10}  detail"]
-    lines += [f"{s.run:<{width}}  {s.state:<10}  {s.detail}".rstrip() for s in states]
+    state_width = max([10, *(len(s.state) for s in states)])
+    lines = [f"{'run':<{width}}  {'state':<{state_width}}  detail"]
+    lines += [f"{s.run:<{width}}  {s.state:<{state_width}}  {s.detail}".rstrip() for s in states]
     return "\n".join(lines)
 
 

@@ -22,6 +22,7 @@ from .record import MIME
 
 HEAD = ("template", "label", "status", "stale")
 TAIL = (
+    "accepted",
     "default_params",
     "start_time",
     "duration_s",
@@ -33,6 +34,7 @@ TAIL = (
     "notebook",
     "html",
     "log",
+    "previous",
 )
 FILES = ("summary.csv", "summary.json", "index.html")
 _METRICS = re.compile(re.escape(f'"{MIME}": '))
@@ -61,7 +63,8 @@ def mapping(parent: dict, key: str) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-STATES = {"up to date": "ok", "stale": "stale", "failed": "failed", "missing": "not run"}  # status's word -> ours
+# status's word -> ours (an accepted run is "ok"; its `accepted` column says when it was accepted)
+STATES = {"up to date": "ok", "up to date (accepted)": "ok", "stale": "stale", "failed": "failed", "missing": "not run"}
 _template_defaults: dict[tuple[str, str], dict] = {}
 
 
@@ -98,7 +101,8 @@ def row(run, output_dir: str, digests: dict[str, str] | None = None) -> dict:
     from .status import run_state  # status imports this module's readers
 
     digests = {} if digests is None else digests
-    status = STATES[run_state(run, output_dir, digests).state]
+    state = run_state(run, output_dir, digests).state
+    status = STATES[state]
     target = layout.target(output_dir, run.name, run.label)
     notebook = {"ok": target, "stale": target, "failed": layout.RunFiles(target).failed}.get(status)
     metadata, metrics = read_result(notebook) if notebook else ({}, {})
@@ -108,7 +112,9 @@ def row(run, output_dir: str, digests: dict[str, str] | None = None) -> dict:
     duration = papermill.get("duration")
     files = layout.RunFiles(target)
     html, log = files.html, files.log
-    fresh_html = notebook == target and html.exists() and html.stat().st_mtime_ns >= target.stat().st_mtime_ns
+    if notebook == files.failed:
+        html = files.failed_html
+    fresh_html = notebook is not None and html.exists()  # the runner replaces it with each notebook
     changed = made.get("fingerprint") != planned(run, digests).fingerprint
     return {
         "template": run.name,
@@ -117,6 +123,7 @@ def row(run, output_dir: str, digests: dict[str, str] | None = None) -> dict:
         "stale": None if notebook is None else status == "stale" or (status == "failed" and changed),
         **flatten(parameters, "params."),
         **flatten(metrics, "metrics."),
+        "accepted": made.get("accepted_at") if state == "up to date (accepted)" else None,  # when `nbsweep accept` re-stamped it
         "default_params": defaulted,
         "start_time": papermill.get("start_time"),
         "duration_s": round(duration, 3) if isinstance(duration, (int, float)) else None,
@@ -128,6 +135,7 @@ def row(run, output_dir: str, digests: dict[str, str] | None = None) -> dict:
         "notebook": str(notebook) if notebook else None,
         "html": str(html) if fresh_html else None,
         "log": str(log) if log.exists() else None,
+        "previous": str(files.previous) if status == "failed" and files.previous.exists() else None,
     }
 
 

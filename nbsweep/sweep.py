@@ -1,22 +1,50 @@
 """The sweep of one invocation: its planned runs, indexed by template name and label, and which
-of them are current (their notebook records the provenance planned now)."""
+of them are current (their notebook records the provenance planned now).
 
+The main process plans from the config (``Sweep.load``) and, with its first job file, writes the
+invocation's *plan snapshot* (``plan.json`` beside the job files): what the rules need of every
+run. A job's own Snakemake process on a cluster node (``--mode remote``) builds its Sweep from
+that snapshot (``Sweep.from_snapshot``) instead of reading the config, the templates and the
+inputs again, so its cost does not grow with the sweep.
+"""
+
+import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import layout, provenance
 from .config import load_config, load_schema
 from .errors import SweepError
-from .jobs import private_folder, write_job_file
+from .files import write_atomically
+from .jobs import DRY_RUN_JOB_FILE, private_folder, write_dry_run_job_file, write_job_file
 from .plan import Planner, Run
 
 DEFAULT_CONFIG = Path("config/config.yaml")
+SNAPSHOT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """A run as a job process's rules need it, read from the invocation's plan snapshot (its
+    parameters and provenance are in its job file)."""
+
+    name: str
+    label: str
+    notebook: str  # the template's path
+    inputs: tuple[str, ...]
+    threads: int
+    resources: dict
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}/{self.label}"
 
 
 class Sweep:
     """All runs of one invocation, indexed by template name and label."""
 
-    def __init__(self, output_dir: str, runs: list[Run]):
+    def __init__(self, output_dir: str, runs: list[Run], groups: dict | None = None, resource_defaults: dict | None = None):
         self.output_dir = output_dir
         self.runs = {(run.name, run.label): run for run in runs}
         self.target_paths = {key: str(layout.target(output_dir, *key)) for key in self.runs}
@@ -24,15 +52,70 @@ class Sweep:
         self._current: dict[tuple[str, str], bool] = {}
         self.owner = False  # whether this invocation holds the folder (nbsweep.workdir)
         self.invocation = ""  # this invocation's name, for its job files
+        self.refused = False  # ended by nbsweep before executing anything
         self._dry_folder: Path | None = None
-        self.groups = batch_groups(runs)
-        self.resource_defaults = resource_defaults(runs)
+        self._snapshot_written = False
+        self._written: set[tuple[str, str]] = set()  # runs whose job file this invocation wrote
+        self.mlflow = None  # MLflow tracking settings (nbsweep.tracking), from the config's `mlflow:` key
+        self.groups = batch_groups(runs) if groups is None else groups
+        self.resource_defaults = _resource_defaults(runs) if resource_defaults is None else resource_defaults
 
     @classmethod
     def load(cls, config_files: list[Path], schema_file: Path) -> "Sweep":
         files = [shown(Path(path)) for path in config_files] or [DEFAULT_CONFIG]
         config = load_config(files, load_schema(schema_file))
-        return cls(config.output_dir, Planner(config).plan())
+        sweep = cls(config.output_dir, Planner(config).plan())
+        sweep.mlflow = config.mlflow
+        return sweep
+
+    def snapshot(self) -> dict:
+        """What the rules need of every run, as JSON: templates, inputs and resources listed once."""
+        templates, inputs, resources = Table(), Table(), Table()
+        runs = [
+            [run.label, templates.index(run.template.path, [run.name, run.template.path]), inputs.index(run.inputs, list(run.inputs)),
+             run.threads, resources.index(id(run.resources), run.resources), self.groups[key]]
+            for key, run in self.runs.items()
+        ]  # fmt: skip
+        return {
+            "version": SNAPSHOT_VERSION,
+            "output_dir": self.output_dir,
+            "resource_defaults": self.resource_defaults,
+            "templates": templates.items,
+            "inputs": inputs.items,
+            "resources": resources.items,
+            "runs": runs,
+        }
+
+    @classmethod
+    def from_snapshot(cls, path: Path, only: set[tuple[str, str]] | None = None) -> "Sweep":
+        """The sweep as the invocation's main process planned it, from its snapshot at ``path``;
+        ``only``: keep just these (name, label) runs (a job's process needs no others).
+        Raises ValueError (or OSError) when the file cannot be read as a snapshot."""
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(doc, dict) or doc.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"{path} is not a version {SNAPSHOT_VERSION} plan snapshot")
+        templates, inputs, resources = doc["templates"], [tuple(i) for i in doc["inputs"]], doc["resources"]
+        runs, groups = [], {}
+        for label, template, run_inputs, threads, run_resources, group in doc["runs"]:
+            name, notebook = templates[template]
+            if only is not None and (name, label) not in only:
+                continue
+            runs.append(PlannedRun(name, label, notebook, inputs[run_inputs], threads, resources[run_resources]))
+            groups[(name, label)] = group
+        return cls(doc["output_dir"], runs, groups, doc["resource_defaults"])
+
+    @staticmethod
+    def snapshot_file(invocation: str) -> Path:
+        return layout.invocation_dir(invocation) / "plan.json"
+
+    def write_snapshot(self) -> Path:
+        """Write this invocation's plan snapshot (once), for its jobs' processes."""
+        path = self.snapshot_file(self.invocation)
+        if not self._snapshot_written:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(path, json.dumps(self.snapshot(), ensure_ascii=False, separators=(",", ":")))
+            self._snapshot_written = True
+        return path
 
     def is_current(self, run: Run) -> bool:
         """Whether the run's target records exactly the provenance planned now."""
@@ -43,13 +126,20 @@ class Sweep:
         return self._current[key]
 
     def job_file(self, run: Run, dry: bool) -> Path:
-        """Write the run's job file for this invocation (a dry-run's under the temp dir)."""
+        """Write the run's job file for this invocation (once). A dry-run executes nothing, so
+        every stale run of it gets the same fresh file under the temp dir (its content unread):
+        a thousand runs cost one file, not a thousand."""
         if dry:
-            self._dry_folder = self._dry_folder or private_folder()
-            path = self._dry_folder / run.name / f"{run.label}.json"
-        else:
-            path = layout.job_file(self.invocation, run.name, run.label)
-        return write_job_file(path, run, self.digests)
+            if self._dry_folder is None:
+                self._dry_folder = private_folder()
+                write_dry_run_job_file(self._dry_folder / DRY_RUN_JOB_FILE)
+            return self._dry_folder / DRY_RUN_JOB_FILE
+        self.write_snapshot()  # before any job file: a job that finds its job file finds the plan
+        path = layout.job_file(self.invocation, run.name, run.label)
+        if (run.name, run.label) not in self._written:
+            write_job_file(path, run, self.digests)
+            self._written.add((run.name, run.label))
+        return path
 
     def remove_job_files(self) -> None:
         """As the invocation ends: its job files are of no use to anyone."""
@@ -93,7 +183,22 @@ def shown(path: Path) -> Path:
     return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
 
 
-def resource_defaults(runs: list[Run]) -> dict[str, int | str]:
+class Table:
+    """Values in first-seen order, each referred to by its index; ``key`` tells them apart
+    (runs of one config entry share their inputs and resources objects)."""
+
+    def __init__(self):
+        self.items: list = []
+        self._seen: dict = {}
+
+    def index(self, key, value) -> int:
+        if key not in self._seen:
+            self._seen[key] = len(self.items)
+            self.items.append(value)
+        return self._seen[key]
+
+
+def _resource_defaults(runs) -> dict[str, int | str]:
     """For each resource any run sets, the value for runs that don't: "" for text ones, else 0."""
     defaults: dict[str, int | str] = {}
     for run in runs:

@@ -8,8 +8,10 @@ to a forked child. The server keeps spares: children forked ahead that have alre
 kernel in the setting (kernel name, directory, environment) of the latest request, as many as
 runs are executing (at most one per CPU). A run executes at once on a spare's kernel and is
 reported done before that kernel shuts down. The client stays the process Snakemake waits on
-and relays the exit status; if it dies (Snakemake killed, Ctrl-C), the child sees the socket
-close and kills its kernel.
+and relays the exit status. If it dies (Snakemake killed), or is interrupted (SIGTERM, SIGINT:
+it half-closes the connection and waits for the child), the child sees the end of the stream and
+aborts the run (``execute.abort``). A spare stops its kernel when dismissed, when the server
+goes, or on SIGTERM.
 
 A run must see exactly what it would see in-process. The request carries the job's directory,
 environment and process setting (umask, rlimits, nice value, CPU affinity: ``process_setting``),
@@ -30,6 +32,7 @@ import fcntl
 import hashlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -43,6 +46,7 @@ from .private_dir import NotPrivate, PrivateDir, check, default_path, open_priva
 
 IDLE_SECONDS = 60
 STARTUP_SECONDS = 10  # how long a job waits for a server being started before running in-process
+ABORT_SECONDS = 10  # how long an interrupted job waits for the child to stop its run
 STREAMS = 2  # stdout and stderr are handed to the child
 MAX_SPARES = os.cpu_count() or 1  # kernels started ahead, at most one per CPU
 
@@ -99,7 +103,10 @@ def run_via_server(argv: list[str]) -> int | None:
     request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "setting": setting}).encode()
     socket.send_fds(conn, [len(request).to_bytes(8, "big") + request], [1, 2])
     exit_with_parent()
+    interrupted = stop_on_signals(conn)
     reply = b"".join(iter(lambda: conn.recv(4096), b""))
+    if interrupted and not reply:
+        return 128 + interrupted[0]  # the child has stopped the run and closed its end
     if not reply:
         print(f"nbsweep: the warm runner stopped while executing {argv[0]}; run again", file=sys.stderr)
         return 1
@@ -138,6 +145,28 @@ def starting(folder: PrivateDir, name: str) -> bool:
     finally:
         os.close(lock)
     return False
+
+
+def stop_on_signals(conn: socket.socket) -> list[int]:
+    """On SIGTERM, SIGINT or SIGHUP, have the child stop the run: half-close the connection (the
+    child sees the end of the stream, kills its kernel and removes the partial notebook, then
+    closes its end, which ends our wait). The signals received are appended to the list returned.
+    If the child does not answer within ``ABORT_SECONDS``, exit all the same; never a traceback."""
+    received: list[int] = []
+
+    def stop(signum, frame):
+        received.append(signum)
+        try:
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the child has gone already
+        timer = threading.Timer(ABORT_SECONDS, os._exit, (128 + signum,))
+        timer.daemon = True
+        timer.start()
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, stop)
+    return received
 
 
 def exit_with_parent() -> None:
@@ -294,7 +323,7 @@ def replenish(spares: list[Spare], key: tuple, wanted: int, listener) -> None:
         spare.channel.close()
     while len(spares) < wanted:
         ours, theirs = socket.socketpair()
-        pid = fork(listener, spares, lambda: wait_as_spare(theirs, key), close=[ours])
+        pid = fork(listener, spares, lambda theirs=theirs: wait_as_spare(theirs, key), close=[ours])
         theirs.close()
         spares.append(Spare(pid, ours, key))
 
@@ -331,6 +360,8 @@ def wait_as_spare(channel: socket.socket, key: tuple) -> int:
     """In a spare: start a kernel in ``key``'s setting, then serve the request handed over."""
     from . import kernels
 
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # until a run is handed over (then: execute.handle_signals)
+        signal.signal(sig, lambda signum, frame: (kernels.kill_all(), os._exit(0)))
     kernel_name, cwd, env, setting = key
     os.chdir(cwd)
     os.environ.clear()
@@ -384,7 +415,7 @@ def serve_one(conn: socket.socket, request: dict, fds: list[int], kernel, on_str
             kernel.stop(now=True)
         conn.sendall(json.dumps({"declined": str(err)}).encode())
         return 0
-    for fd, target in zip(fds, (1, 2)):
+    for fd, target in zip(fds, (1, 2), strict=False):
         os.dup2(fd, target)
         os.close(fd)
     if on_streams:
@@ -399,7 +430,14 @@ def serve_one(conn: socket.socket, request: dict, fds: list[int], kernel, on_str
         except OSError:
             pass  # the client went just now: the outcome is on disk all the same; the kernel still stops
 
-    return run_job(request["argv"], gone=lambda: conn.recv(1) == b"", how="in the warm runner", kernel=kernel, report=reply)
+    def client_gone() -> bool:
+        """True once the client has closed its end: it died (Snakemake killed) or was interrupted."""
+        try:
+            return conn.recv(1) == b""
+        except OSError:
+            return True
+
+    return run_job(request["argv"], gone=client_gone, how="in the warm runner", kernel=kernel, report=reply)
 
 
 if __name__ == "__main__":

@@ -7,13 +7,14 @@ import time
 import psutil
 import pytest
 import yaml
-
 from conftest import stdout_of
 
 
 @pytest.fixture
 def failing_project(project):
-    project.notebook("calc", ["print('start')", "if x == 0:\n    raise ZeroDivisionError('x must not be zero')", "print('ECHO', 1 / x)"], "x = 1")
+    project.notebook(
+        "calc", ["print('start')", "if x == 0:\n    raise ZeroDivisionError('x must not be zero')", "print('ECHO', 1 / x)"], "x = 1"
+    )
     project.write_config({"runs": [{"notebook": "notebooks/calc.ipynb", "label": f"x{x}", "parameters": {"x": x}} for x in (1, 0, 2)]})
     return project
 
@@ -48,13 +49,15 @@ def test_failed_run_is_kept_aside_and_only_it_reruns_after_fix(failing_project):
 
 def test_cell_timeout_fails_the_run_and_the_sweep_goes_on(project):
     project.notebook("slow", ["import time\ntime.sleep(seconds)\nprint('ECHO done')"], "seconds = 0")
-    project.write_config({
-        "defaults": {"timeout": 3},
-        "runs": [
-            {"notebook": "notebooks/slow.ipynb", "label": "hang", "parameters": {"seconds": 600}},
-            {"notebook": "notebooks/slow.ipynb", "label": "quick", "parameters": {"seconds": 0}},
-        ],
-    })
+    project.write_config(
+        {
+            "defaults": {"timeout": 3},
+            "runs": [
+                {"notebook": "notebooks/slow.ipynb", "label": "hang", "parameters": {"seconds": 600}},
+                {"notebook": "notebooks/slow.ipynb", "label": "quick", "parameters": {"seconds": 0}},
+            ],
+        }
+    )
     proc = project.snakemake(check=False, timeout=120)
     assert proc.returncode != 0
     assert project.target("slow", "quick").exists()
@@ -73,13 +76,19 @@ def test_dying_kernel_is_reported_as_failed(project):
 
 
 def runner_processes(root):
-    """Runners and kernels of this project (their working directory is the project root)."""
+    """Job processes of this project (their working directory is the project root)."""
     found = []
     for proc in psutil.process_iter(["cmdline", "cwd"]):
-        cmdline = proc.info["cmdline"] or []
-        if proc.info["cwd"] == str(root) and any(m in cmdline for m in ("nbsweep.run", "nbsweep.warm", "ipykernel_launcher")):
+        if proc.info["cwd"] == str(root) and "nbsweep.run" in (proc.info["cmdline"] or []):
             found.append(proc)
     return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def wait_for(predicate, timeout):
@@ -91,30 +100,60 @@ def wait_for(predicate, timeout):
     return False
 
 
+@pytest.fixture
+def private_tmpdir(monkeypatch, tmp_path_factory):
+    """A temp dir of the test's own: its own warm server (stopped at the end), runtime dirs and spares.
+
+    Sharing the machine's warm server made the kill tests flaky: its spares (kernels started
+    ahead in the project's directory, idle until the server exits a minute later) looked like
+    runs that outlived the kill.
+    """
+    tmpdir = tmp_path_factory.mktemp("killtmp")
+    monkeypatch.setenv("TMPDIR", str(tmpdir))
+    yield tmpdir
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if "nbsweep.warm" in cmdline and any(arg.startswith(str(tmpdir)) for arg in cmdline):
+            proc.terminate()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["SIGINT", "SIGTERM", "SIGKILL"])
-def test_killed_sweep_leaves_no_partial_output_and_resumes(project, sig):
-    project.notebook("nap", ["import time\ntime.sleep(seconds)\nprint('ECHO', label)"], "seconds = 0\nlabel = ''")
+def test_killed_sweep_leaves_no_partial_output_and_resumes(project, private_tmpdir, sig):
+    pids = project.root / "pids"
+    pids.mkdir()
+    fast = project.root / "fast"  # once it exists, the runs resumed below need not sleep
+    code = (
+        f"import os, time\nopen(os.path.join({str(pids)!r}, label), 'w').write(str(os.getpid()))\n"
+        f"time.sleep(0 if os.path.exists({str(fast)!r}) else seconds)\nprint('ECHO', label)"
+    )
+    project.notebook("nap", [code], "seconds = 0\nlabel = ''")
     labels = [f"r{i}" for i in range(6)]
-    project.write_config({"runs": [
-        {"notebook": "notebooks/nap.ipynb", "label": label, "parameters": {"seconds": 0 if i < 2 else 4, "label": label}}
-        for i, label in enumerate(labels)
-    ]})
+    project.write_config(
+        {
+            "runs": [
+                {"notebook": "notebooks/nap.ipynb", "label": label, "parameters": {"seconds": 0 if i < 2 else 30, "label": label}}
+                for i, label in enumerate(labels)
+            ]
+        }
+    )
     # Plan first (job files synced) so the kill lands in the middle of execution.
     project.snakemake("-n")
     sm = project.popen()
     targets = [project.target("nap", label) for label in labels]
-    assert wait_for(lambda: sum(t.exists() for t in targets) >= 2 and runner_processes(project.root), 120)
+    assert wait_for(lambda: sum(t.exists() for t in targets) >= 2 and len(list(pids.iterdir())) >= 3, 120)
     time.sleep(1)
+    kernels = [int(p.read_text()) for p in pids.iterdir()]
     sm.send_signal(sig)
-    sm.wait(timeout=60)
-    # Orphaned runners notice their parent is gone, stop their kernels and write no target.
-    assert wait_for(lambda: not runner_processes(project.root), 20)
+    sm.wait(timeout=30)  # the running notebooks would take another 30 s
+    # Interrupted or orphaned, the runners stop their kernels and write no target.
+    assert wait_for(lambda: not runner_processes(project.root) and not any(alive(pid) for pid in kernels), 20)
     done = {t for t in targets if t.exists()}
     for target in done:
         assert json.loads(target.read_text())["metadata"]["nbsweep"]["status"] == "ok"
     assert len(done) < len(targets)
     assert not list(project.out.rglob(".*.partial.ipynb"))
 
+    fast.touch()
     before = project.outputs()
     project.snakemake()
     assert all(t.exists() for t in targets)

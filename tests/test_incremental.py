@@ -82,7 +82,7 @@ def edit_template(project, name, change):
 
 def test_template_code_change_reruns_all_its_runs_only(echo_project):
     echo_project.snakemake()
-    edit_template(echo_project, "echo", lambda nb: nb.cells[-1].__setitem__("source", nb.cells[-1].source + "\n# edited"))
+    edit_template(echo_project, "echo", lambda nb: nb.cells[-1].__setitem__("source", nb.cells[-1].source + "\nprint('edited')"))
     before = echo_project.outputs()
     echo_project.snakemake()
     assert echo_project.executed(before) == {"echo/one", "echo/two"}

@@ -18,7 +18,7 @@ wildcard_constraints:
 
 
 def get_run(wildcards):
-    return SWEEP.run(wildcards.notebook, wildcards.label)
+    return nbsweep.hooks.run_or_exit(SWEEP, wildcards.notebook, wildcards.label)
 
 
 def get_job_inputs(wildcards):

@@ -5,7 +5,8 @@ from nbsweep import summary
 from nbsweep.packaged import WORKFLOW
 
 RENDER = str(layout.RunFiles(Path(TARGET)).html)
-# Renderings made before are inputs of nbsweep_all, so they are kept current.
+# Renderings beside the notebooks, for the report. Each run's job makes its own and removes a
+# stale one, so the rule only renders missing ones (Snakemake touches outputs after their job).
 RENDERINGS = summary.existing_renderings(SWEEP)
 # The summary for `snakemake --report`, as inputs of nbsweep_all.
 SUMMARY_FILES = summary.reported_files(SWEEP, WORKFLOW / "report")
@@ -14,7 +15,7 @@ REPORTED = [report(f, caption=c, category="Summary") for f, c in SUMMARY_FILES]
 
 rule nbsweep_render:
     input:
-        TARGET,
+        ancient(TARGET),
     output:
         report(
             RENDER,

@@ -1,0 +1,190 @@
+"""Interrupting Snakemake stops its running notebooks, with all they started (issue 11, items 6, 7).
+
+Real snakemake, real kernels, notebooks that sleep a minute; each test has its own temp dir (so
+its own warm server, runtime dirs and connection files) and runs with the warm runner on and off.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import psutil
+import pytest
+from conftest import SNAKEFILE, SNAKEMAKE
+
+from nbsweep import kernels
+
+NAP = 60  # seconds a notebook sleeps: far longer than any interrupt may take
+LEFTOVER = ["sleep", "913"]  # what the notebooks leave running, detached
+
+
+def wait_for(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def ours(proc, tmpdir) -> bool:
+    try:
+        return proc.environ().get("TMPDIR") == str(tmpdir)
+    except psutil.Error:
+        return False
+
+
+def leftovers(tmpdir) -> list:
+    """Live ``sleep 913`` processes started by this test's notebooks (they inherit its TMPDIR)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        if proc.info["cmdline"] == LEFTOVER and proc.info["status"] != psutil.STATUS_ZOMBIE and ours(proc, tmpdir):
+            found.append(proc)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def kernel_files(tmpdir, kernel_pids=None) -> list:
+    """Runtime dirs and kernel connection files under the test's temp dir (those of ``kernel_pids``)."""
+    found = [
+        p for p in tmpdir.rglob("*") if p.name.startswith(kernels.RUNTIME_PREFIX) or (p.name.startswith("kernel-") and p.suffix == ".json")
+    ]
+    return found if kernel_pids is None else [p for p in found if kernel_of(p) in kernel_pids]
+
+
+def describe(paths) -> list:
+    """Paths, with their owner record and whether its processes live (for failure messages)."""
+    shown = []
+    for path in paths:
+        try:
+            owner = json.loads((path / kernels.OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            owner = {}
+        shown.append((str(path), owner, {k: alive(v) for k, v in owner.items() if k.endswith("pid")}))
+    return shown
+
+
+def kernel_of(path) -> int | None:
+    """The kernel whose runtime dir holds ``path`` (spares of the warm runner have theirs too)."""
+    folder = next(p for p in [path, *path.parents] if p.name.startswith(kernels.RUNTIME_PREFIX) or p.name.startswith("itmp"))
+    try:
+        return json.loads((folder / kernels.OWNER_FILE).read_text()).get("kernel_pid")
+    except (OSError, ValueError):
+        return None
+
+
+def stop_servers(tmpdir) -> None:
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if "nbsweep.warm" in cmdline and any(arg.startswith(str(tmpdir)) for arg in cmdline):
+            proc.terminate()
+
+
+@pytest.fixture(params=["warm", "in-process"])
+def napping(request, project, monkeypatch, tmp_path_factory):
+    """Two runs that record their kernel's pid, start ``sleep 913`` detached, then sleep a minute."""
+    tmpdir = tmp_path_factory.mktemp("itmp")
+    monkeypatch.setenv("TMPDIR", str(tmpdir))
+    monkeypatch.setenv("NBSWEEP_WARM_RUNNER", "1" if request.param == "warm" else "0")
+    pids = project.root / "pids"
+    pids.mkdir()
+    code = [
+        f"import os, time\nopen(os.path.join({str(pids)!r}, label), 'w').write(str(os.getpid()))",
+        f"os.system('({' '.join(LEFTOVER)} &)')",
+        "time.sleep(seconds)",
+    ]
+    project.notebook("nap", code, f"seconds = {NAP}\nlabel = ''")
+    project.write_config({"runs": [{"notebook": "notebooks/nap.ipynb", "label": x, "parameters": {"label": x}} for x in ("a", "b")]})
+    project.tmpdir, project.pids = tmpdir, pids
+    yield project
+    stop_servers(tmpdir)
+    for proc in leftovers(tmpdir):
+        proc.kill()
+
+
+def start_and_wait_for_notebooks(project, stderr_path):
+    """Start snakemake; once both notebooks are executing, their kernels' pids."""
+    with open(stderr_path, "w") as stderr:
+        cmd = [*SNAKEMAKE, "-s", str(SNAKEFILE), "-d", str(project.root), "--cores", "2"]
+        sm = subprocess.Popen(cmd, cwd=project.root, stdout=subprocess.DEVNULL, stderr=stderr, env=project.env)
+
+    def ready():
+        return sm.poll() is not None or (len(list(project.pids.iterdir())) == 2 and len(leftovers(project.tmpdir)) == 2)
+
+    assert wait_for(ready, 180) and sm.poll() is None, stderr_path.read_text()[-3000:]
+    return sm, [int(p.read_text()) for p in project.pids.iterdir()]
+
+
+def assert_nothing_left(project, kernel_pids):
+    assert wait_for(lambda: not any(alive(pid) for pid in kernel_pids), 10), "a notebook's kernel outlived the interrupt"
+    assert wait_for(lambda: not leftovers(project.tmpdir), 10), "a process started by a notebook outlived the interrupt"
+    assert wait_for(lambda: not kernel_files(project.tmpdir, kernel_pids), 10), kernel_files(project.tmpdir)
+    assert not [p for p in project.out.rglob("*.ipynb")], "an interrupted run left a notebook"
+    stop_servers(project.tmpdir)  # and the warm runner's spares, kernels started ahead, with it
+    assert wait_for(lambda: not kernel_files(project.tmpdir), 20), describe(kernel_files(project.tmpdir))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_interrupted_snakemake_stops_its_notebooks_at_once(napping, sig, tmp_path):
+    p = napping
+    sm, kernel_pids = start_and_wait_for_notebooks(p, tmp_path / "stderr.txt")
+    sm.send_signal(sig)
+    sm.wait(timeout=30)  # the notebooks would take another minute
+    assert sm.returncode != 0
+    assert_nothing_left(p, kernel_pids)
+    console = (tmp_path / "stderr.txt").read_text()
+    assert console.count("nbsweep: interrupted: stopping 2 running notebooks; the next `snakemake` resumes") == 1, console
+    assert "Traceback" not in console and "KeyboardInterrupt" not in console, console
+
+
+def test_killed_snakemake_leaves_no_kernel_process_or_file(napping, tmp_path):
+    p = napping
+    sm, kernel_pids = start_and_wait_for_notebooks(p, tmp_path / "stderr.txt")
+    sm.kill()
+    sm.wait(timeout=30)
+    assert_nothing_left(p, kernel_pids)
+
+
+def test_a_killed_job_process_is_cleaned_up_by_the_next_run(napping, tmp_path):
+    """SIGKILL of the job process itself: in-process, nothing of the owner runs any more, so the
+    next kernel started under the same temp dir ends what it left; through the warm runner, the
+    child sees the client's end of the socket close."""
+    p = napping
+    sm, kernel_pids = start_and_wait_for_notebooks(p, tmp_path / "stderr.txt")
+    for proc in psutil.Process(sm.pid).children(recursive=True):
+        if "nbsweep.run" in proc.cmdline():
+            proc.kill()
+    sm.wait(timeout=60)
+    assert sm.returncode != 0
+    p.notebook("nap", ["print('quick')"], "seconds = 0\nlabel = ''")
+    p.snakemake()
+    assert not [pid for pid in kernel_pids if alive(pid)]
+    assert wait_for(lambda: not leftovers(p.tmpdir), 10)
+    assert wait_for(lambda: not kernel_files(p.tmpdir, kernel_pids), 10), kernel_files(p.tmpdir)
+
+
+def test_clear_orphaned_removes_only_dirs_of_dead_owners(tmp_path):
+    """Unit: a runtime dir whose owner is alive stays; one whose owner has died goes, with its session."""
+    live = tmp_path / f"{kernels.RUNTIME_PREFIX}live"
+    dead = tmp_path / f"{kernels.RUNTIME_PREFIX}dead"
+    other = tmp_path / "nbsweep-0"  # the warm runner's folder: never touched
+    for folder in (live, dead, other):
+        folder.mkdir()
+    (live / kernels.OWNER_FILE).write_text(f'{{"pid": {os.getpid()}, "started": {kernels.started(os.getpid())}}}')
+    orphan = subprocess.Popen(["sleep", "60"], start_new_session=True)  # stands for a dead owner's kernel
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (dead / kernels.OWNER_FILE).write_text(
+        f'{{"pid": {gone.pid}, "started": 1.0, "kernel_pid": {orphan.pid}, "kernel_started": {kernels.started(orphan.pid)}}}'
+    )
+    assert kernels.clear_orphaned(str(tmp_path)) == [str(dead)]
+    assert wait_for(lambda: not alive(orphan.pid), 10)  # killed (and reaped: it was our child)
+    assert live.exists() and other.exists() and not dead.exists()
