@@ -43,6 +43,7 @@ import os
 import pstats
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -291,6 +292,7 @@ def main() -> int:
     parser.add_argument("--no-scheduler", action="store_true", help="skip the greedy vs ilp stub runs")
     parser.add_argument("--subsample", type=int, help="also run greedy with --scheduler-subsample N")
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--dry-only", action="store_true", help="only the dry-run comparison (no faked outputs, no-op, scheduler)")
     parser.add_argument("--checkout", type=Path, help="measure another nbsweep checkout (DIR/Snakefile, DIR/nbsweep) instead of this one")
     bl.add_common_options(parser, checkouts=False)
     args = parser.parse_args()
@@ -315,7 +317,20 @@ def main() -> int:
         (floor_dir / "x").write_text("")
         floor = bl.run_timed(bl.snakemake_cmd(floor_dir, "-n", snakefile=floor_dir / "Snakefile"), cwd=floor_dir, log=tmp / "floor.log")
         print(f"# Snakemake floor (one-rule Snakefile, -n, nothing to do): {floor.wall:.2f} s, {floor.maxrss_mb:.0f} MB", flush=True)
-        rows.append(["-", "snakemake floor: one-rule workflow -n", f"{floor.wall:.2f}", "-", "-", f"{floor.maxrss_mb:.0f}", "-"])
+        rows.append(
+            [
+                "-",
+                "snakemake floor: one-rule workflow -n",
+                f"{floor.wall:.2f}",
+                "-",
+                "-",
+                f"{floor.cpu:.2f}",
+                "-",
+                "-",
+                f"{floor.maxrss_mb:.0f}",
+                "-",
+            ]
+        )
 
         stub = bl.make_stub(SNAKEFILE.parent, tmp)
         cores = ["--cores", str(args.cores)]
@@ -326,10 +341,11 @@ def main() -> int:
 
             def row(what, ours, theirs, target=1.2, size=size):
                 ratio = bl.paired_ratio(ours, theirs)
-                ok = "-" if target is None else "ok" if ratio <= target else "MISS"
+                cpu_ratio = statistics.median(a.cpu / b.cpu for a, b in zip(ours, theirs, strict=True))
+                ok = "-" if target is None else "ok" if max(ratio, cpu_ratio) <= target else "MISS"
                 rows.append([
                     size, what, f"{bl.median_wall(ours):.2f}", f"{bl.median_wall(theirs):.2f}", f"{ratio:.2f}",
-                    f"{max(t.maxrss_mb for t in ours):.0f}", ok,
+                    f"{bl.median_cpu(ours):.2f}", f"{bl.median_cpu(theirs):.2f}", f"{cpu_ratio:.2f}", f"{max(t.maxrss_mb for t in ours):.0f}", ok,
                 ])  # fmt: skip
 
             print(f"# S={size}: dry-run, all runs to do: nbsweep vs bare Snakemake", flush=True)
@@ -343,6 +359,8 @@ def main() -> int:
             if planned_jobs(tmp / f"dry-{size}.log").get("nbsweep_run") != size:
                 raise SystemExit(f"bench: the dry-run did not plan {size} runs; see {tmp / f'dry-{size}.log'}")
             row("dry-run, all to do", r["dry"]["nbsweep -n"], r["dry"]["bare -n"])
+            if args.dry_only:
+                continue
 
             count, seconds = fake_outputs(project)
             bare_outputs(bare, size, present=True)
@@ -399,13 +417,27 @@ def main() -> int:
                 fake_outputs(project)  # every target back in place for the profile's parse
 
         print()
-        print(bl.table(["runs", "what", "nbsweep s", "bare snakemake s", "nbsweep / bare", "peak RSS MB", "target <= 1.2"], rows))
-        print("ratios: median over rounds of nbsweep / bare within a round; the target applies to the dry-run")
+        headers = [
+            "runs",
+            "what",
+            "nbsweep wall s",
+            "bare wall s",
+            "wall ratio",
+            "nbsweep CPU s",
+            "bare CPU s",
+            "CPU ratio",
+            "peak RSS MB",
+            "<= 1.2",
+        ]
+        print(bl.table(headers, rows))
+        print(
+            "ratios: median over rounds of nbsweep / bare within a round (CPU: user + sys, steadier on a shared machine); target: dry-run"
+        )
         if sched_rows:
             print("\nScheduler (stub runner: Snakemake's own per-job cost for this DAG; see the module docstring)")
             print(bl.table(["runs", "scheduler", "how", "jobs done", "wall s", "ms / job", "x greedy"], sched_rows))
 
-        if not args.no_profile:
+        if not args.no_profile and not args.dry_only:
             big = sizes[-1]
             parse = profile(tmp / f"sweep-{big}", tmp / f"parse-{big}.prof", "--list-rules")
             report_profile(f"Profile: Snakefile parse only (snakemake --list-rules), {big} runs", parse, big)

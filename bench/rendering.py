@@ -58,7 +58,10 @@ def main() -> int:
 
         print(f"# demo sweep (10 notebooks), --cores {args.cores}, {args.rounds} round(s)", flush=True)
         results = bl.interleaved({name: runner(name) for name in variants}, args.rounds)
-        rows = [[name, f"{bl.median_wall(ts):.1f}", f"{min(t.wall for t in ts):.1f}", f"{bl.median_cpu(ts):.1f}"] for name, ts in results.items()]
+        rows = [
+            [name, f"{bl.median_wall(ts):.1f}", f"{min(t.wall for t in ts):.1f}", f"{bl.median_cpu(ts):.1f}"]
+            for name, ts in results.items()
+        ]
         print()
         print(bl.table(["variant", "wall s (median)", "wall s (min)", "CPU s (tree)"], rows))
         if set(VARIANTS) <= set(results):

@@ -98,7 +98,7 @@ def describe_parameters(path: Path) -> str:
     if not template.has_parameters_cell:
         return f"{path} has no cell tagged `parameters`: papermill injects parameters at the top."
     if found is None:
-        return f"{path}: papermill cannot read {template.language} parameters cells."
+        return f"{path}: nbsweep cannot read {template.language} parameters cells (names are checked for Python and R)."
     if not found:
         return f"{path}: its parameters cell declares no parameters."
     width = max(len(p.name) for p in found)

@@ -11,8 +11,8 @@ from ruamel.yaml import YAML, YAMLError
 from ruamel.yaml.constructor import DuplicateKeyError
 
 from .errors import SweepError
-from .templates import unsupported_extension
 from .resources import standard_resources
+from .templates import unsupported_extension
 from .tracking import Settings
 from .tracking import settings as tracking_settings
 
@@ -275,8 +275,8 @@ SNAKEMAKE_CONFIGFILE_ERRORS = (
 
 
 def configfile_problem(argv: list[str]) -> str | None:
-    """nbsweep's sentence for the first ``--configfile`` of a Snakemake command line that nbsweep
-    cannot read (or that is not a mapping), else None. Snakemake parses these files before any
+    """nbsweep's sentence (without the ``nbsweep:`` prefix) for the first ``--configfile`` of a
+    Snakemake command line that nbsweep cannot read (or that is not a mapping), else None. Snakemake parses these files before any
     workflow code runs and names no file when it cannot; a logger plugin, set up before that, can
     show this sentence instead."""
     for path in command_line_configfiles(argv):
@@ -285,7 +285,7 @@ def configfile_problem(argv: list[str]) -> str | None:
             if not isinstance(doc, dict):
                 validate(doc, path, {})
         except SweepError as err:
-            return f"nbsweep: {err}."
+            return str(err)
     return None
 
 

@@ -51,6 +51,10 @@ def rehearse() -> None:
     and writing, the kernel spec lookup (it imports IPython), and rendering (nbconvert)."""
     skip_remote_io_backends()
     import papermill
+
+    from .parameters import translators
+
+    translators()  # nbsweep's R translator: reads parameters cells, writes strings as R reads them
     from jupyter_client.kernelspec import KernelSpecManager
 
     specs = KernelSpecManager()
@@ -172,6 +176,10 @@ def execute(job: dict, target: Path, log_path: Path, kernel: kernels.Kernel | No
     """
     skip_remote_io_backends()
     import papermill
+
+    from .parameters import translators
+
+    translators()  # nbsweep's R translator: reads parameters cells, writes strings as R reads them
 
     files = layout.RunFiles(target)
     partial = files.partial

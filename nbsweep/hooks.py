@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 
 from . import interrupts, layout, summary, tracking, workdir
-from .config import load_config, load_schema
 from .errors import SweepError
 from .output_dir import check_output_dir_is_ours
 from .packaged import SCHEMA
-from .plan import Planner, check_output_dir
+from .plan import check_output_dir
 from .sweep import DEFAULT_CONFIG, Sweep, shown
 
 INVOCATION = "NBSWEEP_INVOCATION"  # names the invocation whose job files a job reads
@@ -38,16 +37,6 @@ def config_overrides(workflow) -> list[str]:
     return list(workflow.config_settings.config_args or [])
 
 
-def load_sweep(files: list[Path], overrides: list[str]) -> Sweep:
-    """``Sweep.load`` with Snakemake's ``--config`` entries applied over the config files' keys."""
-    if not overrides:
-        return Sweep.load(files, SCHEMA)
-    config = load_config([shown(Path(path)) for path in files], load_schema(SCHEMA), overrides)
-    sweep = Sweep(config.output_dir, Planner(config).plan())
-    sweep.mlflow = config.mlflow
-    return sweep
-
-
 def plan_or_exit(workflow) -> Sweep:
     """Plan the sweep, writing nothing in the project; bad input ends the process with one
     sentence and no traceback.
@@ -62,7 +51,7 @@ def plan_or_exit(workflow) -> Sweep:
     files = config_files(workflow)
     where = ", ".join(str(shown(path)) for path in files)
     try:
-        sweep = load_sweep(files, config_overrides(workflow))
+        sweep = Sweep.load(files, SCHEMA, config_overrides(workflow))
         check_output_dir(sweep.output_dir, where)
         check_output_dir_is_ours(sweep.output_dir, where, summary.FILES)
     except SweepError as err:

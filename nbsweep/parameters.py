@@ -216,7 +216,8 @@ def value_kind(value) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def accepted_kinds(type_name: str) -> set[str] | None:
+@cache
+def accepted_kinds(type_name: str) -> frozenset[str] | None:
     """The value kinds a declared type (annotation text, or the type of a literal default)
     accepts; None when any value is fine (no type known, ``None`` default, ``Any``, or a type that
     JSON-like values cannot be checked against, such as ``Path``)."""
@@ -226,7 +227,8 @@ def accepted_kinds(type_name: str) -> set[str] | None:
         node = ast.parse(type_name, mode="eval").body
     except SyntaxError:
         return None
-    return _kinds(node)
+    kinds = _kinds(node)
+    return None if kinds is None else frozenset(kinds)
 
 
 def _kinds(node) -> set[str] | None:

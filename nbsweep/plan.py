@@ -227,6 +227,11 @@ def check_output_dir(output_dir: str, where: str) -> None:
         raise SweepError(f"{where}: output_dir {output_dir!r} {held} read-only for this user; {fix}")
 
 
+def article(word: str) -> str:
+    """``an int``, ``a str``."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+
+
 def check_label(label: str, point: dict, where: str) -> None:
     """``check_name`` for a label; one filled with a path suggests the path's stem."""
     paths = [key for key, value in point.items() if isinstance(value, str) and "/" in value and value in label]
@@ -322,8 +327,8 @@ class Planner:
         for name, type_name in template.declared_types.items():
             if name in parameters and (given := type_mismatch(type_name, parameters[name])) is not None:
                 raise SweepError(
-                    f"{where}: run {template.stem}/{label} gives parameter {name!r} a {given} ({canonical_json(parameters[name])[:60]}), "
-                    f"but {template.path} declares it {type_name}; give a {type_name} value, or set check_types: false"
+                    f"{where}: run {template.stem}/{label} gives parameter {name!r} {article(given)} ({canonical_json(parameters[name])[:60]}), "
+                    f"but {template.path} declares it {type_name}; give {article(type_name)} value, or set check_types: false"
                 )
 
     @staticmethod

@@ -63,7 +63,7 @@ def run_entry(root: Path, template: Path) -> str:
     except Exception as err:  # nbformat raises many types for broken files
         return "\n".join([f"  # {template}: not readable as a notebook ({type(err).__name__}); fix it or remove this entry", *lines])
     if params is None:
-        lines.append(f"    # parameters: {{...}}  (papermill cannot read {language} parameters cells)")
+        lines.append(f"    # parameters: {{...}}  (nbsweep cannot read {language} parameters cells)")
     elif params:
         lines.append("    # parameters:  (declared in the template, with their defaults)")
         for p in params:

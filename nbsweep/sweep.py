@@ -61,9 +61,10 @@ class Sweep:
         self.resource_defaults = _resource_defaults(runs) if resource_defaults is None else resource_defaults
 
     @classmethod
-    def load(cls, config_files: list[Path], schema_file: Path) -> "Sweep":
+    def load(cls, config_files: list[Path], schema_file: Path, overrides: list[str] = ()) -> "Sweep":
+        """Plan from the config files, with Snakemake's ``--config KEY=VALUE`` entries on top."""
         files = [shown(Path(path)) for path in config_files] or [DEFAULT_CONFIG]
-        config = load_config(files, load_schema(schema_file))
+        config = load_config(files, load_schema(schema_file), list(overrides))
         sweep = cls(config.output_dir, Planner(config).plan())
         sweep.mlflow = config.mlflow
         return sweep
@@ -172,6 +173,23 @@ class Sweep:
     @property
     def resource_names(self) -> list[str]:
         return sorted(self.resource_defaults)
+
+    @property
+    def shared_threads(self) -> int | None:
+        """The ``threads`` every run has, if they all have the same (a constant costs Snakemake
+        less per job than a function), else None."""
+        values = {run.threads for run in self.runs.values()}
+        return values.pop() if len(values) == 1 else None
+
+    @property
+    def shared_resources(self) -> dict:
+        """The resources whose value is the same for every run, with that value."""
+        shared = {}
+        for name in self.resource_names:
+            values = {repr(self.resource(name, key)) for key in self.runs}
+            if len(values) == 1:
+                shared[name] = self.resource(name, next(iter(self.runs)))
+        return shared
 
     def resource(self, name: str, name_label: tuple[str, str]):
         """A run's value of a Snakemake resource; 0 or "" where the run does not set it."""

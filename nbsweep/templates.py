@@ -181,7 +181,7 @@ class Template:
         """Names assigned in the cell tagged ``parameters``; None when its language cannot be read."""
         return None if self.declarations is None else [p.name for p in self.declarations]
 
-    @property
+    @cached_property
     def declared_types(self) -> dict[str, str]:
         """Name -> declared type (annotation, else the type of a literal default; "None" = any)."""
         return {p.name: p.type_name for p in self.declarations or []}

@@ -7,7 +7,7 @@ import time
 import psutil
 import pytest
 import yaml
-from conftest import stdout_of
+from conftest import alive, stdout_of, wait_for
 
 
 @pytest.fixture
@@ -84,20 +84,6 @@ def runner_processes(root):
     return found
 
 
-def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def wait_for(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @pytest.fixture

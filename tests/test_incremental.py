@@ -61,7 +61,7 @@ runs:
     x: 2
   notebook: notebooks/echo.ipynb
   label: two
-- {label: one, notebook: notebooks/echo.ipynb, parameters: {x: 1.0e0}}
+- {label: one, notebook: notebooks/echo.ipynb, parameters: {x: 1.0e0}, check_types: false}
 """
     )
     before = echo_project.outputs()

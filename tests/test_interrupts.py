@@ -8,25 +8,16 @@ import json
 import os
 import signal
 import subprocess
-import time
 
 import psutil
 import pytest
-from conftest import SNAKEFILE, SNAKEMAKE
+from conftest import SNAKEFILE, SNAKEMAKE, alive, wait_for
 
 from nbsweep import kernels
 
 NAP = 60  # seconds a notebook sleeps: far longer than any interrupt may take
 LEFTOVER = ["sleep", "913"]  # what the notebooks leave running, detached
 
-
-def wait_for(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 def ours(proc, tmpdir) -> bool:
@@ -44,12 +35,6 @@ def leftovers(tmpdir) -> list:
             found.append(proc)
     return found
 
-
-def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def kernel_files(tmpdir, kernel_pids=None) -> list:

@@ -100,7 +100,6 @@ def test_templates_named_like_snakemake_rules_simply_work(project):
         assert f"I am {name} 1" in stdout_of(project.target(name, "one"))
 
 
-@pytest.mark.xfail(strict=True, reason="needs execute.py to pass papermill the kernel's language (see the issue-11 report)")
 def test_a_template_without_kernelspec_metadata_runs_on_the_configured_kernel(project):
     cell = new_code_cell("x = 0")
     cell.metadata["tags"] = ["parameters"]

@@ -68,8 +68,10 @@ def test_the_snapshot_gives_the_rules_the_same_sweep_without_the_config(project,
             file.unlink() if file.is_file() else None
     rebuilt = Sweep.from_snapshot(snapshot)
     assert lookups(rebuilt) == expected
+    assert rebuilt.shared_threads is None and rebuilt.shared_resources == sweep.shared_resources
+    assert sweep.shared_resources["mem_mb"] == 500 and "slurm_partition" not in sweep.shared_resources
     own = Sweep.from_snapshot(snapshot, only={("echo", "x3")})  # a job's process: its own runs only
-    assert list(own.runs) == [("echo", "x3")]
+    assert list(own.runs) == [("echo", "x3")] and own.shared_threads == 2
     assert own.groups == {("echo", "x3"): expected["groups"][("echo", "x3")]}
     assert {name: own.resource(name, ("echo", "x3")) for name in own.resource_names} == expected["resources"][("echo", "x3")]
     sweep.remove_job_files()  # not the owner: the invocation's folder stays

@@ -123,7 +123,7 @@ TYPED = 'PARAMS = ["count", "rate", "name", "flag", "items", "anything"]\ncount:
 @pytest.mark.parametrize(
     ("parameters", "phrase"),
     [
-        ({"name": 3}, "gives parameter 'name' a int (3), but notebooks/typed.ipynb declares it str"),
+        ({"name": 3}, "gives parameter 'name' an int (3), but notebooks/typed.ipynb declares it str"),
         ({"count": "3"}, "gives parameter 'count' a str (\"3\"), but notebooks/typed.ipynb declares it int"),
         ({"count": True}, "gives parameter 'count' a bool (true), but notebooks/typed.ipynb declares it int"),
         ({"name": [1, 2]}, "gives parameter 'name' a list ([1,2]), but notebooks/typed.ipynb declares it str"),
@@ -227,7 +227,6 @@ def test_an_r_grid_gets_its_values_intact(r_project):
     assert "does not support parameter introspection" not in proc.stdout + proc.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="needs nbsweep.execute to call nbsweep.parameters.translators() before papermill executes")
 def test_an_r_run_logs_no_introspection_warning(r_project):
     project = r_project
     r_notebook(project, [R_ECHO], R_PARAMETERS)
@@ -285,7 +284,6 @@ def test_config_overrides_that_cannot_apply_are_refused(echo_project, entry, phr
 # --- 8. config order ---
 
 
-@pytest.mark.xfail(strict=True, reason="needs `priority: get_priority` (nbsweep.hooks.priorities) in rule nbsweep_run")
 def test_runs_start_in_config_order_with_one_core(project):
     project.notebook("step", ["n"], "n = 0")
     labels = [f"r{i}" for i in (5, 3, 9, 1, 7, 2, 8, 4, 6, 0)]

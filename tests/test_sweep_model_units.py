@@ -148,7 +148,7 @@ def test_the_types_of_defaults_are_checked_per_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     template = write_template(tmp_path / "nb" / "t.ipynb", "depth: int = 3\nname = 'x'")
     path = config_file(tmp_path, f"defaults: {{parameters: {{name: 1}}}}\nruns: [{{notebook: {template}, label: a}}]")
-    with pytest.raises(SweepError, match=r"run #1 \('a'\): run t/a gives parameter 'name' a int \(1\), but .*t.ipynb declares it str"):
+    with pytest.raises(SweepError, match=r"run #1 \('a'\): run t/a gives parameter 'name' an int \(1\), but .*t.ipynb declares it str"):
         Planner(load_config([path], SCHEMA), kernels={"python3"}).plan()
     path.write_text(f"defaults: {{check_types: false, parameters: {{name: 1}}}}\nruns: [{{notebook: {template}, label: a}}]")
     assert Planner(load_config([path], SCHEMA), kernels={"python3"}).plan()[0].parameters == {"name": 1}

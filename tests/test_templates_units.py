@@ -127,7 +127,7 @@ def test_the_schema_accepts_exactly_the_template_extensions(tmp_path):
     for suffix in (".ipynb", *TEXT_EXTENSIONS):
         validate({"runs": [{"notebook": f"n/t{suffix}", "label": "a"}]}, tmp_path / "c.yaml", SCHEMA)
     for suffix in (".txt", ".ipynb.bak", ".pyc"):
-        with pytest.raises(SweepError, match=r"run #1 \('a'\): notebook 'n/t.*' must be"):
+        with pytest.raises(SweepError, match=r"run #1 \('a'\): notebook 'n/t.*' is neither a Jupyter notebook"):
             validate({"runs": [{"notebook": f"n/t{suffix}", "label": "a"}]}, tmp_path / "c.yaml", SCHEMA)
 
 

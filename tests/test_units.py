@@ -179,10 +179,10 @@ def test_the_sentence_for_a_configfile_snakemake_cannot_parse(tmp_path, monkeypa
     write(tmp_path / "list.yaml", "- a\n")
     write(tmp_path / "broken.json", '{"runs": [')
     assert configfile_problem(["--configfile", "good.yaml"]) is None
-    assert configfile_problem(["--configfile", "good.yaml", "latin1.yaml"]) == "nbsweep: config file latin1.yaml is not UTF-8 text; save it as UTF-8."
-    assert configfile_problem(["--configfile=list.yaml"]).startswith("nbsweep: list.yaml must hold a mapping with a 'runs' list")
-    assert configfile_problem(["--configfiles", "broken.json", "-n"]).startswith("nbsweep: broken.json is not valid JSON (line 1")
-    assert configfile_problem(["--configfile", "missing.yaml"]).startswith("nbsweep: config file missing.yaml does not exist")
+    assert configfile_problem(["--configfile", "good.yaml", "latin1.yaml"]) == "config file latin1.yaml is not UTF-8 text; save it as UTF-8"
+    assert configfile_problem(["--configfile=list.yaml"]).startswith("list.yaml must hold a mapping with a 'runs' list")
+    assert configfile_problem(["--configfiles", "broken.json", "-n"]).startswith("broken.json is not valid JSON (line 1")
+    assert configfile_problem(["--configfile", "missing.yaml"]).startswith("config file missing.yaml does not exist")
 
 
 def test_snakemake_configfile_messages_are_the_ones_it_prints(tmp_path):

@@ -8,6 +8,7 @@ OUTPUT_DIR = SWEEP.output_dir
 TARGET = layout.TARGET.format(output_dir=OUTPUT_DIR, name="{notebook}", label="{label}")
 # How the jobs start Python (this interpreter, or the conda env's with --sdm conda).
 NBSWEEP_PYTHON = nbsweep.hooks.job_python(workflow)
+PRIORITY = nbsweep.hooks.priorities(SWEEP)
 # Batches (batch_size) on clusters: one --group-components entry covers every batch group.
 nbsweep.hooks.join_batches(workflow, SWEEP)
 
@@ -27,6 +28,11 @@ def get_job_inputs(wildcards):
     run = get_run(wildcards)
     data = [ancient(path) for path in run.inputs]
     return [*nbsweep.hooks.job_inputs(workflow, SWEEP, run), *data]
+
+
+def get_priority(wildcards):
+    # Config order when nothing else decides (Snakemake starts higher priorities first).
+    return PRIORITY[(wildcards.notebook, wildcards.label)]
 
 
 def get_threads(wildcards):

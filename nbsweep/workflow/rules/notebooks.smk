@@ -15,6 +15,7 @@ rule nbsweep_run:
     conda:
         "../envs/notebook.yaml"
     threads: get_threads
+    priority: get_priority
     resources:
         **get_resources(),
     shell:
