@@ -34,7 +34,12 @@ def parser() -> argparse.ArgumentParser:
         description="Show each configured run's state and why stale runs would re-run; executes and changes nothing.",
     )
     status.add_argument(
-        "--configfile", nargs="+", type=Path, default=[], metavar="FILE", help="config files, as given to snakemake (default: config/config.yaml)"
+        "--configfile",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="config files, as given to snakemake (default: config/config.yaml)",
     )
     status.add_argument("--remove-orphans", action="store_true", help="delete the outputs of runs that are no longer in the config")
     accept = commands.add_parser(
@@ -45,13 +50,23 @@ def parser() -> argparse.ArgumentParser:
         "kernel changes cannot be accepted.",
     )
     accept.add_argument(
-        "targets", nargs="*", metavar="TARGET", help="run ids (template/label), template names or notebook paths (default: every run with a notebook)"
+        "targets",
+        nargs="*",
+        metavar="TARGET",
+        help="run ids (template/label), template names or notebook paths (default: every run with a notebook)",
     )
     accept.add_argument(
-        "--configfile", nargs="+", type=Path, default=[], metavar="FILE", help="config files, as given to snakemake (default: config/config.yaml)"
+        "--configfile",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="config files, as given to snakemake (default: config/config.yaml)",
     )
     params = commands.add_parser(
-        "params", help="list the parameters a template declares", description="List the parameters declared in a template's cell tagged `parameters`."
+        "params",
+        help="list the parameters a template declares",
+        description="List the parameters declared in a template's cell tagged `parameters`.",
     )
     params.add_argument("notebook", type=Path)
     commands.add_parser("snakefile", help="print the packaged workflow's Snakefile (for `snakemake -s` or `module:`)")

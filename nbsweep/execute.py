@@ -26,10 +26,10 @@ from pathlib import Path
 import nbformat
 
 from . import kernels, layout
-from .provenance import Provenance, stamp
 from .cells import place, template_cell
-from .secrets import papermill_input
+from .provenance import Provenance, stamp
 from .render import render_nb
+from .secrets import papermill_input
 from .templates import code_digest, read_notebook
 
 EXIT_FAILED = 1

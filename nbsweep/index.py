@@ -110,7 +110,15 @@ def row_html(r: dict, varying: list[str], base: Path) -> str:
         stale = ' <span class="badge stale" title="made from an older configuration">changed since</span>'
     notebook_text = "failed.ipynb" if status == "failed" else "ipynb"
     files = " ".join(
-        filter(None, [link(r["html"], base, "html"), link(r["notebook"], base, notebook_text), link(r["log"], base, "log"), link(r.get("previous"), base, "previous good")])
+        filter(
+            None,
+            [
+                link(r["html"], base, "html"),
+                link(r["notebook"], base, notebook_text),
+                link(r["log"], base, "log"),
+                link(r.get("previous"), base, "previous good"),
+            ],
+        )
     )
     cells = [
         f"<td>{esc(r['label'])}</td>",

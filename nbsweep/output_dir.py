@@ -33,9 +33,15 @@ def check_output_dir_is_ours(output_dir: str, where: str, results: tuple[str, ..
     that nbsweep did not write (they would be replaced)."""
     path = Path(output_dir)
     resolved = path.resolve()
-    for name, forbidden in (("the filesystem root", Path("/")), ("your home folder", Path.home()), ("the project folder itself", Path.cwd())):
+    for name, forbidden in (
+        ("the filesystem root", Path("/")),
+        ("your home folder", Path.home()),
+        ("the project folder itself", Path.cwd()),
+    ):
         if resolved == forbidden.resolve():
-            raise SweepError(f"{where}: output_dir {output_dir!r} is {name}; set output_dir to a folder of its own, e.g. 'papermill_outputs'")
+            raise SweepError(
+                f"{where}: output_dir {output_dir!r} is {name}; set output_dir to a folder of its own, e.g. 'papermill_outputs'"
+            )
     foreign = [name for name in results if (path / name).exists() and not written_by_nbsweep(path / name)]
     if foreign:
         raise SweepError(

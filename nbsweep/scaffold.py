@@ -39,9 +39,7 @@ def find_templates(root: Path) -> list[Path]:
     """``.ipynb`` files under ``root`` (relative), skipping outputs, checkpoints, virtualenvs and hidden folders."""
     found = []
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(
-            d for d in dirs if not d.startswith(".") and d not in SKIP_DIRS and not (Path(folder, d) / "pyvenv.cfg").exists()
-        )
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIP_DIRS and not (Path(folder, d) / "pyvenv.cfg").exists())
         found += [Path(folder, name).relative_to(root) for name in sorted(files) if name.endswith(".ipynb")]
         if len(found) >= MAX_TEMPLATES:
             break

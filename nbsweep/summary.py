@@ -199,4 +199,7 @@ def write_results(sweep, announce: bool = True) -> None:
             print(f"nbsweep: could not write the summary in {out}: {reason}", file=sys.stderr)
         return
     if announce:
-        print(f"nbsweep: {len(full_rows)} runs ({index.tally(full_rows) or 'none configured'}); summary in {out / 'index.html'}", file=sys.stderr)
+        print(
+            f"nbsweep: {len(full_rows)} runs ({index.tally(full_rows) or 'none configured'}); summary in {out / 'index.html'}",
+            file=sys.stderr,
+        )

@@ -87,11 +87,15 @@ class Project:
         """A second kernelspec (same interpreter) visible only to this project's processes."""
         spec = self.root / "share" / "jupyter" / "kernels" / name / "kernel.json"
         spec.parent.mkdir(parents=True, exist_ok=True)
-        spec.write_text(json.dumps({
-            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": name,
-            "language": "python",
-        }))
+        spec.write_text(
+            json.dumps(
+                {
+                    "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                    "display_name": name,
+                    "language": "python",
+                }
+            )
+        )
 
 
 def stdout_of(notebook: Path) -> str:
@@ -119,13 +123,15 @@ def echo_project(project) -> Project:
     params = 'PARAMS = ["x", "y"]\nx = 0\ny = "a"'
     project.notebook("echo", [ECHO], params)
     project.notebook("other", [ECHO], params)
-    project.write_config({
-        "runs": [
-            {"notebook": "notebooks/echo.ipynb", "label": "one", "parameters": {"x": 1}},
-            {"notebook": "notebooks/echo.ipynb", "label": "two", "parameters": {"x": 2, "y": "b"}},
-            {"notebook": "notebooks/other.ipynb", "label": "one", "parameters": {"x": 1}},
-        ]
-    })
+    project.write_config(
+        {
+            "runs": [
+                {"notebook": "notebooks/echo.ipynb", "label": "one", "parameters": {"x": 1}},
+                {"notebook": "notebooks/echo.ipynb", "label": "two", "parameters": {"x": 2, "y": "b"}},
+                {"notebook": "notebooks/other.ipynb", "label": "one", "parameters": {"x": 1}},
+            ]
+        }
+    )
     return project
 
 

@@ -54,7 +54,7 @@ CASES = {
     ),
     "alias bomb": (
         "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
-        + "".join(f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcdefgh", "bcdefghi"))
+        + "".join(f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True))
         + "runs: [{notebook: notebooks/echo.ipynb, label: b, parameters: {x: *i}}]\n",
         ["expands to more than 1,000,000 values"],
     ),

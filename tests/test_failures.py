@@ -84,8 +84,6 @@ def runner_processes(root):
     return found
 
 
-
-
 @pytest.fixture
 def private_tmpdir(monkeypatch, tmp_path_factory):
     """A temp dir of the test's own: its own warm server (stopped at the end), runtime dirs and spares.

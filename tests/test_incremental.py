@@ -7,7 +7,6 @@ import subprocess
 
 import nbformat
 import yaml
-
 from conftest import stdout_of
 
 ALL = {"echo/one", "echo/two", "other/one"}
@@ -130,7 +129,9 @@ def test_jupyter_save_touch_and_markdown_edit_rerun_nothing(echo_project):
 
 
 def test_git_checkout_round_trip_reruns_nothing(echo_project):
-    git = lambda *args: subprocess.run(["git", *args], cwd=echo_project.root, check=True, capture_output=True)
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=echo_project.root, check=True, capture_output=True)
+
     git("init", "-q", "-b", "main")
     (echo_project.root / ".gitignore").write_text("papermill_outputs/\n.snakemake/\n")
     git("add", "-A")

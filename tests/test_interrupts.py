@@ -19,7 +19,6 @@ NAP = 60  # seconds a notebook sleeps: far longer than any interrupt may take
 LEFTOVER = ["sleep", "913"]  # what the notebooks leave running, detached
 
 
-
 def ours(proc, tmpdir) -> bool:
     try:
         return proc.environ().get("TMPDIR") == str(tmpdir)
@@ -34,7 +33,6 @@ def leftovers(tmpdir) -> list:
         if proc.info["cmdline"] == LEFTOVER and proc.info["status"] != psutil.STATUS_ZOMBIE and ours(proc, tmpdir):
             found.append(proc)
     return found
-
 
 
 def kernel_files(tmpdir, kernel_pids=None) -> list:

@@ -7,10 +7,10 @@ import pytest
 
 mlflow = pytest.importorskip("mlflow")
 
-from conftest import SNAKEFILE, SNAKEMAKE
-from mlflow.tracking import MlflowClient
+from conftest import SNAKEFILE, SNAKEMAKE  # noqa: E402 -- after the importorskip
+from mlflow.tracking import MlflowClient  # noqa: E402
 
-from nbsweep import tracking
+from nbsweep import tracking  # noqa: E402
 
 CODE = ["from nbsweep import record\nif x == 0:\n    raise ValueError('x must not be zero')\nrecord(inverse=1 / x, name='calc')"]
 

@@ -96,7 +96,11 @@ def test_init_then_snakemake_in_an_empty_folder(installed, tmp_path):
     out = folder / "papermill_outputs"
     assert set(executed(folder)) == {"calc/default/calc_default.ipynb", "calc/x2/calc_x2.ipynb", "calc/x4/calc_x4.ipynb"}
     rows = json.loads((out / "summary.json").read_text())
-    assert [(r["label"], r["status"], r["metrics.inverse"]) for r in rows] == [("default", "ok", 1.0), ("x2", "ok", 0.5), ("x4", "ok", 0.25)]
+    assert [(r["label"], r["status"], r["metrics.inverse"]) for r in rows] == [
+        ("default", "ok", 1.0),
+        ("x2", "ok", 0.5),
+        ("x4", "ok", 0.25),
+    ]
     assert (out / "index.html").is_file() and (out / "summary.csv").is_file()
 
     before = executed(folder)
@@ -159,7 +163,9 @@ def test_module_snakefile_runs_keeps_failures_and_writes_results(installed, tmp_
     before = executed(folder)
     assert run(installed, folder, "snakemake", "--cores", "2", check=False).returncode != 0
     assert {k for k, v in executed(folder).items() if before.get(k) != v} == {"calc/x0/calc_x0.failed.ipynb"}
-    (folder / "config/config.yaml").write_text(yaml.safe_dump({"runs": [{"notebook": "notebooks/calc.ipynb", "label": "x{x}", "grid": {"x": [1, 3, 2]}}]}))
+    (folder / "config/config.yaml").write_text(
+        yaml.safe_dump({"runs": [{"notebook": "notebooks/calc.ipynb", "label": "x{x}", "grid": {"x": [1, 3, 2]}}]})
+    )
     run(installed, folder, "snakemake", "--cores", "2")
     assert "calc/x3/calc_x3.ipynb" in executed(folder)
     assert "3 runs: 3 up to date" in run(installed, folder, "nbsweep", "status").stdout
@@ -167,7 +173,9 @@ def test_module_snakefile_runs_keeps_failures_and_writes_results(installed, tmp_
 
 def test_module_recovers_after_a_killed_invocation(installed, tmp_path):
     folder = module_project(installed, tmp_path)
-    (folder / "config/config.yaml").write_text(yaml.safe_dump({"runs": [{"notebook": "notebooks/calc.ipynb", "label": "x1", "parameters": {"x": 1}}]}))
+    (folder / "config/config.yaml").write_text(
+        yaml.safe_dump({"runs": [{"notebook": "notebooks/calc.ipynb", "label": "x1", "parameters": {"x": 1}}]})
+    )
     # What a SIGKILLed Snakemake leaves: its lock files.
     run(installed, folder, "snakemake", "-n")
     locks = folder / ".snakemake" / "locks"
@@ -181,7 +189,9 @@ def test_module_recovers_after_a_killed_invocation(installed, tmp_path):
 def test_snakemake_s_with_the_packaged_snakefile(installed, tmp_path):
     folder = user_folder(tmp_path)
     (folder / "config").mkdir()
-    (folder / "config/config.yaml").write_text(yaml.safe_dump({"runs": [{"notebook": "notebooks/calc.ipynb", "label": "x{x}", "grid": {"x": [1, 0]}}]}))
+    (folder / "config/config.yaml").write_text(
+        yaml.safe_dump({"runs": [{"notebook": "notebooks/calc.ipynb", "label": "x{x}", "grid": {"x": [1, 0]}}]})
+    )
     snakefile = run(installed, folder, "nbsweep", "snakefile").stdout.strip()
     assert snakefile.startswith(str(installed)) and Path(snakefile).is_file()
     first = run(installed, folder, "snakemake", "-s", snakefile, "--cores", "2", check=False)

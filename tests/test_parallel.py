@@ -4,7 +4,6 @@ import json
 from datetime import datetime
 
 import pytest
-
 from conftest import stdout_of
 
 
@@ -23,10 +22,14 @@ def max_overlap(notebooks) -> int:
 
 def sleepy(project, n, seconds, threads=1):
     project.notebook("nap", ["import time\ntime.sleep(seconds)"], "seconds = 0\ni = 0")
-    project.write_config({
-        "defaults": {"threads": threads},
-        "runs": [{"notebook": "notebooks/nap.ipynb", "label": "n{i}", "grid": {"i": list(range(n))}, "parameters": {"seconds": seconds}}],
-    })
+    project.write_config(
+        {
+            "defaults": {"threads": threads},
+            "runs": [
+                {"notebook": "notebooks/nap.ipynb", "label": "n{i}", "grid": {"i": list(range(n))}, "parameters": {"seconds": seconds}}
+            ],
+        }
+    )
     return [project.target("nap", f"n{i}") for i in range(n)]
 
 

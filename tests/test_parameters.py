@@ -26,9 +26,9 @@ def test_every_value_arrives_intact(project):
         ["import json\nprint('ECHO' + json.dumps(value, sort_keys=True))"],
         "value = None",
     )
-    project.write_config({"runs": [
-        {"notebook": "notebooks/echo.ipynb", "label": name, "parameters": {"value": value}} for name, value in NASTY.items()
-    ]})
+    project.write_config(
+        {"runs": [{"notebook": "notebooks/echo.ipynb", "label": name, "parameters": {"value": value}} for name, value in NASTY.items()]}
+    )
     project.snakemake(cores=2)
     for name, value in NASTY.items():
         line = next(line for line in stdout_of(project.target("echo", name)).splitlines() if line.startswith("ECHO"))

@@ -10,11 +10,8 @@ import pytest
 import yaml
 
 from nbsweep.errors import SweepError
-from nbsweep.sweep import Sweep
-
-from conftest import REPO
-
 from nbsweep.packaged import SCHEMA
+from nbsweep.sweep import Sweep
 
 
 def kill_tree(pid: int) -> None:
@@ -34,9 +31,9 @@ def kill_tree(pid: int) -> None:
 
 def test_random_sigkills_lose_no_work(project):
     project.notebook("nap", ["import time\ntime.sleep(seconds)"], "seconds = 0.0\ni = 0")
-    project.write_config({"runs": [
-        {"notebook": "notebooks/nap.ipynb", "label": "r{i}", "grid": {"i": list(range(40))}, "parameters": {"seconds": 0.3}}
-    ]})
+    project.write_config(
+        {"runs": [{"notebook": "notebooks/nap.ipynb", "label": "r{i}", "grid": {"i": list(range(40))}, "parameters": {"seconds": 0.3}}]}
+    )
     targets = [project.target("nap", f"r{i}") for i in range(40)]
     rng = random.Random(20261125)
     completed: dict = {}

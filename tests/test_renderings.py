@@ -6,7 +6,9 @@ import sys
 
 from conftest import stdout_of
 
-CODE = ["from nbsweep import record\nif x == 0:\n    raise ZeroDivisionError('x must not be zero')\nrecord(inverse=1 / x)\nprint('ECHO', 1 / x)"]
+CODE = [
+    "from nbsweep import record\nif x == 0:\n    raise ZeroDivisionError('x must not be zero')\nrecord(inverse=1 / x)\nprint('ECHO', 1 / x)"
+]
 
 
 def calc(project, xs=(1, 0, 2), **extra):
@@ -16,7 +18,9 @@ def calc(project, xs=(1, 0, 2), **extra):
 
 
 def status(project) -> str:
-    return subprocess.run([sys.executable, "-m", "nbsweep", "status"], cwd=project.root, capture_output=True, text=True, env=project.env).stdout
+    return subprocess.run(
+        [sys.executable, "-m", "nbsweep", "status"], cwd=project.root, capture_output=True, text=True, env=project.env
+    ).stdout
 
 
 def test_ok_and_failed_runs_are_rendered_and_linked_first(project):

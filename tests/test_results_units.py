@@ -11,10 +11,10 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from nbsweep import cells, index, provenance, summary
-from nbsweep.parameters import declared_defaults
 from nbsweep.execute import describe_failure, mark_failed_cell
-from nbsweep.record import MIME, plain
+from nbsweep.parameters import declared_defaults
 from nbsweep.provenance import Provenance, parameter_changes
+from nbsweep.record import MIME, plain
 
 
 def test_flatten_nested_mappings_with_dotted_keys():

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, SNAKEFILE, SNAKEMAKE, Project, stdout_of
 
 CLUSTER_SCRIPT = REPO / ".ci" / "slurm-cluster.sh"
@@ -78,14 +77,16 @@ TEMPLATE_CODE = [
 def make_project(root: Path, extra_runs: list[dict]) -> Project:
     project = Project(root)
     project.notebook("tiny", TEMPLATE_CODE, "x = 1\nfail = False")
-    project.write_config({
-        "defaults": {"kernel": "python3", "timeout": 120, "resources": {"mem_mb": 300, "runtime": 5}},
-        "runs": [
-            {"notebook": "notebooks/tiny.ipynb", "label": "x{x}", "grid": {"x": BATCHED}, "batch_size": BATCH_SIZE},
-            {"notebook": "notebooks/tiny.ipynb", "label": "boom", "parameters": {"fail": True}},
-            *extra_runs,
-        ],
-    })
+    project.write_config(
+        {
+            "defaults": {"kernel": "python3", "timeout": 120, "resources": {"mem_mb": 300, "runtime": 5}},
+            "runs": [
+                {"notebook": "notebooks/tiny.ipynb", "label": "x{x}", "grid": {"x": BATCHED}, "batch_size": BATCH_SIZE},
+                {"notebook": "notebooks/tiny.ipynb", "label": "boom", "parameters": {"fail": True}},
+                *extra_runs,
+            ],
+        }
+    )
     return project
 
 
@@ -140,7 +141,18 @@ def sweeps(cluster, tmp_path_factory) -> dict[str, Sweep]:
     # `threads` of any run. No slurmdbd here, so job states come from squeue, polled quickly.
     running = {
         # The plugin backs off polling by 10 s a round; a retry round would double the wait.
-        "slurm": start(slurm, "slurm", "--cores", str(threads), "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2", "--retries", "0"),
+        "slurm": start(
+            slurm,
+            "slurm",
+            "--cores",
+            str(threads),
+            "--slurm-status-command",
+            "squeue",
+            "--slurm-init-seconds-before-status-checks",
+            "2",
+            "--retries",
+            "0",
+        ),
         "generic": start(generic, "cluster-generic", "--cores", "1", "--seconds-between-status-checks", "2"),
     }
     try:
@@ -152,7 +164,14 @@ def sweeps(cluster, tmp_path_factory) -> dict[str, Sweep]:
                 popen.wait(timeout=COMMAND_TIMEOUT)
     return {
         "slurm": Sweep(slurm, done["slurm"], re.findall(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)", done["slurm"].stderr)),
-        "generic": Sweep(generic, done["generic"], [(jobid, kind) for kind, jobid in re.findall(r"Submitted (group job|job) \S+ with external jobid '(\d+)'", done["generic"].stderr)]),
+        "generic": Sweep(
+            generic,
+            done["generic"],
+            [
+                (jobid, kind)
+                for kind, jobid in re.findall(r"Submitted (group job|job) \S+ with external jobid '(\d+)'", done["generic"].stderr)
+            ],
+        ),
     }
 
 
@@ -239,10 +258,24 @@ def test_slurm_profile_keeps_workflow_profile_and_reruns_only_the_failed_run(swe
     sweep = sweeps["slurm"]
     assert "workflow specific profile" in sweep.log and "profiles/default" in sweep.log
     dry = subprocess.run(
-        [*SNAKEMAKE, "-s", str(SNAKEFILE), "-d", str(sweep.project.root), "--profile", str(REPO / "profiles" / "slurm"), "--dry-run", "--slurm-status-command", "squeue"],
-        cwd=sweep.project.root, env=sweep.project.env, capture_output=True, text=True, timeout=120,
+        [
+            *SNAKEMAKE,
+            "-s",
+            str(SNAKEFILE),
+            "-d",
+            str(sweep.project.root),
+            "--profile",
+            str(REPO / "profiles" / "slurm"),
+            "--dry-run",
+            "--slurm-status-command",
+            "squeue",
+        ],
+        cwd=sweep.project.root,
+        env=sweep.project.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert dry.returncode == 0, dry.stderr[-4000:]
     planned = re.findall(r"wildcards: notebook=tiny, label=(\S+)", dry.stdout + dry.stderr)
     assert planned == ["boom"]
-

@@ -12,7 +12,6 @@ from nbsweep import layout
 from nbsweep.jobs import job_document
 from nbsweep.packaged import SCHEMA
 from nbsweep.sweep import Sweep
-from conftest import REPO
 
 ECHO = ["if x < 0:\n    raise ValueError('negative x')", "print('ECHO', x)"]
 
@@ -20,7 +19,11 @@ ECHO = ["if x < 0:\n    raise ValueError('negative x')", "print('ECHO', x)"]
 def status(project, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "nbsweep", "status", *args],
-        cwd=project.root, env=project.env, capture_output=True, text=True, timeout=120,
+        cwd=project.root,
+        env=project.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -32,7 +35,7 @@ def states(output: str) -> dict[str, tuple[str, str]]:
             break
         run, rest = line.split(None, 1)
         state = next(s for s in ("up to date", "stale", "failed", "missing") if rest.startswith(s))
-        found[run] = (state, rest[len(state):].strip())
+        found[run] = (state, rest[len(state) :].strip())
     return found
 
 
@@ -41,8 +44,10 @@ def test_status_explains_each_run_and_changes_nothing(project):
     project.notebook("echo", ECHO, "x = 0")
     project.notebook("other", ECHO, "x = 0")
     (project.root / "data.csv").write_text("a\n1\n")
-    runs = {label: {"notebook": "notebooks/echo.ipynb", "label": label, "parameters": {"x": x}} for label, x in
-            [("p", 2), ("k", 1), ("i", 1), ("u", 1), ("old", 1), ("f", -1)]}
+    runs = {
+        label: {"notebook": "notebooks/echo.ipynb", "label": label, "parameters": {"x": x}}
+        for label, x in [("p", 2), ("k", 1), ("i", 1), ("u", 1), ("old", 1), ("f", -1)]
+    }
     runs["i"]["inputs"] = ["data.csv"]
     runs["c"] = {"notebook": "notebooks/other.ipynb", "label": "c", "parameters": {"x": 1}}
     project.write_config({"runs": list(runs.values())})
@@ -73,7 +78,10 @@ def test_status_explains_each_run_and_changes_nothing(project):
         "echo/new": ("missing", "not run yet"),
     }
     assert "7 runs: 1 up to date, 4 stale, 1 failed, 1 missing" in proc.stdout
-    assert "outputs of 1 run no longer in the config (delete them with --remove-orphans):" in proc.stdout and "papermill_outputs/echo/old/" in proc.stdout
+    assert (
+        "outputs of 1 run no longer in the config (delete them with --remove-orphans):" in proc.stdout
+        and "papermill_outputs/echo/old/" in proc.stdout
+    )
 
     # Snakemake agrees: exactly the stale, failed and missing runs would run.
     dry = project.snakemake("-n")
@@ -96,7 +104,9 @@ def test_bad_config_is_one_sentence(project):
 
 def test_status_of_1000_runs_takes_under_3_seconds(project, monkeypatch):
     project.notebook("grid", ["print(a, b)"], "a = 0\nb = 0")
-    project.write_config({"runs": [{"notebook": "notebooks/grid.ipynb", "label": "a{a}-b{b}", "grid": {"a": list(range(40)), "b": list(range(25))}}]})
+    project.write_config(
+        {"runs": [{"notebook": "notebooks/grid.ipynb", "label": "a{a}-b{b}", "grid": {"a": list(range(40)), "b": list(range(25))}}]}
+    )
     monkeypatch.chdir(project.root)
     sweep = Sweep.load([], SCHEMA)
     filler = nbformat.v4.new_code_cell("print('x')", outputs=[nbformat.v4.new_output("stream", name="stdout", text="x" * 20_000)])
@@ -104,7 +114,10 @@ def test_status_of_1000_runs_takes_under_3_seconds(project, monkeypatch):
         doc = job_document(run, {})
         target = layout.target(sweep.output_dir, run.name, run.label)
         target.parent.mkdir(parents=True)
-        nb = new_notebook(cells=[filler], metadata={"nbsweep": {key: doc[key] for key in ("fingerprint", "template_code", "kernel", "parameters", "inputs")}})
+        nb = new_notebook(
+            cells=[filler],
+            metadata={"nbsweep": {key: doc[key] for key in ("fingerprint", "template_code", "kernel", "parameters", "inputs")}},
+        )
         target.write_text(json.dumps(nb, indent=1, sort_keys=True))
     start = time.perf_counter()
     proc = status(project)

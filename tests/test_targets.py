@@ -4,7 +4,6 @@ import json
 import re
 
 import yaml
-
 from conftest import stdout_of
 
 
@@ -52,13 +51,15 @@ def test_per_run_kernel_timeout_and_working_directory(project):
         ["import os, sys\nprint('ECHO', os.getcwd(), open('data/value.txt').read(), os.environ.get('JPY_PARENT_PID') is not None)"],
         "x = 0",
     )
-    project.write_config({
-        "defaults": {"timeout": 60},
-        "runs": [
-            {"notebook": "notebooks/where.ipynb", "label": "default"},
-            {"notebook": "notebooks/where.ipynb", "label": "alt", "kernel": "alt", "timeout": 30},
-        ],
-    })
+    project.write_config(
+        {
+            "defaults": {"timeout": 60},
+            "runs": [
+                {"notebook": "notebooks/where.ipynb", "label": "default"},
+                {"notebook": "notebooks/where.ipynb", "label": "alt", "kernel": "alt", "timeout": 30},
+            ],
+        }
+    )
     project.snakemake()
     for label, kernel in (("default", "python3"), ("alt", "alt")):
         target = project.target("where", label)

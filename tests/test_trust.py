@@ -6,14 +6,15 @@ import subprocess
 import time
 
 import pytest
-
 from conftest import SNAKEFILE, SNAKEMAKE, stdout_of
 
 SLOW = "import time\nfrom nbsweep import record\ntime.sleep(pause)\nprint('MODE', mode)\nrecord(mode_seen=mode)"
 
 
 def config(mode: str, pause: float = 0) -> dict:
-    return {"runs": [{"notebook": "notebooks/slow.ipynb", "label": "r{i}", "grid": {"i": [1, 2]}, "parameters": {"mode": mode, "pause": pause}}]}
+    return {
+        "runs": [{"notebook": "notebooks/slow.ipynb", "label": "r{i}", "grid": {"i": [1, 2]}, "parameters": {"mode": mode, "pause": pause}}]
+    }
 
 
 @pytest.fixture

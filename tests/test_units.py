@@ -2,7 +2,6 @@
 
 import base64
 import json
-import os
 import socket
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from nbsweep import packaged
+from nbsweep import layout, packaged
 from nbsweep.canonical import canonical_json, digest, fingerprint
 from nbsweep.config import (
     SNAKEMAKE_CONFIGFILE_ERRORS,
@@ -24,14 +23,13 @@ from nbsweep.config import (
     read_document,
 )
 from nbsweep.errors import SweepError
-from nbsweep import layout
-from nbsweep.provenance import Provenance, planned, recorded, stamp
 from nbsweep.plan import Planner, check_output_dir, grid_points, kernel_dirs, labelled_points, non_finite_number, slug, whole_seconds
+from nbsweep.provenance import Provenance, planned, recorded, stamp
 from nbsweep.resources import standard_resources
+from nbsweep.sweep import Sweep, batch_groups
 from nbsweep.templates import code_digest
 from nbsweep.warm import request_key
 from nbsweep.workdir import marker_path, remove_stale_locks, remove_stale_markers
-from nbsweep.sweep import Sweep, batch_groups
 
 SCHEMA = load_schema(packaged.SCHEMA)
 
@@ -124,12 +122,15 @@ def plan(tmp_path, text):
 
 
 def test_planner_expands_defaults_grid_and_overrides(templates):
-    runs = plan(templates, """
+    runs = plan(
+        templates,
+        """
 defaults: {parameters: {beta: 9}, timeout: 10}
 runs:
   - {notebook: nb/t.ipynb, label: "a{alpha}", grid: {alpha: [1, 2]}, timeout: 5, resources: {slurm_partition: fast}}
   - {notebook: nb/plain.ipynb, label: p, parameters: {config: {k: v}}}
-""")
+""",
+    )
     assert [(r.id, r.parameters, r.timeout) for r in runs] == [
         ("t/a1", {"beta": 9, "alpha": 1}, 5),
         ("t/a2", {"beta": 9, "alpha": 2}, 5),
@@ -190,7 +191,7 @@ def test_snakemake_configfile_messages_are_the_ones_it_prints(tmp_path):
     from snakemake.common.configfile import load_configfile
 
     cases = [("broken.yaml", b"runs: [\n"), ("list.yaml", b"- a\n"), ("latin1.yaml", b"runs: [\xe9]\n")]
-    for (name, content), text in zip(cases, SNAKEMAKE_CONFIGFILE_ERRORS):
+    for (name, content), text in zip(cases, SNAKEMAKE_CONFIGFILE_ERRORS[: len(cases)], strict=True):
         (tmp_path / name).write_bytes(content)
         with pytest.raises(Exception) as raised:
             load_configfile(tmp_path / name)
@@ -251,7 +252,9 @@ def test_a_template_with_two_parameters_cells_is_refused(templates):
     second.metadata["tags"] = ["parameters", "other"]
     nb.cells += [new_code_cell("print(alpha)"), second]
     nbformat.write(nb, templates / "nb" / "twice.ipynb")
-    with pytest.raises(SweepError, match=r"run #1 \('a'\): nb/twice.ipynb has 2 cells tagged 'parameters' \(cells 2 and 4, counting from 1\)"):
+    with pytest.raises(
+        SweepError, match=r"run #1 \('a'\): nb/twice.ipynb has 2 cells tagged 'parameters' \(cells 2 and 4, counting from 1\)"
+    ):
         plan(templates, "runs: [{notebook: nb/twice.ipynb, label: a}]")
 
 
@@ -274,17 +277,20 @@ def test_unusable_output_dirs_are_refused(tmp_path, monkeypatch):
 
 
 def test_batch_groups_chunk_runs_per_template(templates):
-    runs = plan(templates, "runs: [{notebook: nb/t.ipynb, label: 'a{alpha}', grid: {alpha: [1, 2, 3]}, batch_size: 2}, {notebook: nb/plain.ipynb, label: p}]")
+    runs = plan(
+        templates,
+        "runs: [{notebook: nb/t.ipynb, label: 'a{alpha}', grid: {alpha: [1, 2, 3]}, batch_size: 2}, {notebook: nb/plain.ipynb, label: p}]",
+    )
     assert list(batch_groups(runs).values()) == ["t-bs2-0", "t-bs2-0", "t-bs2-1", None]
 
 
 def test_provenance_fingerprint_diff_and_records(templates, tmp_path):
-    run, = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, timeout: 5}]")
+    (run,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, timeout: 5}]")
     made = planned(run, {})
     assert made.fingerprint == fingerprint(made.as_dict())  # the hash older notebooks were stamped with
-    retimed, = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, timeout: 50}]")
+    (retimed,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, timeout: 50}]")
     assert planned(retimed, {}).fingerprint == made.fingerprint  # timeout is not provenance
-    changed, = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, parameters: {alpha: 3}}]")
+    (changed,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, parameters: {alpha: 3}}]")
     assert planned(changed, {}).diff(made) == ["parameters changed: alpha added (3)"]
     assert made.diff(planned(changed, {})) == ["parameters changed: alpha removed (was 3)"]
 
@@ -303,7 +309,7 @@ def test_provenance_fingerprint_diff_and_records(templates, tmp_path):
 
 def test_a_run_is_current_only_when_its_notebook_records_the_planned_provenance(templates, monkeypatch):
     monkeypatch.chdir(templates)
-    run, = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a}]")
+    (run,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a}]")
     target = layout.target("out", run.name, run.label)
     target.parent.mkdir(parents=True)
     sweep = Sweep("out", [run])
@@ -312,7 +318,7 @@ def test_a_run_is_current_only_when_its_notebook_records_the_planned_provenance(
     stamp(nb, run.id, planned(run, {}), None)
     nbformat.write(nb, target)
     assert Sweep("out", [run]).is_current(run)
-    other, = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, parameters: {alpha: 1.0}, check_types: false}]")
+    (other,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, parameters: {alpha: 1.0}, check_types: false}]")
     assert not Sweep("out", [other]).is_current(other)  # 1 and 1.0 differ
 
 
