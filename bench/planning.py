@@ -268,7 +268,8 @@ def report_profile(title: str, stats: pstats.Stats, size: int) -> None:
         f"templates.code_digest x{calls(stats, 'nbsweep/templates.py', 'code_digest')}, "
         f"templates.read_template x{calls(stats, 'nbsweep/templates.py', 'read_template')}, "
         f"canonical.file_digest x{calls(stats, 'nbsweep/canonical.py', 'file_digest')}, "
-        f"canonical.fingerprint x{calls(stats, 'nbsweep/canonical.py', 'fingerprint')}"
+        f"provenance.planned x{calls(stats, 'nbsweep/provenance.py', 'planned')} "
+        "(a dry-run whose targets are all missing needs no fingerprint)"
     )
     print("\nnbsweep code by cumulative time:")
     print(bl.table(["function", "calls", "own s", "cum s"], stats_rows(stats, ours, "cum", 14)))

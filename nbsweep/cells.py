@@ -31,10 +31,10 @@ def template_cell(nb, index: int) -> tuple[int | None, str]:
 
 
 def place(error: dict) -> str:
-    """Where a recorded failure happened, for a person: "cell 7 (`x = f()`)" (1-based)."""
+    """Where a recorded failure happened, for a person: "in cell 7 (`x = f()`)" (1-based)."""
     index, line = error.get("cell_index"), error.get("cell_line") or ""
     if isinstance(index, int) and not isinstance(index, bool):
-        return f"cell {index + 1} (`{line}`)" if line else f"cell {index + 1}"
+        return f"in cell {index + 1} (`{line}`)" if line else f"in cell {index + 1}"
     if line == "injected parameters":
-        return "papermill's injected-parameters cell"
+        return "in papermill's injected-parameters cell"
     return "before any cell ran"

@@ -267,11 +267,6 @@ def command_line_configfiles(argv: list[str]) -> list[Path]:
 
 
 # How Snakemake (9.x) reports a --configfile it cannot parse: no file name, or a traceback.
-SNAKEMAKE_CONFIGFILE_ERRORS = (
-    "Config file is not valid JSON or YAML",
-    "Config file must be given as JSON or YAML with keys at top level",
-    "UnicodeDecodeError",
-)
 
 
 def configfile_problem(argv: list[str]) -> str | None:

@@ -23,7 +23,7 @@ from snakemake_interface_logger_plugins.common import LogEvent
 from snakemake_interface_logger_plugins.settings import LogHandlerSettingsBase
 
 from . import interrupts
-from .config import SNAKEMAKE_CONFIGFILE_ERRORS, configfile_problem
+from .errors import CONFIGFILE_ERRORS
 
 RUN_RULE = "nbsweep_run"
 # Errors Snakemake logs for a failed job right before the job's error block.
@@ -160,8 +160,10 @@ class LogHandler(LogHandlerBase):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            if record.levelno >= logging.ERROR and any(text in record.getMessage() for text in SNAKEMAKE_CONFIGFILE_ERRORS):
+            if record.levelno >= logging.ERROR and any(text in record.getMessage() for text in CONFIGFILE_ERRORS):
                 # Snakemake read a --configfile before any workflow code ran, and names no file.
+                from .config import configfile_problem  # jsonschema and ruamel: only when needed
+
                 problem = configfile_problem(sys.argv[1:])
                 if problem:
                     self.write(f"nbsweep: {problem.rstrip('.')}.")

@@ -161,6 +161,8 @@ def mark_failed_cell(nb, error: dict) -> None:
 
 
 def configure_logging(log_path: Path) -> None:
+    """The run's log file; a log that cannot be written (a full disk) is skipped, not a traceback."""
+    logging.raiseExceptions = False
     handler = logging.FileHandler(log_path, mode="w", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger()
@@ -232,18 +234,23 @@ def report_failure(err: Exception, job: dict, files: layout.RunFiles, actual_cod
     """Keep the executed notebook as ``files.failed`` with the error marked (and rendered), keep
     the last good notebook as ``files.previous``; say so in one line."""
     logging.getLogger("nbsweep").exception("run %s failed", job["run"])
-    nb = nbformat.read(files.partial, as_version=4) if files.partial.exists() else None
+    nb = read_partial(files.partial)
     error = describe_failure(err, nb)
+    kept = ""
     if nb is not None:
         nb.metadata.setdefault("papermill", {})["input_path"] = job["notebook"]  # not a text template's whole notebook
         mark_failed_cell(nb, error)
         record(nb, job, actual_code, error)
-        write_durably(nb, files.partial)
-        os.replace(files.partial, files.failed)
+        try:
+            write_durably(nb, files.partial)
+            os.replace(files.partial, files.failed)
+            kept = f"; executed notebook kept at {files.failed}"
+        except OSError as write_error:  # e.g. the disk is full: no half notebook is left behind
+            kept = f"; its executed notebook could not be kept ({write_error.strerror})"
         files.failed_html.unlink(missing_ok=True)
-        if job.get("render", True):
+        if kept.startswith("; executed") and job.get("render", True):
             render_beside(nb, files.failed_html)
-    kept = f"; executed notebook kept at {files.failed}" if nb is not None else ""
+    files.partial.unlink(missing_ok=True)
     if files.good.exists():  # Snakemake removed the target when this rerun started
         os.replace(files.good, files.previous)
         if files.good_log.exists():
@@ -251,9 +258,17 @@ def report_failure(err: Exception, job: dict, files: layout.RunFiles, actual_cod
     if files.previous.exists():
         kept += f"; the previous good notebook is kept at {files.previous}"
     print(
-        f"nbsweep: run {job['run']} FAILED in {place(error)}: {error['ename']}: {error['evalue']}{kept}; log at {log_path}",
+        f"nbsweep: run {job['run']} FAILED {place(error)}: {error['ename']}: {error['evalue']}{kept}; log at {log_path}",
         file=sys.stderr,
     )
+
+
+def read_partial(partial: Path):
+    """The notebook papermill was writing, if it is whole enough to read (a full disk truncates it)."""
+    try:
+        return nbformat.read(partial, as_version=4)
+    except (OSError, ValueError, nbformat.reader.NotJSONError):
+        return None
 
 
 def keep_as_good(files: layout.RunFiles) -> None:
@@ -262,11 +277,15 @@ def keep_as_good(files: layout.RunFiles) -> None:
     for path in (files.failed, files.failed_html, files.previous, files.previous_log, files.good):
         path.unlink(missing_ok=True)
     try:
-        os.link(files.target, files.good)
-    except OSError:  # a filesystem without hard links
-        shutil.copy2(files.target, files.good)
-    if files.log.exists():
-        shutil.copy2(files.log, files.good_log)
+        try:
+            os.link(files.target, files.good)
+        except OSError:  # a filesystem without hard links
+            shutil.copy2(files.target, files.good)
+        if files.log.exists():
+            shutil.copy2(files.log, files.good_log)
+    except OSError:  # e.g. a full disk: the run is still good, only its safety copy is missing
+        files.good.unlink(missing_ok=True)
+        logging.getLogger("nbsweep").warning("could not keep a copy of %s", files.target, exc_info=True)
 
 
 def render_beside(nb, html: Path) -> None:

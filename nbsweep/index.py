@@ -96,7 +96,7 @@ def error_text(r: dict) -> str:
     if not (r.get("error_name") or r.get("error_message")):
         return ""
     where = esc(place({"cell_index": r.get("error_cell_index"), "cell_line": r.get("error_cell_line")}))
-    return f'{esc(r.get("error_name") or "")}: {esc(r.get("error_message") or "")} <span class="where">in {where}</span>'
+    return f'{esc(r.get("error_name") or "")}: {esc(r.get("error_message") or "")} <span class="where">{where}</span>'
 
 
 def run_id(r: dict) -> str:

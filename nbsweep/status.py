@@ -38,7 +38,7 @@ def run_state(run, output_dir: str, digests: dict[str, str]) -> RunState:
     if files.failed.exists():
         record = provenance.read_record(files.failed)
         error = record.get("error") if isinstance(record.get("error"), dict) else {}
-        detail = f"{error.get('ename', 'error')}: {error.get('evalue', '')} in {cells.place(error)}; see {files.failed}"
+        detail = f"{error.get('ename', 'error')}: {error.get('evalue', '')} {cells.place(error)}; see {files.failed}"
         made = provenance.Provenance.from_dict(record)
         if made is None or made.fingerprint != plan.fingerprint:
             detail += "; changed since: " + ("; ".join(plan.diff(made)) if made else "its record is unreadable")

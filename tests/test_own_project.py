@@ -55,7 +55,7 @@ def user_folder(tmp_path: Path) -> Path:
 
 def executed(folder: Path) -> dict[str, int]:
     out = folder / "papermill_outputs"
-    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in out.rglob("*.ipynb")}
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in out.rglob("*.ipynb") if not p.name.startswith(".")}
 
 
 def test_wheel_contains_the_workflow(installed):

@@ -236,9 +236,9 @@ def test_a_failure_names_the_template_cell_and_its_first_line():
     nb = executed_notebook()
     error = describe_failure(RuntimeError("cell failed"), nb)
     assert error == {"ename": "ValueError", "evalue": "bad X", "cell_index": 3, "cell_line": "model.fit(X, y)"}
-    assert cells.place(error) == "cell 4 (`model.fit(X, y)`)"
+    assert cells.place(error) == "in cell 4 (`model.fit(X, y)`)"
     assert cells.template_cell(nb, 3) == (None, "injected parameters")
-    assert cells.place({"cell_index": None, "cell_line": "injected parameters"}) == "papermill's injected-parameters cell"
+    assert cells.place({"cell_index": None, "cell_line": "injected parameters"}) == "in papermill's injected-parameters cell"
     assert cells.place({}) == "before any cell ran" and cells.first_line("x" * 100).endswith("…")
 
 

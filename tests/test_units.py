@@ -12,7 +12,6 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from nbsweep import layout, packaged
 from nbsweep.canonical import canonical_json, digest, fingerprint
 from nbsweep.config import (
-    SNAKEMAKE_CONFIGFILE_ERRORS,
     command_line_configfiles,
     configfile_problem,
     deep_merge,
@@ -22,7 +21,7 @@ from nbsweep.config import (
     load_schema,
     read_document,
 )
-from nbsweep.errors import SweepError
+from nbsweep.errors import CONFIGFILE_ERRORS, SweepError
 from nbsweep.plan import Planner, check_output_dir, grid_points, kernel_dirs, labelled_points, non_finite_number, slug, whole_seconds
 from nbsweep.provenance import Provenance, planned, recorded, stamp
 from nbsweep.resources import standard_resources
@@ -191,7 +190,7 @@ def test_snakemake_configfile_messages_are_the_ones_it_prints(tmp_path):
     from snakemake.common.configfile import load_configfile
 
     cases = [("broken.yaml", b"runs: [\n"), ("list.yaml", b"- a\n"), ("latin1.yaml", b"runs: [\xe9]\n")]
-    for (name, content), text in zip(cases, SNAKEMAKE_CONFIGFILE_ERRORS[: len(cases)], strict=True):
+    for (name, content), text in zip(cases, CONFIGFILE_ERRORS[: len(cases)], strict=True):
         (tmp_path / name).write_bytes(content)
         with pytest.raises(Exception) as raised:
             load_configfile(tmp_path / name)

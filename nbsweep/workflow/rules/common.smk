@@ -44,8 +44,17 @@ def get_group(wildcards):
 
 
 def get_resources():
-    # Every resource any run sets (mem_mb, runtime, slurm_partition, ...), looked up per run.
+    # Every resource any run sets (mem_mb, runtime, slurm_partition, ...): a constant where all
+    # runs agree (Snakemake evaluates a function for every job), else looked up per run.
+    shared = SWEEP.shared_resources
     return {
-        name: lambda wc, name=name: SWEEP.resource(name, (wc.notebook, wc.label))
+        name: (
+            shared[name]
+            if name in shared
+            else lambda wc, name=name: SWEEP.resource(name, (wc.notebook, wc.label))
+        )
         for name in SWEEP.resource_names
     }
+
+
+THREADS = SWEEP.shared_threads or get_threads

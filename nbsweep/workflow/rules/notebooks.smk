@@ -10,12 +10,12 @@ rule nbsweep_run:
         TARGET,
     log:
         str(layout.RunFiles(Path(TARGET)).log),
+    priority: get_priority
     group:
         get_group
     conda:
         "../envs/notebook.yaml"
-    threads: get_threads
-    priority: get_priority
+    threads: THREADS
     resources:
         **get_resources(),
     shell:
