@@ -203,7 +203,7 @@ class LogHandler(LogHandlerBase):
                 self.failed(info["jobid"], info["rule_name"], info["log"])
         elif event in QUIET_EVENTS:
             pass
-        elif record.levelno >= logging.WARNING or self.said_by_plugin(record) or record.getMessage() == nothing_to_be_done():
+        elif record.levelno >= logging.WARNING or self.said_by_plugin(record) or kept_info(record.getMessage()):
             self.write(record.getMessage())
 
     def is_run(self, jobid: int) -> bool:
@@ -297,6 +297,11 @@ def snakemake_dir() -> Path:
     import snakemake
 
     return Path(snakemake.__file__).resolve().parent
+
+
+def kept_info(message: str) -> bool:
+    """Snakemake's own info lines that a person needs: nothing to do, and a job being retried."""
+    return message == nothing_to_be_done() or message.startswith("Trying to restart job")
 
 
 def nothing_to_be_done() -> str:

@@ -46,14 +46,16 @@ def test_threads_count_against_cores(project):
 
 
 @pytest.mark.slow
-def test_500_kernels_at_cores_16_start_without_failures(project):
+def test_300_kernels_at_cores_16_start_without_failures(project):
     """Many kernels starting at once race for ZMQ ports over TCP; nbsweep's IPC kernels don't."""
     project.notebook("tiny", ["print('ECHO', i * 2)"], "i = 0")
-    project.write_config({"runs": [{"notebook": "notebooks/tiny.ipynb", "label": "t{i}", "grid": {"i": list(range(500))}}]})
+    project.write_config(
+        {"defaults": {"render": False}, "runs": [{"notebook": "notebooks/tiny.ipynb", "label": "t{i}", "grid": {"i": list(range(300))}}]}
+    )
     proc = project.snakemake(cores=16, timeout=1200)
     assert proc.returncode == 0
     targets = list(project.out.glob("tiny/*/tiny_*.ipynb"))
-    assert len(targets) == 500
+    assert len(targets) == 300
     for target in targets:
         nb = json.loads(target.read_text())
         assert nb["metadata"]["nbsweep"]["status"] == "ok"
