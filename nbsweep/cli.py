@@ -7,6 +7,17 @@ from pathlib import Path
 from .errors import SweepError
 
 
+def add_configfile_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--configfile",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="config files, as given to snakemake (default: config/config.yaml)",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(
         prog="nbsweep",
@@ -33,14 +44,7 @@ def parser() -> argparse.ArgumentParser:
         help="show which runs are up to date, stale (and why), failed or missing",
         description="Show each configured run's state and why stale runs would re-run; executes and changes nothing.",
     )
-    status.add_argument(
-        "--configfile",
-        nargs="+",
-        type=Path,
-        default=[],
-        metavar="FILE",
-        help="config files, as given to snakemake (default: config/config.yaml)",
-    )
+    add_configfile_option(status)
     status.add_argument("--remove-orphans", action="store_true", help="delete the outputs of runs that are no longer in the config")
     accept = commands.add_parser(
         "accept",
@@ -55,14 +59,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="TARGET",
         help="run ids (template/label), template names or notebook paths (default: every run with a notebook)",
     )
-    accept.add_argument(
-        "--configfile",
-        nargs="+",
-        type=Path,
-        default=[],
-        metavar="FILE",
-        help="config files, as given to snakemake (default: config/config.yaml)",
-    )
+    add_configfile_option(accept)
     params = commands.add_parser(
         "params",
         help="list the parameters a template declares",

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .canonical import canonical_json, file_digest
+from .canonical import canonical_json
 from .config import RunSpec, SweepConfig, deep_merge
 from .errors import SweepError
 from .parameters import type_mismatch
@@ -415,16 +415,3 @@ class Planner:
                 by_id[run.id] = run
                 runs.append(run)
         return runs
-
-
-def fingerprint_material(run: Run, digests: dict[str, str]) -> dict:
-    """What decides a run's output: template code, kernel, parameters and input contents."""
-    for path in run.inputs:
-        if path not in digests:
-            digests[path] = file_digest(path)
-    return {
-        "template_code": run.template.code_digest,
-        "kernel": run.kernel,
-        "parameters": run.parameters,
-        "inputs": {path: digests[path] for path in run.inputs},
-    }
