@@ -29,11 +29,3 @@ def file_digest(path: str | Path) -> str:
             return hashlib.file_digest(fh, "sha256").hexdigest()
     except OSError as err:
         raise SweepError(f"cannot read input file {path}: {err.strerror}") from None
-
-
-FINGERPRINT_KEYS = ("template_code", "kernel", "parameters", "inputs")
-
-
-def fingerprint(doc: dict) -> str:
-    """A run's fingerprint: the digest of the ``FINGERPRINT_KEYS`` of its job document."""
-    return digest({key: doc[key] for key in FINGERPRINT_KEYS})

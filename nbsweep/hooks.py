@@ -20,7 +20,7 @@ from .plan import check_output_dir
 from .sweep import DEFAULT_CONFIG, Sweep, shown
 
 INVOCATION = "NBSWEEP_INVOCATION"  # names the invocation whose job files a job reads
-# The main process's sweep, its MLflow settings and its executed notebooks as planned (remember).
+# The main process's sweep and, with MLflow on, its executed notebooks as planned (remember).
 MAIN: dict = {}
 
 
@@ -109,7 +109,7 @@ def planned_by_main(workflow) -> Sweep | None:
     if not invocation:
         return None
     try:
-        sweep = Sweep.from_snapshot(Sweep.snapshot_file(invocation), only=own_runs(workflow))
+        sweep = Sweep.from_snapshot(layout.plan_snapshot(invocation), only=own_runs(workflow))
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
     sweep.invocation = invocation
@@ -198,7 +198,7 @@ def finish(workflow, sweep: Sweep) -> None:
     if workflow.executor_plugin is None or workflow.dryrun or not sweep.owner or sweep.refused:
         return
     summary.write_results(sweep)
-    tracking.log_executed(sweep, MAIN.get("tracking"), MAIN.get("notebooks"))
+    tracking.log_executed(sweep, sweep.mlflow, MAIN.get("notebooks"))
     for thread in threading.enumerate():
         if isinstance(thread, threading.Timer) and getattr(thread.function, "__module__", "").startswith("snakemake"):
             thread.cancel()
@@ -208,8 +208,7 @@ def remember(sweep: Sweep) -> None:
     """Keep the main process's sweep for ``refresh``, and, when MLflow tracking is on, the
     identity of every executed notebook, so that its end logs exactly the runs that executed."""
     MAIN["sweep"] = sweep
-    MAIN["tracking"] = getattr(sweep, "mlflow", None)  # the config's `mlflow:` key (nbsweep.tracking.settings)
-    MAIN["notebooks"] = tracking.snapshot(sweep) if MAIN["tracking"] else None
+    MAIN["notebooks"] = tracking.notebook_states(sweep) if sweep.mlflow else None
 
 
 def refresh() -> None:

@@ -92,3 +92,8 @@ def job_file(invocation: str, name: str, label: str) -> Path:
 def job_file_of(target_path: Path, invocation: str) -> Path:
     """The job file of the run whose target is ``target_path`` (``<out>/<name>/<label>/...``)."""
     return job_file(invocation, target_path.parent.parent.name, target_path.parent.name)
+
+
+def plan_snapshot(invocation: str) -> Path:
+    """What the invocation's main process planned, for its jobs' processes on cluster nodes."""
+    return invocation_dir(invocation) / "plan.json"

@@ -18,11 +18,17 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .canonical import FINGERPRINT_KEYS, canonical_json, file_digest, fingerprint
+from .canonical import canonical_json, digest, file_digest
 
+FINGERPRINT_KEYS = ("template_code", "kernel", "parameters", "inputs")  # secrets are not among them
 TAIL_BYTES = 1 << 16
 _TOP_METADATA = '\n "metadata": '  # nbformat writes with indent=1: only top-level keys sit at one space
 _decoder = json.JSONDecoder()
+
+
+def fingerprint(doc: dict) -> str:
+    """A run's fingerprint: the digest of the ``FINGERPRINT_KEYS`` of a record or job document."""
+    return digest({key: doc[key] for key in FINGERPRINT_KEYS})
 
 
 @dataclass(frozen=True)

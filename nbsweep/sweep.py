@@ -105,13 +105,9 @@ class Sweep:
             groups[(name, label)] = group
         return cls(doc["output_dir"], runs, groups, doc["resource_defaults"])
 
-    @staticmethod
-    def snapshot_file(invocation: str) -> Path:
-        return layout.invocation_dir(invocation) / "plan.json"
-
     def write_snapshot(self) -> Path:
         """Write this invocation's plan snapshot (once), for its jobs' processes."""
-        path = self.snapshot_file(self.invocation)
+        path = layout.plan_snapshot(self.invocation)
         if not self._snapshot_written:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomically(path, json.dumps(self.snapshot(), ensure_ascii=False, separators=(",", ":")))

@@ -1,7 +1,7 @@
 """MLflow tracking (the ``nbsweep[mlflow]`` extra): every execution of a run becomes one MLflow run.
 
 Turned on by the config's top-level ``mlflow:`` key (``tracking_uri``, ``experiment``; both
-optional). At planning, ``snapshot`` notes each run's executed notebooks (target and failed copy)
+optional). At planning, ``notebook_states`` notes each run's executed notebooks (target and failed copy)
 by path, mtime and size; as the invocation ends, ``log_executed`` logs the runs whose notebook is
 new since then, from the Snakemake main process with one ``import mlflow``. A no-op invocation
 logs nothing, and a re-executed run adds a new MLflow run beside the old ones. Nothing here may
@@ -62,7 +62,7 @@ def notebooks(run, output_dir: str) -> list[Path]:
     return [files.target, files.failed]
 
 
-def snapshot(sweep) -> dict[Path, tuple[int, int] | None]:
+def notebook_states(sweep) -> dict[Path, tuple[int, int] | None]:
     """The identity of every run's executed notebooks, before anything executes."""
     return {path: identity(path) for run in sweep.runs.values() for path in notebooks(run, sweep.output_dir)}
 

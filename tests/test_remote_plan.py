@@ -61,7 +61,7 @@ def test_the_snapshot_gives_the_rules_the_same_sweep_without_the_config(project,
     expected = lookups(sweep)
     assert expected["groups"][("echo", "x1")] == expected["groups"][("echo", "x2")] != expected["groups"][("echo", "x3")]
     job_file = sweep.job_file(sweep.run("echo", "x3"), dry=False)  # the first job file also writes the snapshot
-    snapshot = Sweep.snapshot_file(sweep.invocation)
+    snapshot = layout.plan_snapshot(sweep.invocation)
     assert job_file.is_file() and snapshot.is_file() and snapshot.parent == layout.invocation_dir(sweep.invocation)
     for path in ("config", "notebooks", "data"):  # nothing of the project is read again
         for file in (project.root / path).rglob("*"):
@@ -83,7 +83,7 @@ def test_the_snapshot_gives_the_rules_the_same_sweep_without_the_config(project,
 def test_a_dry_run_writes_no_snapshot(project, monkeypatch):
     sweep = planned_project(project, monkeypatch)
     sweep.job_file(sweep.run("other", "plain"), dry=True)
-    assert not Sweep.snapshot_file(sweep.invocation).exists()
+    assert not layout.plan_snapshot(sweep.invocation).exists()
     sweep.remove_job_files()
 
 

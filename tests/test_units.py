@@ -10,7 +10,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from nbsweep import layout, packaged
-from nbsweep.canonical import canonical_json, digest, fingerprint
+from nbsweep.canonical import canonical_json, digest
 from nbsweep.config import (
     command_line_configfiles,
     configfile_problem,
@@ -23,7 +23,7 @@ from nbsweep.config import (
 )
 from nbsweep.errors import CONFIGFILE_ERRORS, SweepError
 from nbsweep.plan import Planner, check_output_dir, grid_points, kernel_dirs, labelled_points, non_finite_number, slug, whole_seconds
-from nbsweep.provenance import Provenance, planned, recorded, stamp
+from nbsweep.provenance import Provenance, fingerprint, planned, recorded, stamp
 from nbsweep.resources import standard_resources
 from nbsweep.sweep import Sweep, batch_groups
 from nbsweep.templates import code_digest
