@@ -36,11 +36,22 @@ PROFILE: cProfile of the Snakefile parse alone (``snakemake --list-rules``: conf
 validation, expansion, template reads) and of a whole dry-run (all runs to do), at the biggest
 size. It also counts template and input hashing calls: each template and input must be hashed
 once per invocation, not once per run.
+
+CHAIN (``--chain``): a pipeline of S runs (prep/base -> (S-2)/2 train runs each consuming prep's
+output and writing one of their own -> as many evaluate runs consuming those -> compare/all with
+``after: [evaluate]``; benchlib ``make_chain_project``) beside a flat sweep of S runs
+(``make_sweep_project``), interleaved: ``snakemake -n`` with nothing executed (every run to do;
+the templates never run) at each size of ``--sizes``, and the no-op at ``--chain-noop-size``
+runs (default 100) where both projects are EXECUTED FOR REAL first (a pipeline's up-to-date state
+records executions, upstream executions and output hashes: it is not faked). Ratios are
+chain / flat; a cProfile of one chain dry-run at the biggest size, beside one of the flat sweep,
+shows where the chain's extra planning time goes.
 """
 
 import argparse
 import os
 import pstats
+import re
 import shutil
 import signal
 import statistics
@@ -277,6 +288,119 @@ def report_profile(title: str, stats: pstats.Stats, size: int) -> None:
     print(bl.table(["function", "calls", "own s", "cum s"], stats_rows(stats, lambda f: True, "tot", 12)))
 
 
+# ---------------------------------------------------------------- chain vs flat
+
+
+def run_jobs(log: Path) -> int:
+    """How many run jobs (nbsweep_run and the runs' own rules) a Snakemake log's job stats list."""
+    from nbsweep.rule_names import is_run_rule
+
+    return sum(count for rule, count in planned_jobs(log).items() if is_run_rule(rule))
+
+
+def executed_ok(log: Path) -> int:
+    """How many runs nbsweep's console reported executed and ok (``nbsweep: run ID ok in ...``)."""
+    return len(re.findall(r"^nbsweep: run \S+ ok in ", log.read_text(errors="replace"), flags=re.M))
+
+
+def cores_of(args) -> list[str]:
+    return ["--cores", str(args.cores)]
+
+
+def chain_comparison(args, tmp: Path, raw: dict, rows: list) -> None:
+    """Dry-run (all to do) at each size and no-op (executed for real) at ``--chain-noop-size``:
+    chain / flat, interleaved (see the module docstring)."""
+    cores = cores_of(args)
+
+    def row(size, what, chain, flat):
+        rows.append([
+            size, what, f"{bl.median_wall(chain):.2f}", f"{bl.median_wall(flat):.2f}", f"{bl.paired_ratio(chain, flat):.2f}",
+            f"{bl.median_cpu(chain):.2f}", f"{bl.median_cpu(flat):.2f}",
+            f"{statistics.median(a.cpu / b.cpu for a, b in zip(chain, flat, strict=True)):.2f}", f"{max(t.maxrss_mb for t in chain):.0f}",
+        ])  # fmt: skip
+
+    def projects(size: int, what: str) -> tuple[Path, Path]:
+        if size < 4 or size % 2:
+            raise SystemExit(f"bench: a chain of {size} runs is not 1 + 2k + 1 runs; use an even size >= 4")
+        return bl.make_chain_project(tmp / f"chain-{what}-{size}", size), bl.make_sweep_project(tmp / f"flat-{what}-{size}", size)
+
+    for size in sorted(args.sizes):
+        chain, flat = projects(size, "dry")
+        r = raw[f"chain {size}"] = {}
+        print(f"# S={size}: dry-run, nothing executed: chain vs flat", flush=True)
+        r["dry"] = bl.interleaved(
+            {
+                "chain -n": lambda chain=chain, size=size: timed(chain, tmp / f"chain-dry-{size}.log", "-n", *cores),
+                "flat -n": lambda flat=flat, size=size: timed(flat, tmp / f"flat-dry-{size}.log", "-n", *cores),
+            },
+            args.rounds,
+        )
+        for what in ("chain", "flat"):
+            if (planned := run_jobs(tmp / f"{what}-dry-{size}.log")) != size:
+                raise SystemExit(f"bench: the {what} dry-run planned {planned} runs, not {size}; see {tmp / f'{what}-dry-{size}.log'}")
+        row(size, "dry-run, nothing executed (all to do)", r["dry"]["chain -n"], r["dry"]["flat -n"])
+
+    size = args.chain_noop_size
+    if size:
+        chain, flat = projects(size, "noop")
+        r = raw[f"chain {size}"] = {}
+        print(f"# S={size}: executing both projects for real (not a measurement of planning)", flush=True)
+        for what, project in (("chain", chain), ("flat", flat)):
+            t = r[f"{what} execute"] = timed(project, tmp / f"{what}-execute-{size}.log", *cores)
+            print(f"#   {what}: {size} runs executed in {t.wall:.1f} s", flush=True)
+            if executed_ok(tmp / f"{what}-execute-{size}.log") != size:
+                raise SystemExit(f"bench: the {what} project did not execute {size} runs; see {tmp / f'{what}-execute-{size}.log'}")
+        print(f"# S={size}: no-op, every run executed and up to date: chain vs flat", flush=True)
+        r["noop"] = bl.interleaved(
+            {
+                "chain no-op": lambda: timed(chain, tmp / f"chain-noop-{size}.log", *cores),
+                "flat no-op": lambda: timed(flat, tmp / f"flat-noop-{size}.log", *cores),
+                "chain no-op -n": lambda: timed(chain, tmp / f"chain-noop-dry-{size}.log", "-n", *cores),
+                "flat no-op -n": lambda: timed(flat, tmp / f"flat-noop-dry-{size}.log", "-n", *cores),
+            },
+            args.rounds,
+        )
+        for log in ("chain-noop", "flat-noop", "chain-noop-dry", "flat-noop-dry"):
+            if jobs := planned_jobs(tmp / f"{log}-{size}.log"):
+                raise SystemExit(f"bench: the no-op planned jobs {jobs}; see {tmp / f'{log}-{size}.log'}")
+        row(size, "no-op (executed for real; writes summary + index)", r["noop"]["chain no-op"], r["noop"]["flat no-op"])
+        row(size, "no-op dry-run (-n, executed for real)", r["noop"]["chain no-op -n"], r["noop"]["flat no-op -n"])
+
+
+def report_chain_profile(chain: pstats.Stats, flat: pstats.Stats, size: int) -> None:
+    """Where a chain's dry-run spends its time, and what costs more than in a flat sweep."""
+    print(f"\n### Profile: dry-run (snakemake -n, nothing executed) of a {size}-run chain beside a {size}-run flat sweep")
+    for title, stats in (("chain", chain), ("flat", flat)):
+        total = max(data[3] for data in stats.stats.values())
+        parse = max(data[3] for (filename, _, name), data in stats.stats.items() if filename.endswith("Snakefile") and name == "<module>")
+        print(f"{title}: total {total:.2f} s under cProfile; Snakefile parse (planning) {parse:.2f} s")
+    print("\nchain, nbsweep code by cumulative time:")
+    print(bl.table(["function", "calls", "own s", "cum s"], stats_rows(chain, ours, "cum", 14)))
+    print("\nchain, all code by own time:")
+    print(bl.table(["function", "calls", "own s", "cum s"], stats_rows(chain, lambda f: True, "tot", 14)))
+    print_growth("chain minus flat, own time (where the extra time is spent):", chain, flat, lambda f: True, 2)
+    print_growth("chain minus flat, cumulative time of nbsweep and Snakemake code (imports left out):", chain, flat, planning_code, 3)
+
+
+def planning_code(func: tuple) -> bool:
+    filename, _, name = func
+    return name != "<module>" and (ours(filename) or "/snakemake/" in filename)
+
+
+def print_growth(title: str, chain: pstats.Stats, flat: pstats.Stats, keep, index: int, limit: int = 14) -> None:
+    """The functions whose time (``index`` 2: own, 3: cumulative) grew most from ``flat`` to ``chain``."""
+    before = {func: data[index] for func, data in flat.stats.items()}
+    grown = sorted(
+        ((data[index] - before.get(func, 0.0), func, data) for func, data in chain.stats.items() if keep(func)), key=lambda e: -e[0]
+    )
+    print(f"\n{title}")
+    rows = [
+        [f"{short_name(f[0])}:{f[1]}({f[2]})", data[1], f"{data[index]:.3f}", f"{before.get(f, 0.0):.3f}", f"{extra:+.3f}"]
+        for extra, f, data in grown[:limit]
+    ]
+    print(bl.table(["function", "chain calls", "chain s", "flat s", "difference s"], rows))
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -295,8 +419,17 @@ def main() -> int:
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--dry-only", action="store_true", help="only the dry-run comparison (no faked outputs, no-op, scheduler)")
     parser.add_argument("--checkout", type=Path, help="measure another nbsweep checkout (DIR/Snakefile, DIR/nbsweep) instead of this one")
+    parser.add_argument("--chain", action="store_true", help="a pipeline (prep -> train -> evaluate -> compare) vs a flat sweep instead")
+    parser.add_argument(
+        "--chain-noop-size",
+        type=int,
+        default=100,
+        help="--chain: runs of the projects executed for real for the no-op (default: 100; 0 = skip)",
+    )
     bl.add_common_options(parser, checkouts=False)
     args = parser.parse_args()
+    if args.chain and "--sizes" not in sys.argv:
+        args.sizes = [1000]
     sizes = sorted(args.sizes)
     if args.checkout:
         checkout = args.checkout.resolve()
@@ -332,6 +465,31 @@ def main() -> int:
                 "-",
             ]
         )
+
+        if args.chain:
+            chain_comparison(args, tmp, raw, rows)
+            print()
+            headers = [
+                "runs",
+                "what",
+                "chain wall s",
+                "flat wall s",
+                "wall ratio",
+                "chain CPU s",
+                "flat CPU s",
+                "CPU ratio",
+                "chain peak RSS MB",
+            ]
+            print(bl.table(headers, rows[1:]))
+            print(f"Snakemake floor (one-rule workflow, -n): {floor.wall:.2f} s wall, {floor.cpu:.2f} s CPU")
+            print("ratios: median over rounds of chain / flat within a round (CPU: user + sys, steadier on a shared machine)")
+            if not args.no_profile:
+                big = sizes[-1]
+                chain = profile(tmp / f"chain-dry-{big}", tmp / f"chain-dry-{big}.prof", "-n", *cores_of(args))
+                flat = profile(tmp / f"flat-dry-{big}", tmp / f"flat-dry-{big}.prof", "-n", *cores_of(args))
+                report_chain_profile(chain, flat, big)
+            bl.save_json(args.json, {"facts": facts, "args": vars(args), "results": raw, "floor": floor})
+            return 0
 
         stub = bl.make_stub(SNAKEFILE.parent, tmp)
         cores = ["--cores", str(args.cores)]

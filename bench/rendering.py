@@ -1,6 +1,6 @@
 """What rendering every executed notebook costs: the demo sweep with and without renderings.
 
-    python bench/rendering.py                 # the demo (10 notebooks), --cores 2, 3 rounds (~3 min)
+    python bench/rendering.py                 # the demo (11 notebooks), --cores 2, 3 rounds (~3 min)
     python bench/rendering.py --rounds 1      # quick
 
 Variants, interleaved (order rotated each round), each one `snakemake --cores N` of a fresh copy
@@ -50,13 +50,13 @@ def main() -> int:
                 shutil.rmtree(project / ".snakemake", ignore_errors=True)
                 t = bl.run_timed(cmd, cwd=project, log=log)
                 htmls = len(list((project / "papermill_outputs").glob("*/*/*.html")))
-                if htmls != (10 if name == "render" else 0):
+                if htmls != (11 if name == "render" else 0):
                     raise SystemExit(f"bench: {name} made {htmls} renderings; see {log}")
                 return t
 
             return run
 
-        print(f"# demo sweep (10 notebooks), --cores {args.cores}, {args.rounds} round(s)", flush=True)
+        print(f"# demo sweep (11 notebooks), --cores {args.cores}, {args.rounds} round(s)", flush=True)
         results = bl.interleaved({name: runner(name) for name in variants}, args.rounds)
         rows = [
             [name, f"{bl.median_wall(ts):.1f}", f"{min(t.wall for t in ts):.1f}", f"{bl.median_cpu(ts):.1f}"]

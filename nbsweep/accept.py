@@ -45,8 +45,13 @@ def chosen_runs(sweep: Sweep, targets: list[str]) -> list:
 
 
 def why_not(plan: provenance.Provenance, made: provenance.Provenance) -> str | None:
-    """Why a run cannot be accepted (its parameters or kernel changed), or None."""
-    changes = [change for change in plan.diff(made) if change.startswith(("parameters changed", "kernel changed"))]
+    """Why a run cannot be accepted (its parameters or kernel changed, or what it needs from
+    other runs is not there yet), or None."""
+    changes = [
+        change
+        for change in plan.diff(made)
+        if change.startswith(("parameters changed", "kernel changed")) or change.endswith(("has not run",)) or " is missing" in change
+    ]
     return "; ".join(changes) if changes else None
 
 

@@ -35,6 +35,8 @@ def place(error: dict) -> str:
     index, line = error.get("cell_index"), error.get("cell_line") or ""
     if isinstance(index, int) and not isinstance(index, bool):
         return f"in cell {index + 1} (`{line}`)" if line else f"in cell {index + 1}"
+    if error.get("ename") == "MissingOutput":  # nbsweep.run_io: every cell ran
+        return "after its last cell"
     if line == "injected parameters":
         return "in papermill's injected-parameters cell"
     return "before any cell ran"

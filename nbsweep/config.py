@@ -23,6 +23,7 @@ BUILTIN_DEFAULTS = {
     "resources": {"mem_mb": 1000, "runtime": 30},
     "batch_size": None,
     "render": True,
+    "preload": [],
     "check_types": True,
     "parameters": {},
 }

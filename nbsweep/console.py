@@ -24,8 +24,8 @@ from snakemake_interface_logger_plugins.settings import LogHandlerSettingsBase
 
 from . import interrupts
 from .errors import CONFIGFILE_ERRORS
+from .rule_names import is_run_rule, rule_run
 
-RUN_RULE = "nbsweep_run"
 # Errors Snakemake logs for a failed job right before the job's error block.
 JOB_FAILURE_EXCEPTIONS = {"RuleException", "CalledProcessError"}
 QUIET_EVENTS = {
@@ -184,7 +184,7 @@ class LogHandler(LogHandlerBase):
         if event == LogEvent.ERROR and getattr(record, "exception", None) in JOB_FAILURE_EXCEPTIONS:
             self.held = record
         elif event == LogEvent.RUN_INFO:
-            self.progress.total = getattr(record, "stats", {}).get(RUN_RULE, 0)
+            self.progress.total = sum(count for rule, count in getattr(record, "stats", {}).items() if is_run_rule(rule))
             self.progress.started = self.last_line = time.monotonic()
             if self.progress.total and self.bottom is None:
                 self.write(f"nbsweep: {self.progress.total} runs to execute")
@@ -207,7 +207,7 @@ class LogHandler(LogHandlerBase):
             self.write(record.getMessage())
 
     def is_run(self, jobid: int) -> bool:
-        return self.jobs.get(jobid, {}).get("rule_name") == RUN_RULE
+        return is_run_rule(self.jobs.get(jobid, {}).get("rule_name"))
 
     @staticmethod
     def said_by_plugin(record: logging.LogRecord) -> bool:
@@ -231,7 +231,7 @@ class LogHandler(LogHandlerBase):
     def failed(self, jobid: int, rule: str, logs: list) -> None:
         info = self.jobs.get(jobid, {"rule_name": rule, "wildcards": {}, "local": True, "output": [], "log": logs})
         where = f"; log at {', '.join(logs)}" if logs else ""
-        if rule != RUN_RULE:
+        if not is_run_rule(rule):
             shown = ", ".join(f"{k}={v}" for k, v in (info.get("wildcards") or {}).items())
             self.write(f"nbsweep: job {rule}{f' ({shown})' if shown else ''} failed{where}")
         elif interrupts.stopping.is_set():
@@ -290,7 +290,8 @@ class LogHandler(LogHandlerBase):
 
 def run_name(info: dict) -> str:
     wildcards = info.get("wildcards") or {}
-    return f"{wildcards.get('notebook')}/{wildcards.get('label')}"
+    name, label = rule_run(info.get("rule_name") or "") or (wildcards.get("notebook"), wildcards.get("label"))
+    return f"{name}/{label}"
 
 
 def snakemake_dir() -> Path:

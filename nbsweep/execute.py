@@ -25,8 +25,9 @@ from pathlib import Path
 
 import nbformat
 
-from . import kernels, layout
+from . import kernels, layout, run_io
 from .cells import place, template_cell
+from .pipeline import UPSTREAM
 from .provenance import Provenance, stamp
 from .render import render_nb
 from .secrets import papermill_input
@@ -127,10 +128,10 @@ def failing_cell(nb) -> tuple[int | None, dict | None]:
     return None, None
 
 
-def record(nb, job: dict, actual_code: str, error: dict | None) -> None:
+def record(nb, job: dict, actual_code: str, error: dict | None, outputs: dict | None = None) -> None:
     """Store in the notebook what it was made from, so staleness survives losing all other state."""
-    made = Provenance(actual_code, job["kernel"], job["parameters"], job["inputs"])
-    stamp(nb, job["run"], made, error)
+    made = Provenance(actual_code, job["kernel"], job["parameters"], job["inputs"], upstream=job.get("upstream") or {})
+    stamp(nb, job["run"], made, error, outputs)
 
 
 def write_durably(nb, path: Path) -> None:
@@ -200,7 +201,7 @@ def execute(job: dict, target: Path, log_path: Path, kernel: kernels.Kernel | No
         nb = papermill.execute_notebook(
             papermill_input(job["notebook"], template, job.get("secrets")),
             str(partial),
-            parameters=job["parameters"],
+            parameters={**job["parameters"], UPSTREAM: run_io.upstream_parameter(job)} if job.get("pass_upstream") else job["parameters"],
             kernel_name=job["kernel"],
             km=kernel.manager,
             language=kernel.manager.kernel_spec.language,  # for templates without kernelspec metadata
@@ -210,10 +211,12 @@ def execute(job: dict, target: Path, log_path: Path, kernel: kernels.Kernel | No
             log_output=True,
         )
         nb.metadata.papermill["input_path"] = job["notebook"]  # the template's path, not a NotebookNode papermill was given
-        record(nb, job, actual_code, None)
+        outputs = run_io.written_outputs(job)
+        record(nb, job, actual_code, None, outputs)
         write_durably(nb, partial)
         os.replace(partial, target)
         keep_as_good(files)
+        run_io.keep_outputs(files, outputs)
         files.html.unlink(missing_ok=True)  # a rendering beside the notebook is always of this notebook
         if job.get("render", True):
             render_beside(nb, files.html)
@@ -230,10 +233,24 @@ def execute(job: dict, target: Path, log_path: Path, kernel: kernels.Kernel | No
     return code
 
 
+def unchanged(job: dict, target: Path, log_path: Path, report) -> int:
+    """End a run that early cutoff kept (``run_io.cut_off``): say so in its log and one line."""
+    line = f"nbsweep: run {job['run']} unchanged (its upstream runs left the same inputs) -> {target}"
+    try:
+        with open(log_path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+    except OSError:
+        pass
+    print(line, file=sys.stderr)
+    report(0)
+    return 0
+
+
 def report_failure(err: Exception, job: dict, files: layout.RunFiles, actual_code: str, log_path: Path) -> None:
     """Keep the executed notebook as ``files.failed`` with the error marked (and rendered), keep
     the last good notebook as ``files.previous``; say so in one line."""
     logging.getLogger("nbsweep").exception("run %s failed", job["run"])
+    run_io.remove_outputs(job)
     nb = read_partial(files.partial)
     error = describe_failure(err, nb)
     kept = ""
@@ -316,6 +333,11 @@ def run_job(argv: list[str], gone, how: str, kernel: kernels.Kernel | None = Non
 
     handle_signals(partial, outcome)
     watch(gone, partial, reported)
+    run_io.settle(job)
+    if run_io.cut_off(job, layout.RunFiles(target)):
+        if kernel is not None:
+            kernel.stop(now=True)
+        return unchanged(job, target, log_path, report_once)
     configure_logging(log_path)
     logging.getLogger("nbsweep").info("run %s executes %s (pid %d)", job["run"], how, os.getpid())
     return execute(job, target, log_path, kernel, report_once)

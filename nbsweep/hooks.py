@@ -17,6 +17,7 @@ from .errors import SweepError
 from .output_dir import check_output_dir_is_ours
 from .packaged import SCHEMA
 from .plan import check_output_dir
+from .rule_names import RUN_RULE, rule_run
 from .sweep import DEFAULT_CONFIG, Sweep, shown
 
 INVOCATION = "NBSWEEP_INVOCATION"  # names the invocation whose job files a job reads
@@ -59,7 +60,7 @@ def plan_or_exit(workflow) -> Sweep:
     if workflow.is_main_process:
         sweep.owner = workdir.take_ownership()
         if sweep.owner:
-            workdir.recover()
+            workdir.recover(outputs={path: sweep.target(run) for run in sweep.producing_runs for path in run.outputs})
         os.environ[INVOCATION] = sweep.invocation = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         on_exit(lambda: finish(workflow, sweep))
         interrupts.install()
@@ -91,14 +92,37 @@ def job_inputs(workflow, sweep: Sweep, run) -> list[str]:
     if not workflow.is_main_process:
         path = layout.job_file(sweep.invocation, run.name, run.label)
         return [str(path)] if path.exists() else []
-    if sweep.is_current(run) and not forced(workflow, sweep.target(run)):
+    is_forced = forcing(workflow, sweep)
+    if not sweep.executes(run, is_forced):
         return []
     if not workflow.dryrun and not sweep.owner:
         refuse(sweep, workdir.refusal())
     try:
-        return [str(sweep.job_file(run, dry=workflow.dryrun))]
+        return [str(sweep.job_file(run, dry=workflow.dryrun, forced=is_forced(run)))]
     except OSError as err:  # e.g. a full disk
         refuse(sweep, f"cannot write the job file of run {run.id} ({err.strerror}); free space and run again")
+
+
+def upstream_files(workflow, sweep: Sweep, run) -> tuple[list[str], list[str]]:
+    """The files a run waits for (inputs other runs produce, notebooks of the runs it is after),
+    split into those of upstream runs that execute in this invocation and the others.
+
+    Snakemake passes "this job runs" on to the jobs that depend on it only through inputs not
+    marked ``ancient``; marking the others ancient keeps their mtimes from ever counting."""
+    files = [(path, producer) for path, producer in run.produced] + [(target, run_id) for run_id, target in run.after]
+    if not files or not workflow.is_main_process:
+        return [], [path for path, _ in files]
+    is_forced = forcing(workflow, sweep)
+    fresh = {up for up in sweep.upstream_keys(run) if sweep.executes(sweep.runs[up], is_forced)}
+    split: tuple[list[str], list[str]] = ([], [])
+    for path, run_id in files:
+        split[tuple(run_id.split("/", 1)) not in fresh].append(path)
+    return split
+
+
+def forcing(workflow, sweep: Sweep):
+    """``forced`` for a run of this sweep."""
+    return lambda run: forced(workflow, sweep.target(run), sweep.rule_name(run))
 
 
 def planned_by_main(workflow) -> Sweep | None:
@@ -117,7 +141,8 @@ def planned_by_main(workflow) -> Sweep | None:
 
 
 def own_runs(workflow, argv: list[str] | None = None) -> set[tuple[str, str]] | None:
-    """(name, label) of the runs a job's process was started for; None when it was started for
+    """(name, label) of the runs a job's process was started for (by nbsweep_run's wildcards, or
+    by the name of a run's own rule, ``nbsweep.rule_names``); None when it was started for
     anything else (which then needs every run).
 
     Snakemake 9 sets ``workflow.dag_settings`` only after the Snakefile is parsed, so while it is
@@ -139,17 +164,23 @@ def own_runs(workflow, argv: list[str] | None = None) -> set[tuple[str, str]] | 
             specs = parse_target_jobs_cli_args(values)
         except Exception:  # noqa: BLE001 -- not a command line we know: plan every run
             return None
-    if not specs or any(spec.rulename != "nbsweep_run" or not {"notebook", "label"} <= set(spec.wildcards_dict) for spec in specs):
-        return None
-    return {(spec.wildcards_dict["notebook"], spec.wildcards_dict["label"]) for spec in specs}
+    runs = set()
+    for spec in specs or ():
+        run = rule_run(spec.rulename)  # a run with its own rule, else nbsweep_run's wildcards
+        if run is None and spec.rulename == RUN_RULE and {"notebook", "label"} <= set(spec.wildcards_dict):
+            run = (spec.wildcards_dict["notebook"], spec.wildcards_dict["label"])
+        if run is None:
+            return None
+        runs.add(run)
+    return runs or None
 
 
-def forced(workflow, target: str) -> bool:
-    """Whether the command line forces the run with this target (read while the DAG is built)."""
+def forced(workflow, target: str, rule: str = RUN_RULE) -> bool:
+    """Whether the command line forces the run with this target and rule (read while the DAG is built)."""
     settings = workflow.dag_settings
     forced_names = set(map(str, settings.forcerun))
     targets = set(map(str, settings.targets)) if settings.forcetargets else set()
-    return bool(settings.forceall or {"nbsweep_run", target} & forced_names or target in targets)
+    return bool(settings.forceall or {RUN_RULE, rule, target} & forced_names or target in targets)
 
 
 def job_python(workflow) -> str:

@@ -16,26 +16,35 @@ import tempfile
 from pathlib import Path
 
 from .files import write_atomically
+from .pipeline import UPSTREAM
 from .provenance import planned
 
 DRY_RUN_JOB_FILE = "dry-run-job.json"
 
 
-def job_document(run, digests: dict[str, str]) -> dict:
-    """Everything the runner needs: the run, its template, timeout and provenance."""
+def job_document(run, digests: dict[str, str], may_cut_off: bool = False) -> dict:
+    """Everything the runner needs: the run, its template, timeout and provenance, and, in a
+    pipeline, its declared outputs, the inputs other runs produce (hashed when it executes), the
+    runs it is after and whether it may keep its notebook when those left the same content."""
     made = planned(run, digests)
     return {
         "run": run.id,
         "notebook": run.template.path,
         "timeout": run.timeout,
         "render": run.render,
+        "preload": list(run.preload),
+        "outputs": list(run.outputs),
+        "produced": [path for path, _ in run.produced],
+        "after": [list(pair) for pair in run.after],
+        "pass_upstream": bool(run.after) and UPSTREAM in (run.template.declared_parameters or {}),
+        "may_cut_off": may_cut_off,
         "fingerprint": made.fingerprint,
         **made.as_dict(),
     }
 
 
-def write_job_file(path: Path, run, digests: dict[str, str]) -> Path:
-    text = json.dumps(job_document(run, digests), sort_keys=True, ensure_ascii=False)
+def write_job_file(path: Path, run, digests: dict[str, str], may_cut_off: bool = False) -> Path:
+    text = json.dumps(job_document(run, digests, may_cut_off), sort_keys=True, ensure_ascii=False)
     try:
         write_atomically(path, text)
     except FileNotFoundError:  # the template's folder, made by its first job file only

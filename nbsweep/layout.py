@@ -73,6 +73,12 @@ class RunFiles:
     def previous_log(self) -> Path:
         return self.target.with_suffix(".previous.log")
 
+    @property
+    def kept_outputs(self) -> Path:
+        """A hidden folder of links to the declared outputs the latest good run wrote, named by
+        content (``nbsweep.run_io``)."""
+        return self.target.with_name(f".{self.target.stem}.outputs")
+
     def all(self) -> list[Path]:
         return [
             self.target, self.failed, self.failed_html, self.partial, self.log, self.html, self.render_log,

@@ -14,6 +14,7 @@ from .canonical import canonical_json
 from .config import RunSpec, SweepConfig, deep_merge
 from .errors import SweepError
 from .parameters import type_mismatch
+from .pipeline import fill_outputs, link
 from .resources import standard_resources
 from .secrets import run_secrets
 from .templates import Template, read_template
@@ -39,6 +40,10 @@ class Run:
     origin: RunSpec
     secrets: dict = field(default_factory=dict)  # parameter -> environment variable (nbsweep.secrets)
     render: bool = True  # write an HTML rendering beside the executed notebook
+    preload: tuple[str, ...] = ()  # modules a warm spare imports before the run (not in the fingerprint)
+    outputs: tuple[str, ...] = ()  # files the notebook writes (nbsweep.pipeline)
+    produced: tuple[tuple[str, str], ...] = ()  # (input, id of the run that writes it)
+    after: tuple[tuple[str, str], ...] = ()  # (id, target notebook) of the runs named in `after`
 
     @property
     def name(self) -> str:
@@ -370,8 +375,6 @@ class Planner:
                     raise SweepError(
                         f"{where}: input file {path!r} of run {label!r} has braces in its name, which Snakemake reads as wildcards; rename the file"
                     )
-                if not self.is_file(path):
-                    raise SweepError(f"{where}: input file {path!r} does not exist (run {label!r}); fix the path in 'inputs'")
             parameters = {**base, **point}
             self.check_parameter_values(parameters, where)
             if check_types:
@@ -390,12 +393,15 @@ class Planner:
                     origin=run_spec,
                     secrets=secrets,
                     render=spec.get("render", defaults["render"]),
+                    preload=tuple(spec.get("preload", defaults["preload"])),
+                    outputs=fill_outputs(spec, point, fill, where),
                 )
             )
         return runs
 
     def plan(self) -> list[Run]:
-        """Every run of the config, with names unique per template and templates unique per name."""
+        """Every run of the config, with names unique per template and templates unique per name,
+        linked into a graph without cycles (``nbsweep.pipeline``)."""
         runs: list[Run] = []
         by_id: dict[str, Run] = {}
         paths_by_name: dict[str, str] = {}
@@ -414,4 +420,4 @@ class Planner:
                     )
                 by_id[run.id] = run
                 runs.append(run)
-        return runs
+        return link(runs, self.config.output_dir, self.is_file)

@@ -1,7 +1,8 @@
 """What a run was made from: the one home of fingerprints, their explanations and their records.
 
-A run's *provenance* is its template's code digest, its kernel, its parameters (canonical form)
-and the SHA-256 of every declared input. Its fingerprint decides staleness: planning computes the
+A run's *provenance* is its template's code digest, its kernel, its parameters (canonical form),
+the SHA-256 of every declared input (files other runs produce included, hashed when the run
+executes) and, for a run with ``after``, which execution of each upstream run it received. Its fingerprint decides staleness: planning computes the
 planned provenance, the runner stamps the provenance it executed into the notebook's
 ``metadata.nbsweep``, and the run is up to date exactly when the two fingerprints agree. So the
 decision needs nothing but the config, the inputs and the executed notebook, and survives losing
@@ -15,12 +16,15 @@ made from as ``accepted_from``.
 
 import json
 import os
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .canonical import canonical_json, digest, file_digest
+from .errors import SweepError
 
 FINGERPRINT_KEYS = ("template_code", "kernel", "parameters", "inputs")  # secrets are not among them
+UPSTREAM_KEY = "upstream"  # fingerprinted when not empty, so runs without `after` keep their fingerprint
 TAIL_BYTES = 1 << 16
 _TOP_METADATA = '\n "metadata": '  # nbformat writes with indent=1: only top-level keys sit at one space
 _decoder = json.JSONDecoder()
@@ -28,7 +32,8 @@ _decoder = json.JSONDecoder()
 
 def fingerprint(doc: dict) -> str:
     """A run's fingerprint: the digest of the ``FINGERPRINT_KEYS`` of a record or job document."""
-    return digest({key: doc[key] for key in FINGERPRINT_KEYS})
+    keys = (*FINGERPRINT_KEYS, UPSTREAM_KEY) if doc.get(UPSTREAM_KEY) else FINGERPRINT_KEYS
+    return digest({key: doc[key] for key in keys})
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class Provenance:
     parameters: dict = field(default_factory=dict)
     inputs: dict = field(default_factory=dict)  # path -> SHA-256 of its content
     secrets: dict = field(default_factory=dict)  # parameter -> environment variable (not fingerprinted)
+    upstream: dict = field(default_factory=dict)  # run named in `after` -> the execution it received
 
     @property
     def fingerprint(self) -> str:
@@ -50,12 +56,17 @@ class Provenance:
     def from_dict(cls, doc: dict) -> "Provenance | None":
         """The provenance in a record or job document; None when it is incomplete."""
         try:
-            return cls(doc["template_code"], doc["kernel"], dict(doc["parameters"]), dict(doc["inputs"]), dict(doc.get("secrets") or {}))
+            return cls(
+                doc["template_code"], doc["kernel"], dict(doc["parameters"]), dict(doc["inputs"]),
+                dict(doc.get("secrets") or {}), dict(doc.get(UPSTREAM_KEY) or {}),
+            )  # fmt: skip
         except (KeyError, TypeError, ValueError):
             return None
 
-    def diff(self, made: "Provenance") -> list[str]:
-        """Why a notebook made from ``made`` is stale against this (planned) provenance."""
+    def diff(self, made: "Provenance", producers: dict[str, str] | None = None) -> list[str]:
+        """Why a notebook made from ``made`` is stale against this (planned) provenance;
+        ``producers``: input -> the run that writes it, named with the input."""
+        by = {path: f", produced by {run_id}" for path, run_id in (producers or {}).items()}
         found = []
         if made.template_code != self.template_code:
             found.append("template code changed")
@@ -66,20 +77,63 @@ class Provenance:
             found.append("parameters changed: " + ", ".join(changes))
         for path, sha in self.inputs.items():
             if path not in made.inputs:
-                found.append(f"input {path} added")
+                found.append(f"input {path} added{by.get(path, '')}")
+            elif sha is None:
+                found.append(f"input {path} is missing{by.get(path, '')}")
             elif made.inputs[path] != sha:
-                found.append(f"input {path} changed")
+                found.append(f"input {path} changed{by.get(path, '')}")
         found += [f"input {path} removed" for path in made.inputs if path not in self.inputs]
+        for run_id, execution in self.upstream.items():
+            if run_id not in made.upstream:
+                found.append(f"runs after {run_id} now")
+            elif execution is None:
+                found.append(f"upstream run {run_id} has not run")
+            elif made.upstream[run_id] != execution:
+                found.append(f"upstream run {run_id} executed again")
+        found += [f"no longer runs after {run_id}" for run_id in made.upstream if run_id not in self.upstream]
         return found or ["fingerprint changed"]
 
 
-def planned(run, digests: dict[str, str]) -> Provenance:
-    """The provenance a run would be made from now (``digests`` caches input hashes)."""
-    for path in run.inputs:
-        if path not in digests:
-            digests[path] = file_digest(path)
-    inputs = {path: digests[path] for path in run.inputs}
-    return Provenance(run.template.code_digest, run.kernel, run.parameters, inputs, dict(run.secrets))
+def planned(run, digests: dict[str, str | None]) -> Provenance:
+    """The provenance a run would be made from now (``digests`` caches input hashes; a file
+    another run produces may be missing: None)."""
+    inputs = {path: cached_digest(path, digests) for path in run.inputs}
+    upstream = {run_id: execution_of(Path(target)) for run_id, target in run.after}
+    return Provenance(run.template.code_digest, run.kernel, run.parameters, inputs, dict(run.secrets), upstream)
+
+
+def cached_digest(path: str, digests: dict[str, str | None]) -> str | None:
+    if path not in digests:
+        digests[path] = digest_if_present(path)
+    return digests[path]
+
+
+def digest_if_present(path: str) -> str | None:
+    """SHA-256 of a file, None when it does not exist (any other failure to read is an error)."""
+    try:
+        return file_digest(path)
+    except SweepError:
+        if os.path.lexists(path):
+            raise
+        return None
+
+
+def execution_of(notebook: Path) -> str | None:
+    """The execution a notebook records (None when it is missing or has none)."""
+    return read_record(notebook).get("execution")
+
+
+def output_problems(record: dict, outputs, digests: dict[str, str | None]) -> list[str]:
+    """Why a run's declared outputs are not what its notebook records it wrote."""
+    written = record.get("outputs") if isinstance(record.get("outputs"), dict) else {}
+    problems = []
+    for path in outputs:
+        sha = cached_digest(path, digests)
+        if sha is None:
+            problems.append(f"output {path} is missing")
+        elif written.get(path) != sha:
+            problems.append(f"output {path} is not what the run wrote")
+    return problems
 
 
 def flatten(mapping: dict, prefix: str = "") -> dict:
@@ -110,14 +164,17 @@ def parameter_changes(old: dict, new: dict) -> list[str]:
 # --- the record in an executed notebook (metadata.nbsweep) ---
 
 
-def stamp(nb, run_id: str, made: Provenance, error: dict | None) -> None:
-    """Record in an executed notebook what it was made from and how it ended."""
+def stamp(nb, run_id: str, made: Provenance, error: dict | None, outputs: dict | None = None) -> None:
+    """Record in an executed notebook what it was made from, how it ended, which execution it
+    was (a fresh id) and the SHA-256 of each declared output it wrote."""
     nb.metadata["nbsweep"] = {
         "run": run_id,
         "fingerprint": made.fingerprint,
         **made.as_dict(),
+        "execution": uuid.uuid4().hex,
         "status": "failed" if error else "ok",
         **({"error": error} if error else {}),
+        **({"outputs": outputs} if outputs else {}),
     }
 
 

@@ -5,16 +5,19 @@ with what its notebook records it was made from (``nbsweep.provenance``). Execut
 writes nothing; ``--remove-orphans`` deletes the outputs of runs no longer in the config.
 """
 
+import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import cells, layout, provenance
+from .pipeline import upstream_ids
 from .sweep import Sweep
 from .templates import legacy_code_digest
 
 ACCEPTED = "up to date (accepted)"  # current because `nbsweep accept` re-stamped it
-STATES = ("up to date", ACCEPTED, "stale", "failed", "missing")
+NOT_RUN = "not run"  # a run it waits for failed
+STATES = ("up to date", ACCEPTED, "stale", "failed", NOT_RUN, "missing")
 
 
 @dataclass(frozen=True)
@@ -24,28 +27,55 @@ class RunState:
     detail: str = ""
 
 
-def run_state(run, output_dir: str, digests: dict[str, str]) -> RunState:
-    """Whether the run's notebook records the provenance planned now, and if not, why."""
+def run_state(run, output_dir: str, digests: dict[str, str], runs: dict | None = None) -> RunState:
+    """Whether the run's notebook records the provenance planned now, and if not, why.
+    ``runs`` (id -> run) lets a failure upstream be found through other runs too."""
     plan = provenance.planned(run, digests)
     files = layout.RunFiles.of(output_dir, run.name, run.label)
+    made = provenance.recorded(files.target) if files.target.exists() else None
+    written = provenance.output_problems(provenance.read_record(files.target), run.outputs, digests) if made and run.outputs else []
+    blocked = failed_upstream(run, output_dir, runs or {})
+    if blocked:
+        return RunState(run.id, NOT_RUN, f"waits for {blocked}, which failed")
+    if made is not None and made.fingerprint == plan.fingerprint and not written:
+        return accepted_state(run, files.target) or RunState(run.id, "up to date")
     if files.target.exists():
-        made = provenance.recorded(files.target)
         if made is None:
             return RunState(run.id, "stale", "the notebook has no readable nbsweep record (truncated, edited, or not written by nbsweep)")
-        if made.fingerprint == plan.fingerprint:
-            return accepted_state(run, files.target) or RunState(run.id, "up to date")
-        return RunState(run.id, "stale", "; ".join(plan.diff(made)) + legacy_hint(run, made))
+        why = plan.diff(made, dict(run.produced)) if made.fingerprint != plan.fingerprint else written
+        return RunState(run.id, "stale", "; ".join(why) + legacy_hint(run, made))
     if files.failed.exists():
         record = provenance.read_record(files.failed)
         error = record.get("error") if isinstance(record.get("error"), dict) else {}
         detail = f"{error.get('ename', 'error')}: {error.get('evalue', '')} {cells.place(error)}; see {files.failed}"
         made = provenance.Provenance.from_dict(record)
         if made is None or made.fingerprint != plan.fingerprint:
-            detail += "; changed since: " + ("; ".join(plan.diff(made)) if made else "its record is unreadable")
+            detail += "; changed since: " + ("; ".join(plan.diff(made, dict(run.produced))) if made else "its record is unreadable")
         if files.previous.exists():
             detail += f"; the previous good notebook is kept at {files.previous}"
         return RunState(run.id, "failed", detail)
     return RunState(run.id, "missing", "not run yet")
+
+
+def has_failed(files: layout.RunFiles) -> bool:
+    """Whether a run's latest execution failed (its failed notebook stands in for its target)."""
+    return files.failed.exists() and not files.target.exists()
+
+
+def failed_upstream(run, output_dir: str, runs: dict) -> str | None:
+    """A run this one waits for whose latest execution failed: directly, or through the runs in
+    ``runs`` (id -> run) it waits for."""
+    seen, queue = set(), upstream_ids(run)
+    while queue:
+        run_id = queue.pop(0)
+        if run_id in seen:
+            continue
+        seen.add(run_id)
+        if has_failed(layout.RunFiles.of(output_dir, *run_id.split("/", 1))):
+            return run_id
+        if run_id in runs:
+            queue += upstream_ids(runs[run_id])
+    return None
 
 
 def accepted_state(run, target: Path) -> RunState | None:
@@ -83,6 +113,7 @@ def remove_orphan(folder: Path) -> bool:
     """Delete nbsweep's files of an orphaned run and the emptied folders; False if others remain."""
     for path in own_files(folder):
         path.unlink(missing_ok=True)
+    shutil.rmtree(layout.RunFiles(folder / f"{folder.parent.name}_{folder.name}.ipynb").kept_outputs, ignore_errors=True)
     try:
         folder.rmdir()
     except OSError:
@@ -106,7 +137,8 @@ def status(config_files: list[Path], schema_file: Path, remove_orphans: bool = F
     """The status report; raises SweepError for a bad config."""
     sweep = Sweep.load(config_files, schema_file)
     digests: dict[str, str] = {}
-    states = [run_state(run, sweep.output_dir, digests) for run in sweep.runs.values()]
+    by_id = {run.id: run for run in sweep.runs.values()}
+    states = [run_state(run, sweep.output_dir, digests, by_id) for run in sweep.runs.values()]
     counts = Counter(s.state for s in states)
     tally = ", ".join(f"{counts[s]} {s}" for s in STATES if counts[s])
     report = [table(states), "", f"{len(states)} runs: {tally or 'none configured'}"]

@@ -17,6 +17,7 @@ from . import index, layout
 from .files import write_atomically
 from .index import cell_text
 from .parameters import declared_defaults
+from .pipeline import UPSTREAM
 from .provenance import flatten, metadata_in, planned
 from .record import MIME
 
@@ -64,7 +65,14 @@ def mapping(parent: dict, key: str) -> dict:
 
 
 # status's word -> ours (an accepted run is "ok"; its `accepted` column says when it was accepted)
-STATES = {"up to date": "ok", "up to date (accepted)": "ok", "stale": "stale", "failed": "failed", "missing": "not run"}
+STATES = {
+    "up to date": "ok",
+    "up to date (accepted)": "ok",
+    "stale": "stale",
+    "failed": "failed",
+    "not run": "not run",
+    "missing": "not run",
+}
 _template_defaults: dict[tuple[str, str], dict] = {}
 
 
@@ -92,16 +100,19 @@ def effective_parameters(run, made: dict, notebook: Path | None) -> tuple[dict, 
     own = own if isinstance(own, dict) else run.parameters
     same_template = notebook is None or made.get("template_code") in (None, run.template.code_digest)
     defaults = template_defaults(run.template) if same_template else executed_defaults(notebook)
+    if run.after:  # what `upstream` received is the upstream runs' notebooks (see their rows)
+        defaults = {name: value for name, value in defaults.items() if name != UPSTREAM}
     return {**defaults, **own}, [name for name in defaults if name not in own]
 
 
-def row(run, output_dir: str, digests: dict[str, str] | None = None) -> dict:
+def row(run, output_dir: str, digests: dict[str, str] | None = None, runs: dict | None = None) -> dict:
     """One run's row: state (as ``nbsweep status`` decides it), effective parameters, metrics,
-    timing, error and file paths. ``digests``: input file hashes shared across rows."""
+    timing, error and file paths. ``digests``: input file hashes shared across rows; ``runs``:
+    id -> run, to find failures upstream (``status.run_state``)."""
     from .status import run_state  # status imports this module's readers
 
     digests = {} if digests is None else digests
-    state = run_state(run, output_dir, digests).state
+    state = run_state(run, output_dir, digests, runs).state
     status = STATES[state]
     target = layout.target(output_dir, run.name, run.label)
     notebook = {"ok": target, "stale": target, "failed": layout.RunFiles(target).failed}.get(status)
@@ -142,7 +153,8 @@ def row(run, output_dir: str, digests: dict[str, str] | None = None) -> dict:
 def rows(sweep) -> list[dict]:
     """The rows of every configured run, in config order."""
     digests: dict[str, str] = {}
-    return [row(run, sweep.output_dir, digests) for run in sweep.runs.values()]
+    by_id = {run.id: run for run in sweep.runs.values()}
+    return [row(run, sweep.output_dir, digests, by_id) for run in sweep.runs.values()]
 
 
 def table(rows: list[dict]) -> tuple[list[str], list[dict]]:

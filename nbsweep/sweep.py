@@ -9,6 +9,7 @@ inputs again, so its cost does not grow with the sweep.
 """
 
 import json
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +19,12 @@ from .config import load_config, load_schema
 from .errors import SweepError
 from .files import write_atomically
 from .jobs import DRY_RUN_JOB_FILE, private_folder, write_dry_run_job_file, write_job_file
+from .pipeline import upstream_ids
 from .plan import Planner, Run
+from .rule_names import RUN_RULE, own_rule
 
 DEFAULT_CONFIG = Path("config/config.yaml")
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,9 @@ class PlannedRun:
     inputs: tuple[str, ...]
     threads: int
     resources: dict
+    outputs: tuple[str, ...] = ()
+    produced: tuple[tuple[str, str], ...] = ()
+    after: tuple[tuple[str, str], ...] = ()
 
     @property
     def id(self) -> str:
@@ -50,6 +56,7 @@ class Sweep:
         self.target_paths = {key: str(layout.target(output_dir, *key)) for key in self.runs}
         self.digests: dict[str, str] = {}  # input file -> SHA-256, computed once per invocation
         self._current: dict[tuple[str, str], bool] = {}
+        self._executes: dict[tuple[str, str], bool] = {}
         self.owner = False  # whether this invocation holds the folder (nbsweep.workdir)
         self.invocation = ""  # this invocation's name, for its job files
         self.refused = False  # ended by nbsweep before executing anything
@@ -74,7 +81,8 @@ class Sweep:
         templates, inputs, resources = Table(), Table(), Table()
         runs = [
             [run.label, templates.index(run.template.path, [run.name, run.template.path]), inputs.index(run.inputs, list(run.inputs)),
-             run.threads, resources.index(id(run.resources), run.resources), self.groups[key]]
+             run.threads, resources.index(id(run.resources), run.resources), self.groups[key],
+             list(run.outputs), [list(pair) for pair in run.produced], [list(pair) for pair in run.after]]
             for key, run in self.runs.items()
         ]  # fmt: skip
         return {
@@ -97,11 +105,16 @@ class Sweep:
             raise ValueError(f"{path} is not a version {SNAPSHOT_VERSION} plan snapshot")
         templates, inputs, resources = doc["templates"], [tuple(i) for i in doc["inputs"]], doc["resources"]
         runs, groups = [], {}
-        for label, template, run_inputs, threads, run_resources, group in doc["runs"]:
+        if only is not None:  # and the runs they are after: their notebooks are inputs of these
+            only = set(only) | {
+                tuple(run_id.split("/", 1)) for label, template, *_, after in doc["runs"] if (templates[template][0], label) in only for run_id, _ in after
+            }  # fmt: skip
+        for label, template, run_inputs, threads, run_resources, group, outputs, produced, after in doc["runs"]:
             name, notebook = templates[template]
             if only is not None and (name, label) not in only:
                 continue
-            runs.append(PlannedRun(name, label, notebook, inputs[run_inputs], threads, resources[run_resources]))
+            pairs = (tuple(map(tuple, produced)), tuple(map(tuple, after)))
+            runs.append(PlannedRun(name, label, notebook, inputs[run_inputs], threads, resources[run_resources], tuple(outputs), *pairs))
             groups[(name, label)] = group
         return cls(doc["output_dir"], runs, groups, doc["resource_defaults"])
 
@@ -115,14 +128,67 @@ class Sweep:
         return path
 
     def is_current(self, run: Run) -> bool:
-        """Whether the run's target records exactly the provenance planned now."""
+        """Whether the run's target records exactly the provenance planned now, and its
+        declared outputs are the files it wrote."""
         key = (run.name, run.label)
         if key not in self._current:
-            made = provenance.recorded(Path(self.target_paths[key]))
-            self._current[key] = made is not None and made.fingerprint == provenance.planned(run, self.digests).fingerprint
+            target = Path(self.target_paths[key])
+            made = provenance.recorded(target)
+            self._current[key] = (
+                made is not None
+                and made.fingerprint == provenance.planned(run, self.digests).fingerprint
+                and not (run.outputs and provenance.output_problems(provenance.read_record(target), run.outputs, self.digests))
+            )
         return self._current[key]
 
-    def job_file(self, run: Run, dry: bool) -> Path:
+    def executes(self, run: Run, forced) -> bool:
+        """Whether the run executes in this invocation: it is not current, ``forced(run)``, or
+        a run it waits for executes (and may change what it consumes)."""
+        stack = [(run.name, run.label)]
+        while stack:
+            key = stack[-1]
+            if key in self._executes:
+                stack.pop()
+                continue
+            ups = self.upstream_keys(self.runs[key])
+            pending = [up for up in ups if up not in self._executes]
+            if pending:
+                stack += pending
+                continue
+            stack.pop()
+            this = self.runs[key]
+            self._executes[key] = any(self._executes[up] for up in ups) or forced(this) or not self.is_current(this)
+        return self._executes[(run.name, run.label)]
+
+    def only_upstream_changes(self, run: Run) -> bool:
+        """Whether all that may be stale about an executing run is what its upstream runs leave
+        it: it has a good notebook and its declared outputs are the files it wrote. Then, if they
+        leave the same content, it keeps its notebook (early cutoff, ``nbsweep.run_io``)."""
+        target = Path(self.target(run))
+        if not (run.produced or run.after) or not target.exists():
+            return False
+        return not provenance.output_problems(provenance.read_record(target), run.outputs, self.digests)
+
+    def upstream_keys(self, run: Run) -> list[tuple[str, str]]:
+        """(name, label) of the runs this one waits for (``nbsweep.pipeline.upstream_ids``)."""
+        return [tuple(run_id.split("/", 1)) for run_id in upstream_ids(run)]
+
+    def rule_name(self, run) -> str:
+        """The Snakemake rule of a run: nbsweep_run, or, for a run with declared outputs (which a
+        rule's output patterns cannot express per run), a rule of its own."""
+        return own_rule(run.name, run.label) if run.outputs else RUN_RULE
+
+    def shared_rule_names_pattern(self, name: str) -> str:
+        """The ``notebook`` wildcard of nbsweep_run: a template name, except for the runs with a
+        rule of their own (so Snakemake does not evaluate nbsweep_run for their targets too)."""
+        own = "|".join(re.escape(f"{run.name}/{run.label}/") for run in self.producing_runs)
+        return f"(?!{own}){name}" if own else name
+
+    @property
+    def producing_runs(self) -> list:
+        return [run for run in self.runs.values() if run.outputs]
+
+    def job_file(self, run: Run, dry: bool, forced: bool = False) -> Path:
         """Write the run's job file for this invocation (once). A dry-run executes nothing, so
         every stale run of it gets the same fresh file under the temp dir (its content unread):
         a thousand runs cost one file, not a thousand."""
@@ -134,7 +200,7 @@ class Sweep:
         self.write_snapshot()  # before any job file: a job that finds its job file finds the plan
         path = layout.job_file(self.invocation, run.name, run.label)
         if (run.name, run.label) not in self._written:
-            write_job_file(path, run, self.digests)
+            write_job_file(path, run, self.digests, may_cut_off=not forced and self.only_upstream_changes(run))
             self._written.add((run.name, run.label))
         return path
 

@@ -48,12 +48,14 @@ def settings(doc: dict) -> Settings | None:
     )
 
 
-def identity(path: Path) -> tuple[int, int] | None:
+def identity(path: Path) -> tuple[int, int, int] | None:
+    """(mtime, inode, size) of a notebook. Every execution writes a new file (a new inode), while
+    a run kept by early cutoff gets its old file back (the same inode; Snakemake touches it)."""
     try:
         stat = path.stat()
     except OSError:
         return None
-    return stat.st_mtime_ns, stat.st_size
+    return stat.st_mtime_ns, stat.st_ino, stat.st_size
 
 
 def notebooks(run, output_dir: str) -> list[Path]:
@@ -62,7 +64,7 @@ def notebooks(run, output_dir: str) -> list[Path]:
     return [files.target, files.failed]
 
 
-def notebook_states(sweep) -> dict[Path, tuple[int, int] | None]:
+def notebook_states(sweep) -> dict[Path, tuple[int, int, int] | None]:
     """The identity of every run's executed notebooks, before anything executes."""
     return {path: identity(path) for run in sweep.runs.values() for path in notebooks(run, sweep.output_dir)}
 
@@ -71,7 +73,9 @@ def executed(sweep, before: dict) -> list[tuple[object, Path]]:
     """(run, notebook) of the runs that executed since ``before``: their newest changed notebook."""
     found = []
     for run in sweep.runs.values():
-        changed = [(now, path) for path in notebooks(run, sweep.output_dir) if (now := identity(path)) and now != before.get(path)]
+        changed = [
+            (now, path) for path in notebooks(run, sweep.output_dir) if (now := identity(path)) and now[1:] != (before.get(path) or ())[1:]
+        ]
         if changed:
             found.append((run, max(changed)[1]))
     return found

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from . import layout
-from .provenance import recorded
+from .provenance import digest_if_present, read_record, recorded
 
 _held: list[int] = []  # the flock'ed folder stays open for the whole process
 STATE = Path(".snakemake")
@@ -71,8 +71,10 @@ def marker_path(marker: Path, incomplete_dir: Path) -> str:
     return base64.urlsafe_b64decode(encoded.encode()).decode()
 
 
-def remove_stale_markers(state_dir: Path = STATE) -> list[str]:
-    """Drop incomplete markers of nbsweep notebooks that exist complete at their target."""
+def remove_stale_markers(state_dir: Path = STATE, outputs: dict[str, str] | None = None) -> list[str]:
+    """Drop incomplete markers of files that exist complete: nbsweep notebooks with a readable
+    record, and declared outputs that their producer's notebook records as written (``outputs``:
+    declared output -> its producer's notebook)."""
     incomplete_dir = state_dir / "incomplete"
     cleared = []
     for marker in incomplete_dir.rglob("*") if incomplete_dir.is_dir() else []:
@@ -82,16 +84,25 @@ def remove_stale_markers(state_dir: Path = STATE) -> list[str]:
             path = marker_path(marker, incomplete_dir)
         except (ValueError, UnicodeDecodeError):
             continue
-        if path.endswith(".ipynb") and recorded(Path(path)):
+        if (path.endswith(".ipynb") and recorded(Path(path))) or written_by_producer(path, (outputs or {}).get(path)):
             marker.unlink(missing_ok=True)
             cleared.append(path)
     return cleared
 
 
-def recover(state_dir: Path = STATE) -> None:
-    """As the folder's owner: clear what killed invocations left (nothing, usually)."""
+def written_by_producer(path: str, notebook: str | None) -> bool:
+    """Whether a declared output is the file its producer's (readable) notebook records writing."""
+    if notebook is None or recorded(Path(notebook)) is None:
+        return False
+    written = read_record(Path(notebook)).get("outputs") or {}
+    return path in written and written[path] == digest_if_present(path)
+
+
+def recover(state_dir: Path = STATE, outputs: dict[str, str] | None = None) -> None:
+    """As the folder's owner: clear what killed invocations left (nothing, usually);
+    ``outputs``: declared output -> its producer's notebook."""
     if state_dir.is_dir():
         remove_stale_locks(state_dir)
-        remove_stale_markers(state_dir)
+        remove_stale_markers(state_dir, outputs)
         if layout.INVOCATIONS.is_dir():
             shutil.rmtree(layout.INVOCATIONS, ignore_errors=True)

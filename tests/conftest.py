@@ -155,3 +155,18 @@ def wait_for(predicate, timeout: float) -> bool:
             return True
         time.sleep(0.1)
     return bool(predicate())
+
+
+def executions(project: Project) -> dict[str, str]:
+    """Run id ("name/label") -> the execution id its target notebook records. A run whose id
+    changed executed; early cutoff puts the old notebook back (Snakemake touches it, so mtimes
+    cannot tell the two apart)."""
+    from nbsweep.provenance import read_record
+
+    if not project.out.exists():
+        return {}
+    return {
+        f"{p.parent.parent.name}/{p.parent.name}": read_record(p).get("execution")
+        for p in project.out.glob("*/*/*.ipynb")
+        if p.name == f"{p.parent.parent.name}_{p.parent.name}.ipynb"
+    }

@@ -204,7 +204,7 @@ def test_effective_parameters_put_the_run_over_the_template_defaults(tmp_path):
         path, code_digest, nb = "t.ipynb", "code1", with_parameters("lr = 0.1\nepochs = 300\ncfg = {'a': 1, 'b': 2}")
 
     class Run:
-        template, parameters = Template, {"lr": 0.3, "cfg": {"a": 5}}
+        template, parameters, after = Template, {"lr": 0.3, "cfg": {"a": 5}}, ()
 
     assert summary.effective_parameters(Run, {}, None) == ({"lr": 0.3, "epochs": 300, "cfg": {"a": 5}}, ["epochs"])
     # A notebook made from another version of the template: its own parameters cell and parameters count.

@@ -19,10 +19,13 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from conftest import REPO, SNAKEFILE, SNAKEMAKE, Project, stdout_of
+
+from nbsweep import layout
 
 CLUSTER_SCRIPT = REPO / ".ci" / "slurm-cluster.sh"
 SBIN_PATH = os.environ.get("PATH", "") + os.pathsep + "/usr/sbin" + os.pathsep + "/sbin"
@@ -279,3 +282,184 @@ def test_slurm_profile_keeps_workflow_profile_and_reruns_only_the_failed_run(swe
     assert dry.returncode == 0, dry.stderr[-4000:]
     planned = re.findall(r"wildcards: notebook=tiny, label=(\S+)", dry.stdout + dry.stderr)
     assert planned == ["boom"]
+
+
+# --- a pipeline (issue 14): prep -> train(k) -> evaluate(k) -> compare (after: evaluate) -------
+CHAIN_K = [1, 2]
+SCALE = 3
+PRINT_JOB_ID = "import os\nprint('SLURM_JOB_ID', os.environ.get('SLURM_JOB_ID'))"
+CHAIN_TEMPLATES = {
+    # `noise` changes prep's parameters but not what it writes: the early cutoff case.
+    "prep": (
+        "import pathlib\npathlib.Path('results').mkdir(exist_ok=True)\npathlib.Path('results/clean.csv').write_text(f'x\\n{scale}\\n')",
+        "scale = 1\nnoise = 0",
+    ),
+    "train": (
+        "import pathlib\nv = int(pathlib.Path('results/clean.csv').read_text().split()[1])\n"
+        "pathlib.Path(f'results/model_{k}.txt').write_text(str(v * k))",
+        "k = 1",
+    ),
+    "evaluate": (
+        "import pathlib\nfrom nbsweep.record import record\nrecord(score=int(pathlib.Path(f'results/model_{k}.txt').read_text()))",
+        "k = 1",
+    ),
+    "compare": (
+        "from nbsweep.record import record\nprint('best', max(u['metrics']['score'] for u in upstream), sorted(u['run'] for u in upstream))",
+        "upstream = []",
+    ),
+}
+CHAIN_RUNS = ["prep/base", *(f"{name}/k{k}" for name in ("train", "evaluate") for k in CHAIN_K), "compare/all"]
+# consumer -> the runs it must start after
+CHAIN_UPSTREAM = {
+    **{f"train/k{k}": ["prep/base"] for k in CHAIN_K},
+    **{f"evaluate/k{k}": [f"train/k{k}"] for k in CHAIN_K},
+    "compare/all": [f"evaluate/k{k}" for k in CHAIN_K],
+}
+
+
+def chain_config(noise: int) -> dict:
+    return {
+        "defaults": {"kernel": "python3", "timeout": 120, "resources": {"mem_mb": 300, "runtime": 5}},
+        "runs": [
+            {
+                "notebook": "notebooks/prep.ipynb",
+                "label": "base",
+                "parameters": {"scale": SCALE, "noise": noise},
+                "outputs": ["results/clean.csv"],
+            },
+            {
+                "notebook": "notebooks/train.ipynb",
+                "label": "k{k}",
+                "grid": {"k": CHAIN_K},
+                "inputs": ["results/clean.csv"],
+                "outputs": ["results/model_{k}.txt"],
+            },
+            {"notebook": "notebooks/evaluate.ipynb", "label": "k{k}", "grid": {"k": CHAIN_K}, "inputs": ["results/model_{k}.txt"]},
+            {"notebook": "notebooks/compare.ipynb", "label": "all", "after": ["evaluate"]},
+        ],
+    }
+
+
+@dataclass
+class ChainInvocation:
+    """One invocation, and what each run's notebook said right after it (later ones change them)."""
+
+    sweep: Sweep
+    records: dict[str, dict]  # run id -> nbsweep record of its notebook
+    times: dict[str, tuple[datetime, datetime]]  # run id -> papermill start and end time
+    slurm_jobs: dict[str, str | None]  # run id -> the SLURM job id its notebook printed
+    stdout: dict[str, str]  # run id -> its notebook's stdout
+
+    def execution(self, run_id: str) -> str | None:
+        return self.records[run_id].get("execution")
+
+    @property
+    def log(self) -> str:
+        """Snakemake's output, then the last lines of every SLURM job's log (a job's own errors are there)."""
+        jobs = [
+            f"--- {path}:\n" + "\n".join(Path(path).read_text().splitlines()[-3:])
+            for _, path in self.sweep.submissions
+            if Path(path).exists()
+        ]
+        return "\n".join([self.sweep.log[-4000:], *jobs])
+
+
+def chain_target(project: Project, run_id: str) -> Path:
+    return project.target(*run_id.split("/"))
+
+
+def run_chain(project: Project) -> ChainInvocation:
+    from nbsweep.provenance import read_record
+
+    popen = start(
+        project,
+        "slurm",
+        "--cores",
+        "1",
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--retries",
+        "0",
+    )
+    try:
+        proc = finish(popen)
+    finally:
+        if popen.poll() is None:
+            popen.kill()
+            popen.wait(timeout=COMMAND_TIMEOUT)
+    submitted = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)", proc.stderr)
+    targets = {run_id: chain_target(project, run_id) for run_id in CHAIN_RUNS if chain_target(project, run_id).exists()}
+    stdout = {run_id: stdout_of(target) for run_id, target in targets.items()}
+    return ChainInvocation(
+        Sweep(project, proc, submitted),
+        {run_id: read_record(chain_target(project, run_id)) for run_id in CHAIN_RUNS},
+        {run_id: papermill_times(target) for run_id, target in targets.items()},
+        {run_id: next(iter(re.findall(r"SLURM_JOB_ID (\S+)", text)), None) for run_id, text in stdout.items()},
+        stdout,
+    )
+
+
+@pytest.fixture(scope="module")
+def chain(cluster, tmp_path_factory) -> dict[str, ChainInvocation]:
+    """Three invocations of a 4-stage chain: fresh, again (nothing to do), and after a change of
+    prep's parameters that leaves its output byte-identical (early cutoff)."""
+    project = Project(tmp_path_factory.mktemp("chain"))
+    for name, (code, parameters) in CHAIN_TEMPLATES.items():
+        project.notebook(name, [PRINT_JOB_ID, code], parameters)
+    project.write_config(chain_config(noise=0))
+    invocations = {"fresh": run_chain(project), "again": run_chain(project)}
+    project.write_config(chain_config(noise=1))
+    invocations["cutoff"] = run_chain(project)
+    return invocations
+
+
+def papermill_times(target: Path) -> tuple[datetime, datetime]:
+    meta = json.loads(target.read_text())["metadata"]["papermill"]
+    return datetime.fromisoformat(meta["start_time"]), datetime.fromisoformat(meta["end_time"])
+
+
+@pytest.mark.timeout(3 * SWEEP_TIMEOUT + 120)  # the chain fixture's three invocations
+def test_chain_runs_in_slurm_jobs_in_dependency_order(chain):
+    fresh = chain["fresh"]
+    project, log = fresh.sweep.project, fresh.log
+    assert fresh.sweep.proc.returncode == 0, log
+    for run_id in CHAIN_RUNS:
+        assert fresh.records[run_id].get("status") == "ok", f"{run_id}: {fresh.records[run_id]}\n{log}"
+        assert fresh.slurm_jobs[run_id] in fresh.sweep.job_ids(), f"{run_id} ran outside the submitted SLURM jobs"
+    # One SLURM job per run (no batches here), each run with declared outputs under its own rule.
+    assert len(fresh.sweep.submissions) == len(CHAIN_RUNS)
+    assert sum("nbsweep_run@" in log_path for _, log_path in fresh.sweep.submissions) == 1 + len(CHAIN_K)
+    for consumer, producers in CHAIN_UPSTREAM.items():
+        started, _ = fresh.times[consumer]
+        for producer in producers:
+            _, ended = fresh.times[producer]
+            assert started > ended, f"{consumer} started at {started}, before {producer} ended at {ended}"
+    assert (project.root / "results" / "clean.csv").read_text() == f"x\n{SCALE}\n"  # later invocations leave the same content
+    for k in CHAIN_K:
+        assert (project.root / "results" / f"model_{k}.txt").read_text() == str(SCALE * k)
+    assert f"best {SCALE * max(CHAIN_K)} {sorted(f'evaluate/k{k}' for k in CHAIN_K)}" in fresh.stdout["compare/all"]
+
+
+def test_chain_second_invocation_submits_nothing(chain):
+    again = chain["again"]
+    assert again.sweep.proc.returncode == 0, again.log
+    assert again.sweep.submissions == []
+    assert {run_id: again.execution(run_id) for run_id in CHAIN_RUNS} == {run_id: chain["fresh"].execution(run_id) for run_id in CHAIN_RUNS}
+
+
+def test_chain_early_cutoff_on_the_cluster(chain):
+    """prep re-executes (its parameters changed) but writes the same clean.csv: nothing
+    downstream executes again; the consumers say they are unchanged."""
+    cutoff, before = chain["cutoff"], chain["again"]
+    project, log = cutoff.sweep.project, cutoff.log
+    assert cutoff.sweep.proc.returncode == 0, log
+    assert cutoff.records["prep/base"]["parameters"]["noise"] == 1
+    assert cutoff.execution("prep/base") != before.execution("prep/base"), log
+    consumers = [run_id for run_id in CHAIN_RUNS if run_id != "prep/base"]
+    assert {run_id: cutoff.execution(run_id) for run_id in consumers} == {run_id: before.execution(run_id) for run_id in consumers}
+    for run_id in consumers:
+        run_log = layout.RunFiles(chain_target(project, run_id)).log.read_text()
+        assert f"nbsweep: run {run_id} unchanged" in run_log, f"{run_id} log:\n{run_log}\n{log}"
+    assert (project.root / "results" / "clean.csv").read_text() == f"x\n{SCALE}\n"

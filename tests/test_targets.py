@@ -72,7 +72,8 @@ def test_per_run_kernel_timeout_and_working_directory(project):
 
 
 def test_demo_config_plans_every_run(project):
-    """The shipped demo config is valid and plans its 10 runs (the README's demo command executes them)."""
+    """The shipped demo config is valid and plans its 11 runs (the README's demo command executes them):
+    10 through the shared rule, the compare notebook (it declares an output) through its own."""
     import shutil
 
     from conftest import REPO
@@ -81,3 +82,4 @@ def test_demo_config_plans_every_run(project):
         shutil.copytree(REPO / folder, project.root / folder)
     proc = project.snakemake("-n", "--quiet", "rules")
     assert re.search(r"^nbsweep_run\s+10$", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^nbsweep_run@compare_models@all\s+1$", proc.stdout, re.M), proc.stdout

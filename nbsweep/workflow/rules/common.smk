@@ -23,11 +23,18 @@ def get_run(wildcards):
 
 
 def get_job_inputs(wildcards):
-    # A run executes when its notebook does not record the provenance planned now (or it is
-    # forced): then its input is the fresh job file of this invocation. Input mtimes never count.
-    run = get_run(wildcards)
-    data = [ancient(path) for path in run.inputs]
-    return [*nbsweep.hooks.job_inputs(workflow, SWEEP, run), *data]
+    return job_inputs_of(get_run(wildcards))
+
+
+def job_inputs_of(run):
+    # A run executes when its notebook does not record the provenance planned now, it is forced,
+    # or a run it waits for executes: then its input is the fresh job file of this invocation.
+    # Files of the runs it waits for order the jobs; no input's mtime counts, except that those
+    # of upstream runs executing now tell Snakemake to run this one after them.
+    fresh, settled = nbsweep.hooks.upstream_files(workflow, SWEEP, run)
+    data = [path for path in run.inputs if path not in fresh and path not in settled]
+    job = nbsweep.hooks.job_inputs(workflow, SWEEP, run)
+    return [*job, *fresh, *map(ancient, [*settled, *data])]
 
 
 def get_priority(wildcards):

@@ -4,6 +4,8 @@
 
 
 rule nbsweep_run:
+    wildcard_constraints:
+        notebook=SWEEP.shared_rule_names_pattern(SAFE_NAME),
     input:
         get_job_inputs,
     output:
@@ -20,6 +22,32 @@ rule nbsweep_run:
         **get_resources(),
     shell:
         NBSWEEP_PYTHON + " -m nbsweep.run {output:q} {log:q}"
+
+
+# A run with declared outputs has a rule of its own (outputs cannot vary per run in one rule).
+for _run in SWEEP.producing_runs:
+    _key = (_run.name, _run.label)
+
+    rule:
+        name:
+            SWEEP.rule_name(_run)
+        input:
+            lambda wildcards, run=_run: job_inputs_of(run),
+        output:
+            SWEEP.target(_run),
+            *_run.outputs,
+        log:
+            str(layout.RunFiles(Path(SWEEP.target(_run))).log),
+        priority: PRIORITY[_key]
+        group:
+            lambda wildcards, key=_key: SWEEP.groups[key]
+        conda:
+            "../envs/notebook.yaml"
+        threads: _run.threads
+        resources:
+            **{name: SWEEP.resource(name, _key) for name in SWEEP.resource_names},
+        shell:
+            NBSWEEP_PYTHON + " -m nbsweep.run {output[0]:q} {log:q}"
 
 
 for _name in SWEEP.template_names:

@@ -1,0 +1,121 @@
+"""A pipeline run's files at execution time: what it consumed, what it must leave, early cutoff.
+
+When a run executes, the files other runs produce for it are final (Snakemake started it after
+their producers), so they are hashed now, as is which execution of each run in its ``after`` it
+receives (``settle``). If that makes its provenance the one its last good notebook records, the
+run does not execute again (*early cutoff*): the notebook and the declared outputs it wrote are
+put back from the hidden links kept when it succeeded (``cut_off``). A run that executes must
+leave every declared output (``written_outputs``); their hashes go into its notebook's record,
+and a failed run's outputs are removed, so no consumer takes them for valid.
+"""
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from . import layout
+from .canonical import file_digest
+from .provenance import Provenance, digest_if_present, execution_of, read_record, recorded
+from .templates import code_digest, read_notebook
+
+
+class MissingOutputError(Exception):
+    """A run finished without writing a file it declares in ``outputs``."""
+
+    ename = "MissingOutput"
+
+    def __init__(self, run_id: str, paths: list[str]):
+        self.evalue = (
+            f"run {run_id} finished but did not write its declared output {', '.join(paths)}; "
+            "write it in the notebook or remove it from 'outputs'"
+        )
+        super().__init__(self.evalue)
+
+
+def settle(job: dict) -> None:
+    """Fill in what other runs left for this one: their files' hashes and their executions."""
+    for path in job.get("produced", []):
+        job["inputs"][path] = digest_if_present(path)
+    job["upstream"] = {run_id: execution_of(Path(target)) for run_id, target in job.get("after", [])}
+
+
+def upstream_parameter(job: dict) -> list[dict]:
+    """The ``upstream`` parameter: per run named in ``after``, its id, executed notebook,
+    effective parameters and recorded metrics."""
+    from .summary import executed_defaults, read_result
+
+    found = []
+    for run_id, target in job.get("after", []):
+        metadata, metrics = read_result(Path(target))
+        made = metadata.get("nbsweep", {}) if isinstance(metadata.get("nbsweep"), dict) else {}
+        parameters = {**executed_defaults(Path(target)), **(made.get("parameters") or {})}
+        parameters.pop("upstream", None)
+        found.append({"run": run_id, "notebook": target, "parameters": parameters, "metrics": metrics})
+    return found
+
+
+def cut_off(job: dict, files: layout.RunFiles) -> bool:
+    """Put the last good notebook and its outputs back when the run would be made from exactly
+    what they were made from (its upstream runs re-executed but left the same content)."""
+    if not job.get("may_cut_off") or not files.good.exists():
+        return False
+    made = recorded(files.good)
+    try:
+        now = Provenance.from_dict({**job, "template_code": code_digest(read_notebook(job["notebook"]))})
+    except Exception:  # noqa: BLE001 -- an unreadable template: let the run execute and say why
+        return False
+    if made is None or now is None or made.fingerprint != now.fingerprint:
+        return False
+    written = read_record(files.good).get("outputs") or {}
+    if set(written) != set(job.get("outputs", [])):
+        return False
+    kept = {path: files.kept_outputs / sha for path, sha in written.items()}
+    if not all(digest_if_present(link) == written[path] for path, link in kept.items()):
+        return False
+    for path, link in [*kept.items(), (str(files.target), files.good)]:
+        put_back(link, Path(path))
+    if files.good_log.exists():
+        shutil.copy2(files.good_log, files.log)
+    return True
+
+
+def put_back(link: Path, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    try:
+        os.link(link, path)
+    except OSError:  # another filesystem, or none with hard links
+        shutil.copy2(link, path)
+
+
+def written_outputs(job: dict) -> dict[str, str]:
+    """SHA-256 of every declared output, which must all exist now."""
+    missing = [path for path in job.get("outputs", []) if not os.path.isfile(path)]
+    if missing:
+        raise MissingOutputError(job["run"], missing)
+    return {path: file_digest(path) for path in job.get("outputs", [])}
+
+
+def keep_outputs(files: layout.RunFiles, outputs: dict[str, str]) -> None:
+    """Hidden links to the outputs a good run wrote (by content), for an early cutoff later."""
+    shutil.rmtree(files.kept_outputs, ignore_errors=True)
+    if not outputs:
+        return
+    try:
+        files.kept_outputs.mkdir()
+        for path, sha in outputs.items():
+            if not (files.kept_outputs / sha).exists():
+                try:
+                    os.link(path, files.kept_outputs / sha)
+                except OSError:
+                    shutil.copy2(path, files.kept_outputs / sha)
+    except OSError:  # e.g. a full disk: the run is good; a later cutoff just re-executes it
+        shutil.rmtree(files.kept_outputs, ignore_errors=True)
+        logging.getLogger("nbsweep").warning("could not keep links to the outputs of %s", files.target, exc_info=True)
+
+
+def remove_outputs(job: dict) -> None:
+    """A failed run's declared outputs are not left for consumers as if they were valid."""
+    for path in job.get("outputs", []):
+        Path(path).unlink(missing_ok=True)
