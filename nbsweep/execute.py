@@ -197,7 +197,8 @@ def execute(job: dict, target: Path, log_path: Path, kernel: kernels.Kernel | No
         if kernel is not None and not ahead:
             kernel.stop(now=True)
         kernel = kernel if ahead else kernels.start(job["kernel"])
-        logging.getLogger("nbsweep").info("run %s on %s", job["run"], "a kernel started ahead" if ahead else "a new kernel")
+        started = "a new kernel" if not ahead else f"a kernel started ahead{preloaded(kernel)}"
+        logging.getLogger("nbsweep").info("run %s on %s", job["run"], started)
         nb = papermill.execute_notebook(
             papermill_input(job["notebook"], template, job.get("secrets")),
             str(partial),
@@ -244,6 +245,10 @@ def unchanged(job: dict, target: Path, log_path: Path, report) -> int:
     print(line, file=sys.stderr)
     report(0)
     return 0
+
+
+def preloaded(kernel: kernels.Kernel) -> str:
+    return f" with {', '.join(kernel.preloaded)} imported" if kernel.preloaded else ""
 
 
 def report_failure(err: Exception, job: dict, files: layout.RunFiles, actual_code: str, log_path: Path) -> None:
@@ -313,10 +318,11 @@ def render_beside(nb, html: Path) -> None:
         logging.getLogger("nbsweep").exception("could not render %s", html)
 
 
-def run_job(argv: list[str], gone, how: str, kernel: kernels.Kernel | None = None, report=None) -> int:
+def run_job(argv: list[str], gone, how: str, kernel: kernels.Kernel | None = None, report=None, warning: str | None = None) -> int:
     """Run ``JOB_FILE TARGET LOG``; ``gone`` tells when the requester has gone (see ``watch``).
 
-    ``kernel`` and ``report`` as for ``execute``.
+    ``kernel`` and ``report`` as for ``execute``; ``warning``: one line about the run's kernel,
+    for its stderr and log (the warm runner's spare could not preload its modules).
     """
     job_file, target, log_path = (Path(arg) for arg in argv)
     job = json.loads(job_file.read_text(encoding="utf-8"))
@@ -340,4 +346,7 @@ def run_job(argv: list[str], gone, how: str, kernel: kernels.Kernel | None = Non
         return unchanged(job, target, log_path, report_once)
     configure_logging(log_path)
     logging.getLogger("nbsweep").info("run %s executes %s (pid %d)", job["run"], how, os.getpid())
+    if warning:
+        logging.getLogger("nbsweep").warning("run %s: %s", job["run"], warning)
+        print(f"nbsweep: run {job['run']}: {warning}", file=sys.stderr)
     return execute(job, target, log_path, kernel, report_once)

@@ -63,6 +63,7 @@ class Kernel:
     runtime_dir: str
     pid: int | None = None  # the kernel process, leader of its own session
     made_from: tuple | None = None  # kernels started ahead: kernelspec, site dirs and their signature
+    preloaded: tuple[str, ...] = ()  # modules imported in it before the run (``nbsweep.preload``)
 
     def stop(self, now: bool = False) -> None:
         """Shut the kernel down (``now``: kill it), end what it left running, remove its runtime dir."""

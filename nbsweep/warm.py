@@ -5,9 +5,11 @@ jupyter_client costs about as much CPU as executing a small notebook, and starti
 takes longer still. So the first run of a sweep starts this server (and waits for it to listen);
 every run passes its request and its stdout/stderr over a Unix socket, and the server hands it
 to a forked child. The server keeps spares: children forked ahead that have already started a
-kernel in the setting (kernel name, directory, environment) of the latest request, as many as
-runs are executing (at most one per CPU). A run executes at once on a spare's kernel and is
-reported done before that kernel shuts down. The client stays the process Snakemake waits on
+kernel in the setting (kernel name, directory, environment) of the latest request, and imported
+its ``preload`` modules in it (``nbsweep.preload``), as many as runs are executing (at most one
+per CPU) and never more than the runs its invocation has still to come (``Remaining``: a spare
+serves its own invocation only, as the environment names it). A run executes at once on a
+spare's kernel and is reported done before that kernel shuts down. The client stays the process Snakemake waits on
 and relays the exit status. If it dies (Snakemake killed), or is interrupted (SIGTERM, SIGINT:
 it half-closes the connection and waits for the child), the child sees the end of the stream and
 aborts the run (``execute.abort``). A spare stops its kernel when dismissed, when the server
@@ -224,14 +226,16 @@ class Spare:
 
 
 def request_key(request: dict) -> tuple:
-    """What a kernel started ahead must share with a run: kernel name, directory, environment and
-    process setting (the kernelspec and installs are checked at hand-over: ``kernels.still_current``)."""
+    """What a kernel started ahead must share with a run: kernel name, modules to preload, directory,
+    environment and process setting (the kernelspec and installs are checked at hand-over:
+    ``kernels.still_current``)."""
     job_file = Path(request["cwd"], request["argv"][0])
     try:
-        kernel = json.loads(job_file.read_text(encoding="utf-8"))["kernel"]
-    except (OSError, ValueError, KeyError):
-        kernel = None
-    return (kernel, request["cwd"], json.dumps(request["env"], sort_keys=True), json.dumps(request["setting"], sort_keys=True))
+        job = json.loads(job_file.read_text(encoding="utf-8"))
+        kernel, modules = job["kernel"], tuple(job.get("preload") or ())
+    except (OSError, ValueError, KeyError, TypeError):
+        kernel, modules = None, ()
+    return (kernel, modules, request["cwd"], json.dumps(request["env"], sort_keys=True), json.dumps(request["setting"], sort_keys=True))
 
 
 def serve(shown: Path, dir_fd: int, lock_fd: int) -> None:
@@ -253,6 +257,7 @@ def serve(shown: Path, dir_fd: int, lock_fd: int) -> None:
     inode = folder.inode(name)
     spares: list[Spare] = []
     busy: set[int] = set()  # children executing a run
+    ahead = Remaining()
     last_request = time.monotonic()
     while busy or time.monotonic() - last_request < IDLE_SECONDS:
         reap(busy, spares)
@@ -270,7 +275,8 @@ def serve(shown: Path, dir_fd: int, lock_fd: int) -> None:
         conn.close()
         for fd in fds:
             os.close(fd)
-        replenish(spares, key, wanted=min(len(busy), MAX_SPARES), listener=listener)
+        left = ahead.after(request)
+        replenish(spares, key, wanted=min(len(busy), MAX_SPARES, left), most=left, listener=listener)
     for spare in spares:
         spare.channel.close()
     if folder.inode(name) == inode:
@@ -316,9 +322,39 @@ def hand_over(conn: socket.socket, request: dict, fds: list[int], key: tuple, sp
     return fork(listener, spares, lambda: serve_one(conn, request, fds, kernel=None))
 
 
-def replenish(spares: list[Spare], key: tuple, wanted: int, listener) -> None:
-    """Dismiss spares made for another setting; start new ones for ``key`` up to ``wanted``."""
-    for spare in [s for s in spares if s.key != key]:
+class Remaining:
+    """How many runs of an invocation are still to come, so no spare is started for none.
+
+    An invocation writes one job file per run it executes before any runs
+    (``.snakemake/nbsweep/invocations/<id>/jobs/<template>/<label>.json``); the folder is counted
+    at its first request, and every request served after it is one fewer to come.
+    """
+
+    def __init__(self):
+        self.left: dict[Path, int] = {}
+
+    def after(self, request: dict) -> int:
+        """The runs of ``request``'s invocation still to come (a large number if it cannot tell)."""
+        jobs = Path(request["cwd"], request["argv"][0]).parent.parent
+        if jobs.name != "jobs":
+            return MAX_SPARES
+        if jobs not in self.left:
+            self.left[jobs] = count_job_files(jobs)
+        self.left[jobs] = max(self.left[jobs] - 1, 0)
+        return self.left[jobs]
+
+
+def count_job_files(jobs: Path) -> int:
+    try:
+        return sum(1 for folder in jobs.iterdir() if folder.is_dir() for f in folder.iterdir() if f.suffix == ".json")
+    except OSError:
+        return MAX_SPARES
+
+
+def replenish(spares: list[Spare], key: tuple, wanted: int, most: int, listener) -> None:
+    """Dismiss spares made for another setting, and those beyond ``most`` (the runs still to come);
+    start new ones for ``key`` up to ``wanted``."""
+    for spare in [s for s in spares if s.key != key] + [s for s in spares if s.key == key][most:]:
         spares.remove(spare)
         spare.channel.close()
     while len(spares) < wanted:
@@ -362,7 +398,7 @@ def wait_as_spare(channel: socket.socket, key: tuple) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # until a run is handed over (then: execute.handle_signals)
         signal.signal(sig, lambda signum, frame: (kernels.kill_all(), os._exit(0)))
-    kernel_name, cwd, env, setting = key
+    kernel_name, modules, cwd, env, setting = key
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(json.loads(env))
@@ -371,10 +407,7 @@ def wait_as_spare(channel: socket.socket, key: tuple) -> int:
     except (OSError, ValueError):
         return 0  # not a setting this process can take on: the run goes to a new child, which declines
     output, kernel_output = os.pipe()
-    try:
-        kernel = kernels.start_ahead(kernel_name, output=kernel_output) if kernel_name else None
-    except Exception:
-        kernel = None  # the run starts its own kernel and reports why that fails
+    kernel, warning = start_kernel_ahead(kernel_name, modules, kernel_output) if kernel_name else (None, None)
     os.close(kernel_output)
     try:
         request, fds = receive(channel, STREAMS + 1)  # the client's connection, then its streams
@@ -387,7 +420,31 @@ def wait_as_spare(channel: socket.socket, key: tuple) -> int:
         kernel = None
     conn = socket.socket(fileno=fds[0])
     relay = threading.Thread(target=copy_to_stderr, args=(output,), daemon=True)
-    return serve_one(conn, request, fds[1:], kernel, on_streams=relay.start)
+    return serve_one(conn, request, fds[1:], kernel, on_streams=relay.start, warning=warning)
+
+
+def start_kernel_ahead(name: str, modules: tuple[str, ...], output: int):
+    """A kernel ``name`` started ahead, with ``modules`` imported in it (``nbsweep.preload``), and
+    None; or, if they cannot be imported, a plain fresh kernel and the warning for the run. The
+    kernel is None if it cannot start: the run then starts its own and reports why that fails."""
+    from . import kernels, preload
+
+    try:
+        kernel = kernels.start_ahead(name, output=output)
+    except Exception:
+        return None, None
+    if not modules:
+        return kernel, None
+    why = preload.into(kernel, modules)
+    if why is None:
+        kernel.preloaded = modules
+        return kernel, None
+    kernel.stop(now=True)  # it may hold some of the modules: never hand it over
+    try:
+        kernel = kernels.start_ahead(name, output=output)
+    except Exception:
+        kernel = None
+    return kernel, preload.failure_note(modules, why)
 
 
 def copy_to_stderr(fd: int) -> None:
@@ -399,9 +456,10 @@ def copy_to_stderr(fd: int) -> None:
         pass
 
 
-def serve_one(conn: socket.socket, request: dict, fds: list[int], kernel, on_streams=None) -> int:
+def serve_one(conn: socket.socket, request: dict, fds: list[int], kernel, on_streams=None, warning: str | None = None) -> int:
     """In a child: take over the client's directory, environment, process setting and streams; run;
-    reply. A setting it cannot take on exactly is declined (the client then runs in-process)."""
+    reply. A setting it cannot take on exactly is declined (the client then runs in-process).
+    ``warning``: one line for the run's stderr and log (a preload that failed)."""
     from .execute import run_job
 
     conn.settimeout(None)
@@ -437,7 +495,7 @@ def serve_one(conn: socket.socket, request: dict, fds: list[int], kernel, on_str
         except OSError:
             return True
 
-    return run_job(request["argv"], gone=client_gone, how="in the warm runner", kernel=kernel, report=reply)
+    return run_job(request["argv"], gone=client_gone, how="in the warm runner", kernel=kernel, report=reply, warning=warning)
 
 
 if __name__ == "__main__":

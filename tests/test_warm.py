@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SNAKEFILE, SNAKEMAKE
+from conftest import SNAKEFILE, SNAKEMAKE, stdout_of, wait_for
 
 
 def run_ids(project, how):
@@ -92,23 +92,54 @@ def test_a_kernel_started_ahead_is_not_used_for_another_setting(warm_project, mo
     assert "on a new kernel" in p.target("w", "r1").with_suffix(".log").read_text()
 
 
-def test_kernels_stop_gracefully_after_the_run_and_with_the_server(warm_project, monkeypatch):
+def the_server(tmpdir):
+    """The warm server of this test itself (not its forked children, which show the same command line)."""
+    return [proc for proc in servers(tmpdir) if proc.ppid() not in {q.pid for q in servers(tmpdir)}]
+
+
+def test_kernels_stop_gracefully_after_the_run_and_with_the_server(warm_project):
     p = warm_project
-    flag = p.root / "said-goodbye"
-    # atexit handlers run only when the kernel shuts down gracefully (not when it is killed).
-    p.notebook("w", [f"import atexit\natexit.register(lambda: open({str(flag)!r}, 'a').write('bye'))"], "x = 0")
-    p.snakemake("--cores", "1", "papermill_outputs/w/r0/w_r0.ipynb")
-    deadline = time.monotonic() + 20
-    while not flag.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert flag.read_text() == "bye"
+    flag, go, first = p.root / "said-goodbye", p.root / "go", p.root / "first"
+    # atexit handlers run only when the kernel shuts down gracefully (not when it is killed). The
+    # first run to execute waits for ``go``, so a spare for the second is waiting meanwhile.
+    p.notebook(
+        "w",
+        [
+            f"import atexit, os, time\natexit.register(lambda: open({str(flag)!r}, 'a').write('bye'))\n"
+            f"{claim(first)}\n"
+            f"while claimed and not os.path.exists({str(go)!r}):\n    time.sleep(0.05)"
+        ],
+        "x = 0",
+    )
+    two_runs(p)
+    proc = p.popen("--cores", "1", "w")
     tmpdir = os.environ["TMPDIR"]
-    assert kernel_processes(tmpdir), "expected a spare kernel to be waiting"
+    try:
+        up = lambda: first.exists() and first.read_text() and len(kernel_processes(tmpdir)) == 2  # noqa: E731
+        assert wait_for(up, 60), "expected the first run's kernel and a spare's"
+        running = int(first.read_text())
+        for server in the_server(tmpdir):
+            server.terminate()
+        assert wait_for(lambda: [k.pid for k in kernel_processes(tmpdir)] == [running], 20), "a spare's kernel outlived the warm runner"
+        go.touch()
+        assert proc.wait(120) == 0
+    finally:
+        go.touch()
+        proc.wait(120)
+    assert wait_for(lambda: flag.exists() and flag.read_text() == "byebye", 20)  # both runs' kernels, the second on a new server
     stop_server(p)
-    deadline = time.monotonic() + 20
-    while kernel_processes(tmpdir) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not kernel_processes(tmpdir), "spare kernels outlived the warm runner"
+    assert wait_for(lambda: not kernel_processes(tmpdir), 20), "kernels outlived the warm runner"
+
+
+def test_no_spare_is_left_waiting_for_runs_that_will_not_come(warm_project):
+    """A spare serves its own invocation only; the server starts none beyond the runs still to come."""
+    p = warm_project
+    p.snakemake("--cores", "2")
+    assert run_ids(p, "in the warm runner") == {f"r{x}" for x in range(6)}
+    assert any("on a kernel started ahead" in log.read_text() for log in p.out.glob("w/*/*.log"))
+    tmpdir = os.environ["TMPDIR"]
+    assert wait_for(lambda: not kernel_processes(tmpdir), 20), "a spare kernel was left waiting after the last run"
+    assert servers(tmpdir), "the server should still be there, idle"
 
 
 def test_disabled_or_dead_server_means_in_process(warm_project, monkeypatch):
@@ -147,14 +178,38 @@ def last_stdout(project, label):
     return "".join(json.loads(project.target("w", label).read_text())["cells"][-1]["outputs"][0]["text"])
 
 
-def wait_for_one_spare_kernel(deadline=30):
-    """Until exactly one kernel of this test runs (the spare; the finished run's has stopped)."""
-    tmpdir = os.environ["TMPDIR"]
-    end = time.monotonic() + deadline
-    while len(kernel_processes(tmpdir)) != 1 and time.monotonic() < end:
-        time.sleep(0.1)
-    assert len(kernel_processes(tmpdir)) == 1, "expected one spare kernel waiting"
-    time.sleep(1)  # the spare's interpreter has read its site directories by now
+def claim(marker: Path) -> str:
+    """Cell code setting ``claimed``: true in the first run to execute (it writes its kernel's pid to ``marker``)."""
+    return (
+        "import os\n"
+        f"try:\n    fd = os.open({str(marker)!r}, os.O_CREAT | os.O_EXCL | os.O_WRONLY)\n"
+        "    os.write(fd, str(os.getpid()).encode())\n    os.close(fd)\n    claimed = True\n"
+        "except FileExistsError:\n    claimed = False"
+    )
+
+
+def first_run_waits_for_the_spare(marker: Path) -> str:
+    """Cell code: the first run to execute waits until the spare for the next one has its kernel
+    up (and its interpreter has read its site directories), then goes on with ``claimed`` true."""
+    return (
+        f"{claim(marker)}\n"
+        "import time, psutil\n"
+        "def kernels():\n"
+        "    lines = [' '.join(q.info['cmdline'] or []) for q in psutil.process_iter(['cmdline'])]\n"
+        "    return [line for line in lines if 'ipykernel' in line and os.environ['TMPDIR'] in line]\n"
+        "deadline = time.monotonic() + 60\n"
+        "while claimed and len(kernels()) < 2 and time.monotonic() < deadline:\n    time.sleep(0.05)\n"
+        "time.sleep(1 if claimed else 0)"
+    )
+
+
+def two_runs(project):
+    """Runs r0 and r1 of template w, in one invocation (``snakemake w``): spares serve their own invocation only."""
+    project.write_config({"runs": [{"notebook": "notebooks/w.ipynb", "label": "r{x}", "grid": {"x": [0, 1]}}]})
+
+
+def stdout_by_label(project, labels):
+    return {label: stdout_of(project.target("w", label)) for label in labels}
 
 
 def test_the_umask_of_the_invoking_shell_applies(warm_project):
@@ -208,19 +263,26 @@ def test_rlimits_nice_and_cpu_affinity_of_the_invoking_shell_apply(warm_project)
 
 
 def test_an_edited_kernelspec_is_seen_by_the_next_run(warm_project):
+    """The first run edits the kernelspec after the spare for the next run has started its kernel."""
     p = warm_project
     p.add_kernel("k2")
     spec_file = p.root / "share" / "jupyter" / "kernels" / "k2" / "kernel.json"
     spec = json.loads(spec_file.read_text())
     spec_file.write_text(json.dumps({**spec, "env": {"NBSWEEP_SPEC_FLAVOUR": "one"}}))
-    p.notebook("w", ["import os\nprint('SEEN', os.environ.get('NBSWEEP_SPEC_FLAVOUR'))"], "x = 0", kernel="k2")
-    p.snakemake("--cores", "1", "papermill_outputs/w/r0/w_r0.ipynb")
-    wait_for_one_spare_kernel()  # started with the spec as it was
-    spec_file.write_text(json.dumps({**spec, "env": {"NBSWEEP_SPEC_FLAVOUR": "two"}}))
-    p.snakemake("--cores", "1", "papermill_outputs/w/r1/w_r1.ipynb")
-    assert [last_stdout(p, "r0"), last_stdout(p, "r1")] == ["SEEN one\n", "SEEN two\n"]
+    edited = json.dumps({**spec, "env": {"NBSWEEP_SPEC_FLAVOUR": "two"}})
+    cells = [
+        "import os\nprint('SEEN', os.environ.get('NBSWEEP_SPEC_FLAVOUR'))",
+        first_run_waits_for_the_spare(p.root / "first"),
+        f"if claimed:\n    open({str(spec_file)!r}, 'w').write({edited!r})",
+    ]
+    p.notebook("w", cells, "x = 0", kernel="k2")
+    two_runs(p)
+    p.snakemake("--cores", "1", "w")
+    seen = stdout_by_label(p, ["r0", "r1"])
+    assert sorted(seen.values()) == ["SEEN one\n", "SEEN two\n"]
+    second = next(label for label, out in seen.items() if out == "SEEN two\n")
+    assert "on a new kernel" in p.target("w", second).with_suffix(".log").read_text()
     assert run_ids(p, "in the warm runner") == {"r0", "r1"}
-    assert "on a new kernel" in p.target("w", "r1").with_suffix(".log").read_text()
 
 
 def test_a_pth_file_installed_after_the_kernel_started_ahead_is_seen(warm_project, tmp_path):
@@ -237,16 +299,16 @@ def test_a_pth_file_installed_after_the_kernel_started_ahead_is_seen(warm_projec
     spec.parent.mkdir(parents=True)
     argv = [str(venv / "bin" / "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     spec.write_text(json.dumps({"argv": argv, "display_name": "venvk", "language": "python"}))
-    probe = "try:\n    import nbsweep_extra_module\n    print('FOUND')\nexcept ImportError:\n    print('MISSING')"
-    p.notebook("w", [probe], "x = 0", kernel="venvk")
-    p.snakemake("--cores", "1", "papermill_outputs/w/r0/w_r0.ipynb")
-    wait_for_one_spare_kernel()
     extra = tmp_path / "extra"
     extra.mkdir()
     (extra / "nbsweep_extra_module.py").write_text("")
-    (site_packages / "nbsweep_test_extra.pth").write_text(str(extra) + "\n")
-    p.snakemake("--cores", "1", "papermill_outputs/w/r1/w_r1.ipynb")
-    assert [last_stdout(p, "r0"), last_stdout(p, "r1")] == ["MISSING\n", "FOUND\n"]
+    install = f"if claimed:\n    open({str(site_packages / 'nbsweep_test_extra.pth')!r}, 'w').write({str(extra) + chr(10)!r})"
+    probe = "try:\n    import nbsweep_extra_module\n    print('FOUND')\nexcept ImportError:\n    print('MISSING')"
+    p.notebook("w", [probe, first_run_waits_for_the_spare(p.root / "first"), install], "x = 0", kernel="venvk")
+    two_runs(p)
+    p.snakemake("--cores", "1", "w")
+    seen = stdout_by_label(p, ["r0", "r1"])
+    assert sorted(seen.values()) == ["FOUND\n", "MISSING\n"]  # the first run installs it after the spare started
     assert run_ids(p, "in the warm runner") == {"r0", "r1"}
 
 

@@ -1,0 +1,133 @@
+"""``preload``: the warm runner's spares import a run's modules before the run is handed to them."""
+
+import json
+import shutil
+
+import pytest
+from test_warm import run_ids, stop_server
+
+MODULES = ["xml.dom.minidom", "fractions"]  # cheap, and not imported by a fresh kernel (json and decimal are)
+LOADED = "import sys\nprint('LOADED', [m for m in ['xml.dom.minidom', 'fractions'] if m in sys.modules])"
+CELLS = [
+    # the run's namespace and history: exactly a fresh kernel's (silent imports bind nothing, count nothing)
+    "print(sorted(globals()), In, Out, get_ipython().execution_count)",
+    LOADED,
+    # nothing of another run: each run writes its kernel's pid, and no global is left over
+    "import os\nprint('LEFT', globals().get('LEAKED'))\nLEAKED = x\nopen(f'pids/{x}', 'w').write(str(os.getpid()))",
+    "1 + x",
+]
+LOADED_CELL = 3  # among the executed notebook's code cells: the template's parameters cell and papermill's come first
+
+
+@pytest.fixture
+def preload_project(project, monkeypatch, tmp_path_factory):
+    monkeypatch.setenv("TMPDIR", str(tmp_path_factory.mktemp("warmtmp")))  # a server of this test's own
+    monkeypatch.delenv("NBSWEEP_WARM_RUNNER", raising=False)
+    (project.root / "pids").mkdir()
+    project.notebook("w", CELLS, "x = 0")
+    yield project
+    stop_server(project)
+
+
+def configure(project, modules, runs=6):
+    project.write_config(
+        {"defaults": {"preload": modules}, "runs": [{"notebook": "notebooks/w.ipynb", "label": "r{x}", "grid": {"x": list(range(runs))}}]}
+    )
+
+
+def cells(project, label):
+    """(source, outputs, execution count) of every code cell of the executed notebook."""
+    nb = json.loads(project.target("w", label).read_text())
+    return [(c["source"], c["outputs"], c["execution_count"]) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def log_of(project, label):
+    return project.target("w", label).with_suffix(".log").read_text()
+
+
+def warnings_in(text, label):
+    return [line for line in text.splitlines() if f"run w/{label}: could not preload" in line]
+
+
+def test_a_run_on_a_preloading_spare_is_a_fresh_kernel_that_imported_the_modules(preload_project, monkeypatch):
+    p = preload_project
+    configure(p, MODULES)
+    proc = p.snakemake("--cores", "2")
+    labels = [f"r{x}" for x in range(6)]
+    assert run_ids(p, "in the warm runner") == set(labels)
+    preloaded = {label for label in labels if "on a kernel started ahead with xml.dom.minidom, fractions imported" in log_of(p, label)}
+    assert preloaded, "no run was handed to a preloading spare"
+    assert "could not preload" not in proc.stderr
+    warm = {label: cells(p, label) for label in labels}
+    pids = {(p.root / "pids" / str(x)).read_text() for x in range(6)}
+    assert len(pids) == 6  # two runs never share a kernel
+
+    shutil.rmtree(p.out)  # the same runs on fresh kernels, in-process: preload has no effect there
+    monkeypatch.setenv("NBSWEEP_WARM_RUNNER", "0")
+    proc = p.snakemake("--cores", "2")
+    assert run_ids(p, "in-process") == set(labels)
+    assert "could not preload" not in proc.stderr
+    for label in labels:
+        fresh = cells(p, label)
+        loaded = fresh[LOADED_CELL][1][0]["text"]
+        assert loaded == ["LOADED []\n"]
+        expected = ["LOADED ['xml.dom.minidom', 'fractions']\n"] if label in preloaded else loaded
+        assert warm[label][LOADED_CELL][1][0]["text"] == expected
+        assert [c for i, c in enumerate(warm[label]) if i != LOADED_CELL] == [c for i, c in enumerate(fresh) if i != LOADED_CELL]
+        assert [count for _, _, count in fresh] == [1, 2, 3, 4, 5, 6]  # parameters, injected parameters, then the template's
+    first = warm["r0"][LOADED_CELL - 1][1][0]["text"][0]
+    assert first.startswith("['In', 'Out', '_', '__', '___', '__builtin__',") and "LEAKED" not in first
+
+
+def test_a_failing_preload_falls_back_to_a_fresh_kernel_with_one_warning(preload_project):
+    p = preload_project
+    configure(p, ["fractions", "nbsweep_no_such_module"], runs=3)
+    proc = p.snakemake("--cores", "1")  # r0 starts the server (no spare yet); r1 and r2 get spares that fail to preload
+    labels = ["r0", "r1", "r2"]
+    assert run_ids(p, "in the warm runner") == set(labels)
+    warned = {label for label in labels if warnings_in(proc.stderr, label)}
+    assert warned, "no run was handed to a spare"
+    for label in labels:
+        assert json.loads(p.target("w", label).read_text())["metadata"]["nbsweep"]["status"] == "ok"
+        assert cells(p, label)[LOADED_CELL][1][0]["text"] == ["LOADED []\n"]  # not the kernel that imported fractions
+        expected = 1 if label in warned else 0
+        assert len(warnings_in(proc.stderr, label)) == expected
+        assert len(warnings_in(log_of(p, label), label)) == expected
+    line = warnings_in(proc.stderr, sorted(warned)[0])[0]
+    assert line.endswith(
+        "could not preload fractions, nbsweep_no_such_module (ModuleNotFoundError: No module named 'nbsweep_no_such_module'); "
+        "it runs on a fresh kernel without them"
+    )
+    assert "Traceback" not in proc.stderr
+
+
+def test_preload_has_no_effect_and_no_error_with_the_warm_runner_off(preload_project, monkeypatch):
+    p = preload_project
+    monkeypatch.setenv("NBSWEEP_WARM_RUNNER", "0")
+    configure(p, ["fractions", "nbsweep_no_such_module"], runs=2)
+    proc = p.snakemake("--cores", "2")
+    assert run_ids(p, "in-process") == {"r0", "r1"}
+    assert "preload" not in proc.stderr
+    for label in ("r0", "r1"):
+        assert cells(p, label)[LOADED_CELL][1][0]["text"] == ["LOADED []\n"]
+        assert "on a new kernel" in log_of(p, label) and "preload" not in log_of(p, label)
+
+
+def test_preload_is_not_part_of_the_fingerprint(preload_project):
+    """Results are those of a fresh kernel that imported the modules first: changing the list reruns nothing."""
+    p = preload_project
+    configure(p, [], runs=2)
+    p.snakemake("--cores", "2")
+    before = p.outputs()
+    configure(p, MODULES, runs=2)
+    p.snakemake("--cores", "2")
+    assert p.executed(before) == set()
+
+
+def test_the_preload_code_binds_no_name():
+    from nbsweep import preload
+
+    assert preload.code(("pandas", "matplotlib.pyplot")) == "__import__('pandas')\n__import__('matplotlib.pyplot')"
+    namespace = {}
+    exec(preload.code(("xml.dom.minidom",)), namespace)  # noqa: S102 -- the statements a spare's kernel executes
+    assert set(namespace) == {"__builtins__"}
