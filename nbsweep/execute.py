@@ -98,9 +98,9 @@ def watch(gone, partial: Path, reported: threading.Event) -> None:
     threading.Thread(target=poll, daemon=True).start()
 
 
-def parent_gone(interval: float = 0.5):
-    """A ``gone`` check for ``watch``: true once this process's parent has died (even by SIGKILL)."""
-    parent = os.getppid()
+def parent_gone(parent: int, interval: float = 0.5):
+    """A ``gone`` check for ``watch``: true once this process's parent (pid ``parent``, read as
+    the job started) has died, even by SIGKILL."""
 
     def gone():
         time.sleep(interval)

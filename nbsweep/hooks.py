@@ -18,6 +18,7 @@ from .output_dir import check_output_dir_is_ours
 from .packaged import SCHEMA
 from .plan import check_output_dir
 from .rule_names import RUN_RULE, rule_run
+from .run import SNAKEMAKE_PID
 from .sweep import DEFAULT_CONFIG, Sweep, shown
 
 INVOCATION = "NBSWEEP_INVOCATION"  # names the invocation whose job files a job reads
@@ -47,6 +48,7 @@ def plan_or_exit(workflow) -> Sweep:
     on a cluster too). Job files are written while the DAG is built: see ``job_inputs``. A job's
     own process (on a cluster node) reads what the main process planned instead, when it can.
     """
+    os.environ[SNAKEMAKE_PID] = str(os.getpid())  # for its jobs: nbsweep.run.snakemake_alive
     if not workflow.is_main_process and (sweep := planned_by_main(workflow)) is not None:
         return sweep
     files = config_files(workflow)

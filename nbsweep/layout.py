@@ -91,8 +91,23 @@ def invocation_dir(invocation: str) -> Path:
 
 
 def job_file(invocation: str, name: str, label: str) -> Path:
-    """The job file of one run in one invocation: what that invocation planned for it."""
-    return invocation_dir(invocation) / "jobs" / name / f"{label}.json"
+    """The job file of one run in one invocation: what that invocation planned for it.
+
+    In a folder of its own: Snakemake caches the listing of a folder once it has looked into
+    it while building the DAG, so a file written later into an already listed folder would
+    seem missing."""
+    return invocation_dir(invocation) / "jobs" / name / label / "job.json"
+
+
+def jobs_folder_of(job_file_path: Path) -> Path | None:
+    """The folder of all job files of the invocation that wrote this one (None if it is not one)."""
+    folder = job_file_path.parent.parent.parent
+    return folder if job_file_path.name == "job.json" and folder.name == "jobs" else None
+
+
+def count_job_files(jobs_folder: Path) -> int:
+    """How many runs an invocation executes: the job files in its jobs folder."""
+    return sum(1 for name in jobs_folder.iterdir() for label in name.iterdir() if (label / "job.json").is_file())
 
 
 def job_file_of(target_path: Path, invocation: str) -> Path:

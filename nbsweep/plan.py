@@ -366,6 +366,11 @@ class Planner:
         timeout = whole_seconds(spec.get("timeout", defaults["timeout"]), where)
         resources = deep_merge(defaults["resources"], standard_resources(spec.get("resources", {}), where))
         check_types = spec.get("check_types", defaults["check_types"])
+        preload = tuple(spec.get("preload", defaults["preload"]))
+        if preload and template.language != "python":
+            raise SweepError(
+                f"{where}: 'preload' imports Python modules, but {template.path} is in {template.language}; remove 'preload' for it"
+            )
         runs = []
         for label, point in labelled_points(spec, where):
             check_label(label, point, where)
@@ -393,7 +398,7 @@ class Planner:
                     origin=run_spec,
                     secrets=secrets,
                     render=spec.get("render", defaults["render"]),
-                    preload=tuple(spec.get("preload", defaults["preload"])),
+                    preload=preload,
                     outputs=fill_outputs(spec, point, fill, where),
                 )
             )

@@ -43,7 +43,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import process_setting, site_state
+from . import layout, process_setting, site_state
 from .private_dir import NotPrivate, PrivateDir, check, default_path, open_private, peer_is_us
 
 IDLE_SECONDS = 60
@@ -84,8 +84,9 @@ def socket_path() -> Path | None:
 # --- client side (the job process: keep imports minimal) ---
 
 
-def run_via_server(argv: list[str]) -> int | None:
-    """Have the warm server execute the run (starting it if needed); None if it can't."""
+def run_via_server(argv: list[str], parent: int) -> int | None:
+    """Have the warm server execute the run (starting it if needed); None if it can't.
+    ``parent``: the pid of the Snakemake process the job started under."""
     if not enabled():
         return None
     try:
@@ -104,7 +105,7 @@ def run_via_server(argv: list[str]) -> int | None:
         return None
     request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "setting": setting}).encode()
     socket.send_fds(conn, [len(request).to_bytes(8, "big") + request], [1, 2])
-    exit_with_parent()
+    exit_with_parent(parent)
     interrupted = stop_on_signals(conn)
     reply = b"".join(iter(lambda: conn.recv(4096), b""))
     if interrupted and not reply:
@@ -171,9 +172,8 @@ def stop_on_signals(conn: socket.socket) -> list[int]:
     return received
 
 
-def exit_with_parent() -> None:
-    """If Snakemake dies (even by SIGKILL), exit: the closed socket stops the run."""
-    parent = os.getppid()
+def exit_with_parent(parent: int) -> None:
+    """If Snakemake (pid ``parent``) dies, even by SIGKILL, exit: the closed socket stops the run."""
 
     def poll():
         while os.getppid() == parent:
@@ -325,9 +325,8 @@ def hand_over(conn: socket.socket, request: dict, fds: list[int], key: tuple, sp
 class Remaining:
     """How many runs of an invocation are still to come, so no spare is started for none.
 
-    An invocation writes one job file per run it executes before any runs
-    (``.snakemake/nbsweep/invocations/<id>/jobs/<template>/<label>.json``); the folder is counted
-    at its first request, and every request served after it is one fewer to come.
+    An invocation writes one job file per run it executes before any runs (``layout.job_file``);
+    they are counted at its first request, and every request served after it is one fewer to come.
     """
 
     def __init__(self):
@@ -335,20 +334,18 @@ class Remaining:
 
     def after(self, request: dict) -> int:
         """The runs of ``request``'s invocation still to come (a large number if it cannot tell)."""
-        jobs = Path(request["cwd"], request["argv"][0]).parent.parent
-        if jobs.name != "jobs":
+        jobs = layout.jobs_folder_of(Path(request["cwd"], request["argv"][0]))
+        if jobs is None:
             return MAX_SPARES
         if jobs not in self.left:
-            self.left[jobs] = count_job_files(jobs)
+            try:
+                self.left[jobs] = layout.count_job_files(jobs)
+            except OSError:
+                self.left[jobs] = MAX_SPARES
         self.left[jobs] = max(self.left[jobs] - 1, 0)
         return self.left[jobs]
 
 
-def count_job_files(jobs: Path) -> int:
-    try:
-        return sum(1 for folder in jobs.iterdir() if folder.is_dir() for f in folder.iterdir() if f.suffix == ".json")
-    except OSError:
-        return MAX_SPARES
 
 
 def replenish(spares: list[Spare], key: tuple, wanted: int, most: int, listener) -> None:

@@ -131,3 +131,18 @@ def test_the_preload_code_binds_no_name():
     namespace = {}
     exec(preload.code(("xml.dom.minidom",)), namespace)  # noqa: S102 -- the statements a spare's kernel executes
     assert set(namespace) == {"__builtins__"}
+
+
+def test_preload_for_a_template_in_another_language_is_refused(project):
+    import nbformat
+
+    path = project.root / project.notebook("r", ["print(x)"], "x <- 0", kernel="ir")
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["kernelspec"]["language"] = "R"
+    nbformat.write(nb, path)
+    project.write_config(
+        {"defaults": {"preload": ["pandas"]}, "runs": [{"notebook": "notebooks/r.ipynb", "label": "one", "kernel": "python3"}]}
+    )
+    proc = project.snakemake("-n", check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "'preload' imports Python modules, but notebooks/r.ipynb is in R; remove 'preload' for it" in proc.stderr

@@ -83,3 +83,11 @@ def test_demo_config_plans_every_run(project):
     proc = project.snakemake("-n", "--quiet", "rules")
     assert re.search(r"^nbsweep_run\s+10$", proc.stdout, re.M), proc.stdout
     assert re.search(r"^nbsweep_run@compare_models@all\s+1$", proc.stdout, re.M), proc.stdout
+
+
+def test_several_run_targets_on_the_command_line(echo_project):
+    """Job files written while Snakemake builds the DAG are found even when it has already listed
+    the folder of another run's job file (Snakemake caches folder listings)."""
+    targets = [echo_project.target(*run) for run in (("echo", "one"), ("echo", "two"), ("other", "one"))]
+    echo_project.snakemake(*(str(target.relative_to(echo_project.root)) for target in targets))
+    assert echo_project.executed({}) == {"echo/one", "echo/two", "other/one"}

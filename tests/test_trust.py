@@ -39,7 +39,7 @@ def wait_for_first_run(project, proc, timeout: float = 120) -> None:
 
 def job_files(project) -> dict:
     folder = project.root / ".snakemake" / "nbsweep"
-    return {p: p.read_bytes() for p in folder.rglob("jobs/*/*.json")}
+    return {p: p.read_bytes() for p in folder.rglob("jobs/*/*/job.json")}
 
 
 def test_planning_elsewhere_never_changes_a_running_sweep(slow):
