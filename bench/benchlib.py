@@ -33,17 +33,7 @@ TEMPLATE_NAME = "triv"
 
 def trivial_notebook(path: Path, body: str = "y = x + 1") -> Path:
     """A template with one ``parameters`` cell (``x = 0``) and one trivial cell."""
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell("x = 0")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(body)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path
+    return pipeline_notebook(path, "x = 0", body)
 
 
 def make_project(root: Path, n: int, body: str = "y = x + 1") -> Path:

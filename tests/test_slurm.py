@@ -32,6 +32,8 @@ SBIN_PATH = os.environ.get("PATH", "") + os.pathsep + "/usr/sbin" + os.pathsep +
 SWEEP_TIMEOUT = 300  # seconds for one snakemake invocation; a healthy one takes well under 60
 COMMAND_TIMEOUT = 30
 BATCHED = [1, 2, 3, 4, 5]
+# Status by squeue, checked early and without retries (the plugin backs off polling by 10 s a round).
+SLURM_OPTIONS = ("--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2", "--retries", "0")
 BATCH_SIZE = 3
 
 
@@ -149,12 +151,7 @@ def sweeps(cluster, tmp_path_factory) -> dict[str, Sweep]:
             "slurm",
             "--cores",
             str(threads),
-            "--slurm-status-command",
-            "squeue",
-            "--slurm-init-seconds-before-status-checks",
-            "2",
-            "--retries",
-            "0",
+            *SLURM_OPTIONS,
         ),
         "generic": start(generic, "cluster-generic", "--cores", "1", "--seconds-between-status-checks", "2"),
     }
@@ -376,12 +373,7 @@ def run_chain(project: Project) -> ChainInvocation:
         "slurm",
         "--cores",
         "1",
-        "--slurm-status-command",
-        "squeue",
-        "--slurm-init-seconds-before-status-checks",
-        "2",
-        "--retries",
-        "0",
+        *SLURM_OPTIONS,
     )
     try:
         proc = finish(popen)
