@@ -73,10 +73,14 @@ def cut_off(job: dict, files: layout.RunFiles) -> bool:
     kept = {path: files.kept_outputs / sha for path, sha in written.items()}
     if not all(digest_if_present(link) == written[path] for path, link in kept.items()):
         return False
-    for path, link in [*kept.items(), (str(files.target), files.good)]:
-        put_back(link, Path(path))
-    if files.good_log.exists():
-        shutil.copy2(files.good_log, files.log)
+    try:
+        for path, link in [*kept.items(), (str(files.target), files.good)]:  # the notebook last
+            put_back(link, Path(path))
+        if files.good_log.exists():
+            shutil.copy2(files.good_log, files.log)
+    except OSError:  # e.g. a full disk: execute the run instead (it replaces whatever was put back)
+        files.target.unlink(missing_ok=True)
+        return False
     return True
 
 

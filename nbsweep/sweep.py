@@ -178,7 +178,7 @@ class Sweep:
         rule's output patterns cannot express per run), a rule of its own."""
         return own_rule(run.name, run.label) if run.outputs else RUN_RULE
 
-    def shared_rule_names_pattern(self, name: str) -> str:
+    def notebook_wildcard(self, name: str) -> str:
         """The ``notebook`` wildcard of nbsweep_run: a template name, except for the runs with a
         rule of their own (so Snakemake does not evaluate nbsweep_run for their targets too)."""
         own = "|".join(re.escape(f"{run.name}/{run.label}/") for run in self.producing_runs)

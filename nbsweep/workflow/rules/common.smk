@@ -32,7 +32,8 @@ def job_inputs_of(run):
     # Files of the runs it waits for order the jobs; no input's mtime counts, except that those
     # of upstream runs executing now tell Snakemake to run this one after them.
     fresh, settled = nbsweep.hooks.upstream_files(workflow, SWEEP, run)
-    data = [path for path in run.inputs if path not in fresh and path not in settled]
+    waited_for = {*fresh, *settled}
+    data = [path for path in run.inputs if path not in waited_for]
     job = nbsweep.hooks.job_inputs(workflow, SWEEP, run)
     return [*job, *fresh, *map(ancient, [*settled, *data])]
 

@@ -5,7 +5,7 @@
 
 rule nbsweep_run:
     wildcard_constraints:
-        notebook=SWEEP.shared_rule_names_pattern(SAFE_NAME),
+        notebook=SWEEP.notebook_wildcard(SAFE_NAME),
     input:
         get_job_inputs,
     output:
