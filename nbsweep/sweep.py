@@ -57,6 +57,7 @@ class Sweep:
         self.digests: dict[str, str] = {}  # input file -> SHA-256, computed once per invocation
         self._current: dict[tuple[str, str], bool] = {}
         self._executes: dict[tuple[str, str], bool] = {}
+        self._upstream: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self.owner = False  # whether this invocation holds the folder (nbsweep.workdir)
         self.invocation = ""  # this invocation's name, for its job files
         self.refused = False  # ended by nbsweep before executing anything
@@ -171,7 +172,10 @@ class Sweep:
 
     def upstream_keys(self, run: Run) -> list[tuple[str, str]]:
         """(name, label) of the runs this one waits for (``nbsweep.pipeline.upstream_ids``)."""
-        return [tuple(run_id.split("/", 1)) for run_id in upstream_ids(run)]
+        key = (run.name, run.label)
+        if key not in self._upstream:
+            self._upstream[key] = [tuple(run_id.split("/", 1)) for run_id in upstream_ids(run)]
+        return self._upstream[key]
 
     def rule_name(self, run) -> str:
         """The Snakemake rule of a run: nbsweep_run, or, for a run with declared outputs (which a
