@@ -144,7 +144,7 @@ class LogHandler(LogHandlerBase):
         self.progress = Progress()
         self.jobs: dict[int, dict] = {}  # jobid -> what its JOB_INFO said
         self.counted: set[int] = set()
-        self.held: logging.LogRecord | None = None  # a job failure's exception, awaiting its error block
+        self.held: list[logging.LogRecord] = []  # job failures' exceptions, each awaiting its error block
         isatty = getattr(self.stream, "isatty", None)
         self.bottom = BottomLine(self.stream) if isatty and isatty() and os.environ.get("TERM") != "dumb" else None
         self.wall_start = time.time()
@@ -177,12 +177,10 @@ class LogHandler(LogHandlerBase):
 
     def quiet(self, record: logging.LogRecord) -> None:
         event = getattr(record, "event", None)
-        if self.held is not None:
-            held, self.held = self.held, None
-            if event not in (LogEvent.JOB_ERROR, LogEvent.GROUP_ERROR):
-                self.write(held.getMessage())
+        if event in (LogEvent.JOB_ERROR, LogEvent.GROUP_ERROR) and self.held:
+            self.held.pop(0)  # said by the failure's own line (other jobs' records may come between)
         if event == LogEvent.ERROR and getattr(record, "exception", None) in JOB_FAILURE_EXCEPTIONS:
-            self.held = record
+            self.held.append(record)
         elif event == LogEvent.RUN_INFO:
             self.progress.total = sum(count for rule, count in getattr(record, "stats", {}).items() if is_run_rule(rule))
             self.progress.started = self.last_line = time.monotonic()
@@ -280,9 +278,9 @@ class LogHandler(LogHandlerBase):
         self.stream.flush()
 
     def close(self) -> None:
-        if self.held is not None:
-            self.write(self.held.getMessage())
-            self.held = None
+        for record in self.held:  # no error block came for it: say it
+            self.write(record.getMessage())
+        self.held.clear()
         if self.bottom is not None:
             self.bottom.close()
         super().close()
