@@ -346,8 +346,6 @@ class Remaining:
         return self.left[jobs]
 
 
-
-
 def replenish(spares: list[Spare], key: tuple, wanted: int, most: int, listener) -> None:
     """Dismiss spares made for another setting, and those beyond ``most`` (the runs still to come);
     start new ones for ``key`` up to ``wanted``."""
