@@ -188,6 +188,11 @@ class Sweep:
         own = "|".join(re.escape(f"{run.name}/{run.label}/") for run in self.producing_runs)
         return f"(?!{own}){name}" if own else name
 
+    def own_rule_outputs(self, run) -> dict[str, str]:
+        """The named outputs of a run's own rule: its notebook first (as for nbsweep_run), then
+        its declared outputs."""
+        return {"notebook": self.target(run), **{f"declared{i}": path for i, path in enumerate(run.outputs)}}
+
     @property
     def producing_runs(self) -> list:
         return [run for run in self.runs.values() if run.outputs]

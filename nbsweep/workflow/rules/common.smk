@@ -8,6 +8,8 @@ OUTPUT_DIR = SWEEP.output_dir
 TARGET = layout.TARGET.format(output_dir=OUTPUT_DIR, name="{notebook}", label="{label}")
 # How the jobs start Python (this interpreter, or the conda env's with --sdm conda).
 NBSWEEP_PYTHON = nbsweep.hooks.job_python(workflow)
+# A run's job: its notebook and log; the job file comes from its invocation (nbsweep.run).
+RUN_COMMAND = f"{NBSWEEP_PYTHON} -m nbsweep.run {{output.notebook:q}} {{log:q}}"
 PRIORITY = nbsweep.hooks.priorities(SWEEP)
 # Batches (batch_size) on clusters: one --group-components entry covers every batch group.
 nbsweep.hooks.join_batches(workflow, SWEEP)

@@ -4,14 +4,14 @@
 
 
 rule nbsweep_run:
-    wildcard_constraints:
-        notebook=SWEEP.notebook_wildcard(SAFE_NAME),
     input:
         get_job_inputs,
     output:
-        TARGET,
+        notebook=TARGET,
     log:
         str(layout.RunFiles(Path(TARGET)).log),
+    wildcard_constraints:
+        notebook=SWEEP.notebook_wildcard(SAFE_NAME),
     priority: get_priority
     group:
         get_group
@@ -21,7 +21,7 @@ rule nbsweep_run:
     resources:
         **get_resources(),
     shell:
-        NBSWEEP_PYTHON + " -m nbsweep.run {output:q} {log:q}"
+        RUN_COMMAND
 
 
 # A run with declared outputs has a rule of its own (outputs cannot vary per run in one rule).
@@ -34,8 +34,7 @@ for _run in SWEEP.producing_runs:
         input:
             lambda wildcards, run=_run: job_inputs_of(run),
         output:
-            SWEEP.target(_run),
-            *_run.outputs,
+            **SWEEP.own_rule_outputs(_run),
         log:
             str(layout.RunFiles(Path(SWEEP.target(_run))).log),
         priority: PRIORITY[_key]
@@ -47,7 +46,7 @@ for _run in SWEEP.producing_runs:
         resources:
             **{name: SWEEP.resource(name, _key) for name in SWEEP.resource_names},
         shell:
-            NBSWEEP_PYTHON + " -m nbsweep.run {output[0]:q} {log:q}"
+            RUN_COMMAND
 
 
 for _name in SWEEP.template_names:

@@ -30,7 +30,7 @@ rule nbsweep_render:
     conda:
         "../envs/notebook.yaml"
     shell:
-        NBSWEEP_PYTHON + " -m nbsweep.render {input:q} {output:q} 2> {log:q}"
+        f"{NBSWEEP_PYTHON} -m nbsweep.render {{input:q}} {{output:q}} 2> {{log:q}}"
 
 
 rule nbsweep_renderings:
