@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import interrupts, layout, summary, tracking, workdir
+from . import interrupts, layout, summary, tracking, warm, workdir
 from .errors import SweepError
 from .output_dir import check_output_dir_is_ours
 from .packaged import SCHEMA
@@ -100,9 +100,13 @@ def job_inputs(workflow, sweep: Sweep, run) -> list[str]:
     if not workflow.dryrun and not sweep.owner:
         refuse(sweep, workdir.refusal())
     try:
-        return [str(sweep.job_file(run, dry=workflow.dryrun, forced=is_forced(run)))]
+        path = sweep.job_file(run, dry=workflow.dryrun, forced=is_forced(run))
     except OSError as err:  # e.g. a full disk
         refuse(sweep, f"cannot write the job file of run {run.id} ({err.strerror}); free space and run again")
+    if not workflow.dryrun and workflow.local_exec and not MAIN.get("warm"):
+        MAIN["warm"] = True
+        warm.start_early()  # a run executes here: the warm runner's imports overlap the rest of planning
+    return [str(path)]
 
 
 def upstream_files(workflow, sweep: Sweep, run) -> tuple[list[str], list[str]]:

@@ -25,9 +25,11 @@ what a dead owner left (``clear_orphaned``).
 import json
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,21 +71,24 @@ class Kernel:
         """Shut the kernel down (``now``: kill it), end what it left running, remove its runtime dir."""
         from jupyter_core.utils import run_sync
 
+        left = tree(self.pid)  # before it ends: a forked kernel's daemons re-parent away from it then
         try:
             if run_sync(self.manager.is_alive)():
                 run_sync(self.manager.shutdown_kernel)(now=now)
             run_sync(self.manager.cleanup_resources)()
         finally:
             others = [kernel.pid for kernel in _owned.values() if kernel is not None and kernel is not self and kernel.pid]
-            kill(session(self.pid) + descendants(spare=others))
+            kill(left + session(self.pid) + tree(self.pid) + descendants(spare=others))
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
             _owned.pop(self.runtime_dir, None)
 
 
-def start(name: str, output: int | None = None) -> Kernel:
+def start(name: str, output: int | None = None, zygote: socket.socket | None = None) -> Kernel:
     """Start kernel ``name`` in this process's directory and environment.
 
     ``output``: a file descriptor for the kernel's stdout and stderr (default: this process's).
+    ``zygote``: a connection to a zygote to fork the kernel from (``nbsweep.forking``; raises
+    ``forking.ForkFailed`` if it gives none).
     """
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
@@ -95,6 +100,12 @@ def start(name: str, output: int | None = None) -> Kernel:
     record_owner(runtime_dir)
     os.environ["JUPYTER_RUNTIME_DIR"] = runtime_dir
     manager = AsyncKernelManager(kernel_name=name, config=kernel_config(runtime_dir))
+    if zygote is not None:
+        from . import forking
+
+        manager.kernel_id = str(uuid.uuid4())
+        manager.provisioner = forking.ForkProvisioner(kernel_id=manager.kernel_id, kernel_spec=manager.kernel_spec, parent=manager)
+        manager.provisioner.channel = zygote
     streams = {} if output is None else {"stdout": output, "stderr": output}
     try:
         run_sync(manager.start_kernel)(**streams)
@@ -114,7 +125,7 @@ def kill_all() -> None:
 
     For the abort path (a signal, or the requester gone): no event loop, no graceful shutdown.
     """
-    kill([p for kernel in _owned.values() if kernel is not None for p in session(kernel.pid)] + descendants())
+    kill([p for kernel in _owned.values() if kernel is not None for p in session(kernel.pid) + tree(kernel.pid)] + descendants())
     for runtime_dir in list(_owned):
         shutil.rmtree(runtime_dir, ignore_errors=True)
         _owned.pop(runtime_dir, None)
@@ -132,6 +143,17 @@ def session(sid: int | None) -> list:
         except (OSError, psutil.Error):
             pass
     return members
+
+
+def tree(pid: int | None) -> list:
+    """Process ``pid`` and its descendants (a forked kernel's: it is their subreaper)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid) if pid else None
+        return [root, *root.children(recursive=True)] if root else []
+    except psutil.Error:
+        return []
 
 
 def descendants(spare: list[int] = ()) -> list:
@@ -237,24 +259,35 @@ def interpreter(spec: dict) -> str | None:
     return sys.executable if argv0 in {"python", f"python{version[0]}", f"python{version[0]}.{version[1]}"} else argv0
 
 
-def start_ahead(name: str, output: int | None = None) -> Kernel:
-    """``start`` a kernel and record what it was made from, for ``still_current``."""
-    spec = spec_of(name)
-    python = interpreter(spec)
-    dirs = site_state.interpreter_site_dirs(python, {**os.environ, **spec["env"]}) if python else []
-    signature = site_state.signature(dirs)  # before the kernel starts: a later install must show
-    kernel = start(name, output)
+def start_ahead(name: str, output: int | None = None, forked: tuple | None = None) -> Kernel:
+    """``start`` a kernel and record what it was made from, for ``still_current``. ``forked``: a
+    connection to a zygote to fork it from, and what that zygote was made from."""
+    if forked is not None:
+        connection, made_from = forked
+        spec = made_from[0]
+        kernel = start(name, output, zygote=connection)
+    else:
+        spec = spec_of(name)
+        python = interpreter(spec)
+        dirs = site_state.interpreter_site_dirs(python, {**os.environ, **spec["env"]}) if python else []
+        made_from = (spec, dirs, site_state.signature(dirs))  # before the kernel starts: a later install must show
+        kernel = start(name, output)
     if described(kernel.manager.kernel_spec) == spec:  # else edited meanwhile: never current
-        kernel.made_from = (spec, dirs, signature)
+        kernel.made_from = made_from
     return kernel
 
 
 def still_current(kernel: Kernel) -> bool:
     """Whether a kernel started now would be made from the same kernelspec and installs."""
-    if kernel.made_from is None:
+    return made_from_current(kernel.name, kernel.made_from)
+
+
+def made_from_current(name: str, made_from: tuple | None) -> bool:
+    """Whether kernel ``name`` started now would be made from ``made_from`` (kernelspec, site dirs, their signature)."""
+    if made_from is None:
         return False
-    spec, dirs, signature = kernel.made_from
+    spec, dirs, signature = made_from
     try:
-        return spec_of(kernel.name) == spec and site_state.signature(dirs) == signature
+        return spec_of(name) == spec and site_state.signature(dirs) == signature
     except (KeyError, OSError, ValueError):  # the kernelspec has gone (NoSuchKernel) or is unreadable: a new start says why
         return False

@@ -117,6 +117,23 @@ def run_via_server(argv: list[str], parent: int) -> int | None:
     return None if "declined" in answer else answer["exit"]  # declined: it cannot take on our setting
 
 
+def start_early() -> None:
+    """Start the server now, if it is not running, so its imports overlap Snakemake's planning (the
+    first run then finds it listening); nothing if the warm runner is off or its folder not private."""
+    if not enabled():
+        return
+    try:
+        folder = open_private(default_path())
+    except NotPrivate:
+        return  # the first run says why
+    with folder:
+        name = socket_name(process_setting.capture())
+        if (conn := connect(folder, name)) is not None:
+            conn.close()
+        else:
+            start_server(folder, name)
+
+
 def connect(folder: PrivateDir, name: str, wait: float = 0) -> socket.socket | None:
     """A connection to our server ``name`` in ``folder``; with ``wait``, keep trying that many
     seconds while a server is being started (its start lock is held)."""
@@ -256,6 +273,7 @@ def serve(shown: Path, dir_fd: int, lock_fd: int) -> None:
     os.close(lock_fd)  # listening: clients may connect; a new server may start once this one exits
     inode = folder.inode(name)
     spares: list[Spare] = []
+    zygotes: dict = {}  # by setting (``forking.Zygote``): what its spares' kernels are forked from
     busy: set[int] = set()  # children executing a run
     ahead = Remaining()
     last_request = time.monotonic()
@@ -271,14 +289,16 @@ def serve(shown: Path, dir_fd: int, lock_fd: int) -> None:
             conn.close()
             continue
         key = request_key(request)
-        busy.add(hand_over(conn, request, fds, key, spares, listener))
+        busy.add(hand_over(conn, request, fds, key, spares, listener, zygotes))
         conn.close()
         for fd in fds:
             os.close(fd)
         left = ahead.after(request)
-        replenish(spares, key, wanted=min(len(busy), MAX_SPARES, left), most=left, listener=listener)
+        replenish(spares, zygotes, key, request, wanted=min(len(busy), MAX_SPARES, left), most=left, listener=listener)
     for spare in spares:
         spare.channel.close()
+    for zygote in zygotes.values():
+        zygote.close()
     if folder.inode(name) == inode:
         folder.unlink(name)
 
@@ -307,7 +327,7 @@ def receive(conn: socket.socket, count: int = STREAMS) -> tuple[dict, list[int]]
     return json.loads(message[8:]), fds
 
 
-def hand_over(conn: socket.socket, request: dict, fds: list[int], key: tuple, spares: list[Spare], listener) -> int:
+def hand_over(conn: socket.socket, request: dict, fds: list[int], key: tuple, spares: list[Spare], listener, zygotes: dict) -> int:
     """Give the request to a spare made for the same setting, else to a new child; its pid."""
     payload = json.dumps(request).encode()
     for spare in [s for s in spares if s.key == key]:
@@ -319,7 +339,16 @@ def hand_over(conn: socket.socket, request: dict, fds: list[int], key: tuple, sp
             continue
         finally:
             spare.channel.close()
-    return fork(listener, spares, lambda: serve_one(conn, request, fds, kernel=None))
+    forked = seat(zygotes, key, zygote_for(zygotes, key, request))  # the zygote imports once for this run and the spares
+    pid = fork(
+        listener,
+        spares,
+        lambda: serve_one(conn, request, fds, kernel=None, forked=(key, forked) if forked else None),
+        close=controls(zygotes),
+    )
+    if forked:
+        forked[0].close()
+    return pid
 
 
 class Remaining:
@@ -346,17 +375,63 @@ class Remaining:
         return self.left[jobs]
 
 
-def replenish(spares: list[Spare], key: tuple, wanted: int, most: int, listener) -> None:
-    """Dismiss spares made for another setting, and those beyond ``most`` (the runs still to come);
-    start new ones for ``key`` up to ``wanted``."""
+def replenish(spares: list[Spare], zygotes: dict, key: tuple, request: dict, wanted: int, most: int, listener) -> None:
+    """Dismiss spares (and zygotes) made for another setting, and spares beyond ``most`` (the runs
+    still to come); start new ones for ``key`` up to ``wanted``, forked from the setting's zygote
+    when it preloads modules."""
     for spare in [s for s in spares if s.key != key] + [s for s in spares if s.key == key][most:]:
         spares.remove(spare)
         spare.channel.close()
+    for other in [k for k in zygotes if k != key]:
+        zygotes.pop(other).close()
+    if len(spares) >= wanted:
+        return
+    zygote = zygote_for(zygotes, key, request)
     while len(spares) < wanted:
+        forked = seat(zygotes, key, zygote)
         ours, theirs = socket.socketpair()
-        pid = fork(listener, spares, lambda theirs=theirs: wait_as_spare(theirs, key), close=[ours])
+        pid = fork(
+            listener, spares, lambda theirs=theirs, forked=forked: wait_as_spare(theirs, key, forked), close=[ours, *controls(zygotes)]
+        )
         theirs.close()
+        if forked:
+            forked[0].close()
         spares.append(Spare(pid, ours, key))
+
+
+def seat(zygotes: dict, key: tuple, zygote) -> tuple | None:
+    """For a spare to fork its kernel from ``zygote``: a connection to it and what it was made from
+    (``kernels.start_ahead``); None without a zygote, or if it has gone (then it is dropped)."""
+    from . import forking
+
+    if zygote is None or zygotes.get(key) is not zygote:
+        return None
+    try:
+        return zygote.connection(), zygote.made_from
+    except forking.ForkFailed:
+        zygotes.pop(key).close()
+        return None
+
+
+def zygote_for(zygotes: dict, key: tuple, request: dict):
+    """The zygote for ``key``'s setting (started if there is none, or it is out of date); None if the
+    setting preloads nothing or its kernel cannot be forked."""
+    from . import forking
+
+    kernel_name, modules = key[:2]
+    if not kernel_name or not modules:
+        return None
+    if (zygote := zygotes.get(key)) is not None and not zygote.current():
+        zygotes.pop(key).close()
+        zygote = None
+    if zygote is None and (zygote := forking.Zygote.start(kernel_name, modules, request["cwd"], request["env"], request["setting"])):
+        zygotes[key] = zygote
+    return zygote
+
+
+def controls(zygotes: dict) -> list[socket.socket]:
+    """The zygotes' control channels: no child of the server may hold them (a zygote exits when the server closes its own)."""
+    return [zygote.control for zygote in zygotes.values()]
 
 
 def fork(listener, spares: list[Spare], work, close: tuple = ()) -> int:
@@ -387,8 +462,9 @@ def reap(busy: set[int], spares: list[Spare]) -> None:
             spare.channel.close()
 
 
-def wait_as_spare(channel: socket.socket, key: tuple) -> int:
-    """In a spare: start a kernel in ``key``'s setting, then serve the request handed over."""
+def wait_as_spare(channel: socket.socket, key: tuple, forked: tuple | None) -> int:
+    """In a spare: start a kernel in ``key``'s setting (forked from a zygote: ``forked``, from
+    ``seat``), then serve the request handed over."""
     from . import kernels
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # until a run is handed over (then: execute.handle_signals)
@@ -402,7 +478,7 @@ def wait_as_spare(channel: socket.socket, key: tuple) -> int:
     except (OSError, ValueError):
         return 0  # not a setting this process can take on: the run goes to a new child, which declines
     output, kernel_output = os.pipe()
-    kernel, warning = start_kernel_ahead(kernel_name, modules, kernel_output) if kernel_name else (None, None)
+    kernel, warning = start_kernel_ahead(kernel_name, modules, kernel_output, forked) if kernel_name else (None, None)
     os.close(kernel_output)
     try:
         request, fds = receive(channel, STREAMS + 1)  # the client's connection, then its streams
@@ -418,12 +494,20 @@ def wait_as_spare(channel: socket.socket, key: tuple) -> int:
     return serve_one(conn, request, fds[1:], kernel, on_streams=relay.start, warning=warning)
 
 
-def start_kernel_ahead(name: str, modules: tuple[str, ...], output: int):
-    """A kernel ``name`` started ahead, with ``modules`` imported in it (``nbsweep.preload``), and
-    None; or, if they cannot be imported, a plain fresh kernel and the warning for the run. The
-    kernel is None if it cannot start: the run then starts its own and reports why that fails."""
+def start_kernel_ahead(name: str, modules: tuple[str, ...], output: int | None, forked: tuple | None = None):
+    """A kernel ``name`` started ahead, with ``modules`` imported in it, and None: forked from a
+    zygote (``forked``: see ``seat``), else started and then made to import them (``nbsweep.preload``);
+    or, if they cannot be imported, a plain fresh kernel and the warning for the run. The kernel
+    is None if it cannot start: the run then starts its own and reports why that fails."""
     from . import kernels, preload
 
+    if forked is not None:
+        try:
+            kernel = kernels.start_ahead(name, output=output, forked=forked)
+            kernel.preloaded = modules
+            return kernel, None
+        except Exception:  # noqa: BLE001 -- the zygote could not import them, or has gone: as without one
+            pass
     try:
         kernel = kernels.start_ahead(name, output=output)
     except Exception:
@@ -451,10 +535,11 @@ def copy_to_stderr(fd: int) -> None:
         pass
 
 
-def serve_one(conn: socket.socket, request: dict, fds: list[int], kernel, on_streams=None, warning: str | None = None) -> int:
+def serve_one(conn: socket.socket, request: dict, fds: list[int], kernel, on_streams=None, warning: str | None = None, forked=None) -> int:
     """In a child: take over the client's directory, environment, process setting and streams; run;
     reply. A setting it cannot take on exactly is declined (the client then runs in-process).
-    ``warning``: one line for the run's stderr and log (a preload that failed)."""
+    ``warning``: one line for the run's stderr and log (a preload that failed). ``forked``: the
+    request's key and a seat at its zygote (``seat``), to fork the run's kernel from."""
     from .execute import run_job
 
     conn.settimeout(None)
@@ -473,6 +558,9 @@ def serve_one(conn: socket.socket, request: dict, fds: list[int], kernel, on_str
         os.close(fd)
     if on_streams:
         on_streams()
+    if forked is not None:
+        (kernel_name, modules, *_), seated = forked
+        kernel, warning = start_kernel_ahead(kernel_name, modules, None, seated)
 
     def reply(code: int) -> None:
         try:
