@@ -36,6 +36,7 @@ from .templates import code_digest, read_notebook
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 _aborting = threading.Lock()
+ABORT_WAIT = 60  # seconds a failing run waits for an abort under way to end the process
 # papermill probes optional cloud storage backends on import (boto3 alone costs ~0.3 s per run);
 # runs read and write local files only, so make those imports fail fast.
 REMOTE_IO_BACKENDS = ("boto3", "botocore", "azure", "gcsfs", "pyarrow", "github")
@@ -84,6 +85,13 @@ def abort(partial: Path, code: int) -> None:
     kernels.kill_all()
     partial.unlink(missing_ok=True)
     os._exit(code)
+
+
+def wait_if_aborting() -> None:
+    """If ``abort`` has begun, the run fails because its kernel was killed: wait for ``abort`` to
+    end the process, so nothing of the run is written (it may see the kernel die before ``abort`` exits)."""
+    if _aborting.locked():
+        threading.Event().wait(ABORT_WAIT)
 
 
 def watch(gone, partial: Path, reported: threading.Event) -> None:
@@ -225,6 +233,7 @@ def execute(job: dict, target: Path, log_path: Path, kernel: kernels.Kernel | No
         print(f"nbsweep: run {job['run']} ok in {seconds:.1f} s -> {target}", file=sys.stderr)
         code = 0
     except Exception as err:
+        wait_if_aborting()
         report_failure(err, job, files, actual_code, log_path)
     finally:
         if report:

@@ -145,19 +145,16 @@ class ForkProvisioner(LocalProvisioner):
         try:
             os.killpg(self.pgid, signum)  # its session's group: the kernel and what it started
         except OSError:
-            signal.pidfd_send_signal(self.kernel_fd, signum)
+            try:
+                signal.pidfd_send_signal(self.kernel_fd, signum)
+            except ProcessLookupError:
+                pass  # it has ended already
 
     async def kill(self, restart: bool = False) -> None:
-        await self.quietly(signal.SIGKILL)
+        await self.send_signal(signal.SIGKILL)
 
     async def terminate(self, restart: bool = False) -> None:
-        await self.quietly(signal.SIGTERM)
-
-    async def quietly(self, signum: int) -> None:
-        try:
-            await self.send_signal(signum)
-        except ProcessLookupError:
-            pass  # it has ended already
+        await self.send_signal(signal.SIGTERM)
 
 
 def launch(channel: socket.socket | None, cmd: list[str], kwargs: dict) -> tuple[int, int]:
@@ -166,7 +163,8 @@ def launch(channel: socket.socket | None, cmd: list[str], kwargs: dict) -> tuple
         raise ForkFailed("no zygote")
     output = kwargs.get("stdout")
     owner = os.pidfd_open(os.getpid())
-    request = {"cmd": cmd, "env": kwargs.get("env") or dict(os.environ), "cwd": str(kwargs.get("cwd") or os.getcwd())}
+    env = {**(kwargs.get("env") or os.environ), "JPY_PARENT_PID": str(os.getpid())}  # as jupyter_client.launch_kernel sets it
+    request = {"cmd": cmd, "env": env, "cwd": str(kwargs.get("cwd") or os.getcwd())}
     try:
         channel.settimeout(LAUNCH_SECONDS)
         socket.send_fds(channel, [json.dumps(request).encode()], [1 if output is None else output, owner])

@@ -13,9 +13,11 @@ A run's processes end with it, however it ends. jupyter_client starts every kern
 of a new session, and whatever the notebook starts stays in that session, detached or not
 (``os.system("(sleep 913 &)")`` re-parents the ``sleep`` to an ancestor but keeps its session).
 The process that owns the kernel also makes itself a child subreaper (Linux ``prctl``), so even a
-daemon that leaves the session (``setsid``) re-parents to it rather than to init. Stopping a
+daemon that leaves the session (``setsid``) re-parents to it rather than to init; a kernel forked
+from a zygote (``start(zygote=...)``, ``nbsweep.forking``) is not its owner's child, so it is a
+subreaper itself and such daemons stay its descendants. Stopping a
 kernel, gracefully or not (``Kernel.stop``, and ``kill_all`` on the abort path, where no event
-loop can be used), kills the kernel's session and this process's other descendants, and removes
+loop can be used), kills the kernel's session, its descendants and this process's other descendants, and removes
 the runtime dir: its IPC sockets and connection file (with the kernel's HMAC key). When the owner
 itself was killed outright (SIGKILL), nothing of it runs any more: each runtime dir records its
 owner and kernel (``owner.json``), and the next kernel started under the same temp dir first ends

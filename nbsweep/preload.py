@@ -1,17 +1,14 @@
-"""Preloading: a warm spare's kernel imports the run's ``preload`` modules before it gets the run.
+"""Preloading into a started kernel: the way a spare imports its ``preload`` modules when its kernel
+cannot be forked from a zygote (``nbsweep.forking``, the usual way).
 
-Real templates are often import-bound (``import pandas, matplotlib.pyplot`` is most of a small
-analysis), and every run's fresh kernel pays those imports again. A spare started for a setting
-with a ``preload`` list has its kernel import them while it waits, so the run's own ``import``
-finds them in ``sys.modules``.
-
-What the run sees is exactly a fresh kernel that imported those modules first, and nothing else:
-the imports execute silently (``silent=True``: no history, no ``In``/``Out`` entry, no output
-kept, the execution count does not move, so the run's first cell is still ``[1]``), through
-``__import__``, which binds no name in the user namespace. A spare serves one run and dies, so no
-state of another run can leak. Warnings raised while importing are not shown again in the run,
-as for any module imported before it. Where there is no spare (the first runs of a sweep, the
-warm runner off) a run simply imports the modules itself.
+The spare's kernel, started as usual, imports the modules while it waits, so the run's own
+``import`` finds them in ``sys.modules``. What the run sees is exactly a fresh kernel that
+imported those modules first, and nothing else: the imports execute silently (``silent=True``:
+no history, no ``In``/``Out`` entry, no output kept, the execution count does not move, so the
+run's first cell is still ``[1]``), through ``__import__``, which binds no name in the user
+namespace. A spare serves one run and dies, so no state of another run can leak. Warnings raised
+while importing are not shown again in the run, as for any module imported before it. This
+takes the imports off the run's path but not off the machine: each kernel still pays them.
 """
 
 import asyncio

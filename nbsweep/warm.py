@@ -5,10 +5,13 @@ jupyter_client costs about as much CPU as executing a small notebook, and starti
 takes longer still. So the first run of a sweep starts this server (and waits for it to listen);
 every run passes its request and its stdout/stderr over a Unix socket, and the server hands it
 to a forked child. The server keeps spares: children forked ahead that have already started a
-kernel in the setting (kernel name, directory, environment) of the latest request, and imported
-its ``preload`` modules in it (``nbsweep.preload``), as many as runs are executing (at most one
-per CPU) and never more than the runs its invocation has still to come (``Remaining``: a spare
-serves its own invocation only, as the environment names it). A run executes at once on a
+kernel in the setting (kernel name, directory, environment) of the latest request, as many as
+runs are executing (at most one per CPU) and never more than the runs its invocation has still
+to come (``Remaining``: a spare serves its own invocation only, as the environment names it).
+Where the setting has ``preload`` modules, the server keeps a zygote for it that has imported
+them, and spares (and a run that finds no spare) fork their kernel from it (``nbsweep.forking``;
+else they import them in their kernel: ``nbsweep.preload``). The first job of an invocation that
+executes anything starts the server while Snakemake is still planning (``start_early``). A run executes at once on a
 spare's kernel and is reported done before that kernel shuts down. The client stays the process Snakemake waits on
 and relays the exit status. If it dies (Snakemake killed), or is interrupted (SIGTERM, SIGINT:
 it half-closes the connection and waits for the child), the child sees the end of the stream and

@@ -3,7 +3,7 @@
 Run by the kernel's own interpreter as a script (``python .../zygote.py FD MODULES_JSON``), so it
 needs nothing but the standard library and ipykernel, and puts nothing of nbsweep in the kernel.
 The warm server starts one per setting (kernel, modules, directory, environment, process setting:
-``nbsweep.forking``), in that setting. It imports the kernel's own code and the modules once, as
+``nbsweep.forking``), in that setting. It imports the kernel's own code (all but ``ipykernel.kernelapp``) and the modules once, as
 a fresh kernel would (matplotlib's backend chosen as ipykernel chooses it; the directory on
 ``sys.path``), then serves: on FD (control) it receives one connection per spare; on a connection,
 a launch request (the kernel command, environment and directory jupyter_client made, plus the
@@ -22,7 +22,8 @@ import sys
 
 del sys.path[0]  # this script's folder (nbsweep's package) must never be importable in a kernel
 
-import json  # noqa: E402 -- after the path is fixed
+import contextlib  # noqa: E402 -- after the path is fixed
+import json  # noqa: E402
 import os  # noqa: E402
 import runpy  # noqa: E402
 import select  # noqa: E402
@@ -32,6 +33,16 @@ import threading  # noqa: E402
 
 MESSAGE = 1 << 20  # largest request (an environment) read in one message
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+# What ipykernel.kernelapp imports besides ipykernel.ipkernel, but not kernelapp itself: its traits'
+# defaults read the environment jupyter_client launches each kernel with (JPY_PARENT_PID).
+KERNEL_MODULES = (
+    "IPython.core.application",
+    "IPython.core.shellapp",
+    "ipykernel.control",
+    "ipykernel.heartbeat",
+    "ipykernel.parentpoller",
+    "ipykernel.shellchannel",
+)
 INLINE = "module://matplotlib_inline.backend_inline"  # what ipykernel sets MPLBACKEND to (kernelapp.init_gui_pylab)
 
 
@@ -66,8 +77,10 @@ def prepare(modules: list[str]) -> str | None:
     if not os.environ.get("MPLBACKEND"):
         os.environ["MPLBACKEND"] = INLINE
     try:
-        __import__("ipykernel.kernelapp")
         __import__("ipykernel.ipkernel")
+        for name in KERNEL_MODULES:
+            with contextlib.suppress(ImportError):  # another ipykernel's layout: the kernel imports what it needs
+                __import__(name)
         for name in modules:
             __import__(name)
     except BaseException as err:  # noqa: BLE001 -- any failure only means: no preloaded kernels

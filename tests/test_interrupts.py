@@ -71,12 +71,13 @@ def stop_servers(tmpdir) -> None:
             proc.terminate()
 
 
-@pytest.fixture(params=["warm", "in-process"])
+@pytest.fixture(params=["warm", "forked", "in-process"])
 def napping(request, project, monkeypatch, tmp_path_factory):
-    """Two runs that record their kernel's pid, start ``sleep 913`` detached, then sleep a minute."""
+    """Two runs that record their kernel's pid, start ``sleep 913`` detached, then sleep a minute
+    (``forked``: on kernels forked from a zygote, through ``preload``)."""
     tmpdir = tmp_path_factory.mktemp("itmp")
     monkeypatch.setenv("TMPDIR", str(tmpdir))
-    monkeypatch.setenv("NBSWEEP_WARM_RUNNER", "1" if request.param == "warm" else "0")
+    monkeypatch.setenv("NBSWEEP_WARM_RUNNER", "0" if request.param == "in-process" else "1")
     pids = project.root / "pids"
     pids.mkdir()
     code = [
@@ -85,7 +86,8 @@ def napping(request, project, monkeypatch, tmp_path_factory):
         "time.sleep(seconds)",
     ]
     project.notebook("nap", code, f"seconds = {NAP}\nlabel = ''")
-    project.write_config({"runs": [{"notebook": "notebooks/nap.ipynb", "label": x, "parameters": {"label": x}} for x in ("a", "b")]})
+    runs = [{"notebook": "notebooks/nap.ipynb", "label": x, "parameters": {"label": x}} for x in ("a", "b")]
+    project.write_config({"defaults": {"preload": ["fractions"] if request.param == "forked" else []}, "runs": runs})
     project.tmpdir, project.pids = tmpdir, pids
     yield project
     stop_servers(tmpdir)
