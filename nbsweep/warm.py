@@ -54,6 +54,7 @@ STARTUP_SECONDS = 10  # how long a job waits for a server being started before r
 ABORT_SECONDS = 10  # how long an interrupted job waits for the child to stop its run
 STREAMS = 2  # stdout and stderr are handed to the child
 MAX_SPARES = os.cpu_count() or 1  # kernels started ahead, at most one per CPU
+MAX_ZYGOTES = 2  # settings whose zygote is kept (``forking``): the ones used last
 
 
 def enabled() -> bool:
@@ -260,13 +261,14 @@ def request_key(request: dict) -> tuple:
 
 def serve(shown: Path, dir_fd: int, lock_fd: int) -> None:
     """Serve in the folder opened as ``dir_fd`` (``shown`` is its path, for messages) as ``shown.name``."""
-    from . import execute
+    from . import execute, kernels
 
     check(dir_fd, shown.parent)
     os.set_inheritable(dir_fd, False)  # not for kernels
     folder, name = PrivateDir(shown.parent, dir_fd), shown.name
 
     execute.rehearse()  # the point of the server: imports done once, shared by every fork
+    kernels.become_subreaper()  # a forked kernel whose zygote died re-parents here, not to init (it would exit)
     import jupyter_client.manager  # noqa: F401
 
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -379,14 +381,12 @@ class Remaining:
 
 
 def replenish(spares: list[Spare], zygotes: dict, key: tuple, request: dict, wanted: int, most: int, listener) -> None:
-    """Dismiss spares (and zygotes) made for another setting, and spares beyond ``most`` (the runs
+    """Dismiss spares made for another setting, and those beyond ``most`` (the runs
     still to come); start new ones for ``key`` up to ``wanted``, forked from the setting's zygote
     when it preloads modules."""
     for spare in [s for s in spares if s.key != key] + [s for s in spares if s.key == key][most:]:
         spares.remove(spare)
         spare.channel.close()
-    for other in [k for k in zygotes if k != key]:
-        zygotes.pop(other).close()
     if len(spares) >= wanted:
         return
     zygote = zygote_for(zygotes, key, request)
@@ -418,7 +418,8 @@ def seat(zygotes: dict, key: tuple, zygote) -> tuple | None:
 
 def zygote_for(zygotes: dict, key: tuple, request: dict):
     """The zygote for ``key``'s setting (started if there is none, or it is out of date); None if the
-    setting preloads nothing or its kernel cannot be forked."""
+    setting preloads nothing or its kernel cannot be forked. The ``MAX_ZYGOTES`` settings used last
+    keep theirs (two invocations at once); older ones are dismissed."""
     from . import forking
 
     kernel_name, modules = key[:2]
@@ -427,8 +428,14 @@ def zygote_for(zygotes: dict, key: tuple, request: dict):
     if (zygote := zygotes.get(key)) is not None and not zygote.current():
         zygotes.pop(key).close()
         zygote = None
-    if zygote is None and (zygote := forking.Zygote.start(kernel_name, modules, request["cwd"], request["env"], request["setting"])):
-        zygotes[key] = zygote
+    if (
+        zygote is None
+        and (zygote := forking.Zygote.start(kernel_name, modules, request["cwd"], request["env"], request["setting"])) is None
+    ):
+        return None
+    zygotes[key] = zygotes.pop(key, zygote)  # the most recently used last
+    for older in list(zygotes)[:-MAX_ZYGOTES]:
+        zygotes.pop(older).close()
     return zygote
 
 

@@ -209,3 +209,18 @@ def test_a_fork_request_to_a_zygote_that_has_gone_fails_cleanly(tmp_path):
     with pytest.raises(forking.ForkFailed):
         zygote.connection()
     zygote.close()
+
+
+def test_runs_outlive_their_zygote(forking_project):
+    """The zygote killed (say by the OOM killer) while its kernels run: they finish, and later runs get kernels all the same."""
+    p = forking_project
+    kill_parent = "import os, signal, time\nif x == 0:\n    os.kill(os.getppid(), signal.SIGKILL)\n    time.sleep(1.5)\nprint('DONE', x)"
+    p.notebook("w", [PROBE[0], kill_parent], "x = 0")
+    configure(p, ["fractions"], runs=3)
+    proc = p.snakemake("--cores", "1")
+    assert "Kernel died" not in proc.stderr
+    for x in range(3):
+        out = printed(p, f"r{x}")
+        assert out["DONE"] == str(x)
+        assert json.loads(p.target("w", f"r{x}").read_text())["metadata"]["nbsweep"]["status"] == "ok"
+    assert printed(p, "r0")["FORKED"] == "True"
