@@ -17,7 +17,7 @@ import time
 import psutil
 import pytest
 from conftest import alive, stdout_of, wait_for
-from test_warm import run_ids, stop_server
+from test_warm import run_ids, stop_server, venv_kernel
 
 from nbsweep import forking, kernels, process_setting
 
@@ -159,20 +159,7 @@ def test_an_install_after_the_zygote_imported_is_seen_by_the_next_run(forking_pr
     """A kernel of another interpreter (a venv whose site-packages this test owns) gets a .pth file
     while the zygote that imported for it keeps running."""
     p = forking_project
-    venv = tmp_path / "kernelenv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    site_packages = next(venv.glob("lib/python*/site-packages"))
-    ours = subprocess.run(
-        [sys.executable, "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True, text=True, check=True
-    )
-    (site_packages / "nbsweep_test_base.pth").write_text(ours.stdout)  # ipykernel from this checkout's venv
-    spec = p.root / "share" / "jupyter" / "kernels" / "venvk" / "kernel.json"
-    spec.parent.mkdir(parents=True)
-    argv = [str(venv / "bin" / "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    spec.write_text(json.dumps({"argv": argv, "display_name": "venvk", "language": "python"}))
-    extra = tmp_path / "extra"
-    extra.mkdir()
-    (extra / "nbsweep_extra_module.py").write_text("")
+    site_packages, extra = venv_kernel(p, tmp_path)
     install = f"if x == 0:\n    open({str(site_packages / 'nbsweep_test_extra.pth')!r}, 'w').write({str(extra) + chr(10)!r})"
     probe = "try:\n    import nbsweep_extra_module\n    print('FOUND yes')\nexcept ImportError:\n    print('FOUND no')"
     p.notebook("w", [PROBE[0], probe, install], "x = 0", kernel="venvk")

@@ -285,23 +285,30 @@ def test_an_edited_kernelspec_is_seen_by_the_next_run(warm_project):
     assert run_ids(p, "in the warm runner") == {"r0", "r1"}
 
 
-def test_a_pth_file_installed_after_the_kernel_started_ahead_is_seen(warm_project, tmp_path):
-    """A kernel of another interpreter (a venv whose site-packages this test owns) gets a .pth file."""
-    p = warm_project
+def venv_kernel(project, tmp_path) -> tuple[Path, Path]:
+    """Kernelspec ``venvk``: a venv of this test's own, its ipykernel this checkout's (by a .pth file);
+    its site-packages, and a folder with ``nbsweep_extra_module`` to install there with another .pth."""
     venv = tmp_path / "kernelenv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site_packages = next(venv.glob("lib/python*/site-packages"))
     ours = subprocess.run(
         [sys.executable, "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True, text=True, check=True
     )
-    (site_packages / "nbsweep_test_base.pth").write_text(ours.stdout)  # ipykernel from this checkout's venv
-    spec = p.root / "share" / "jupyter" / "kernels" / "venvk" / "kernel.json"
+    (site_packages / "nbsweep_test_base.pth").write_text(ours.stdout)
+    spec = project.root / "share" / "jupyter" / "kernels" / "venvk" / "kernel.json"
     spec.parent.mkdir(parents=True)
     argv = [str(venv / "bin" / "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     spec.write_text(json.dumps({"argv": argv, "display_name": "venvk", "language": "python"}))
     extra = tmp_path / "extra"
     extra.mkdir()
     (extra / "nbsweep_extra_module.py").write_text("")
+    return site_packages, extra
+
+
+def test_a_pth_file_installed_after_the_kernel_started_ahead_is_seen(warm_project, tmp_path):
+    """A kernel of another interpreter (a venv whose site-packages this test owns) gets a .pth file."""
+    p = warm_project
+    site_packages, extra = venv_kernel(p, tmp_path)
     install = f"if claimed:\n    open({str(site_packages / 'nbsweep_test_extra.pth')!r}, 'w').write({str(extra) + chr(10)!r})"
     probe = "try:\n    import nbsweep_extra_module\n    print('FOUND')\nexcept ImportError:\n    print('MISSING')"
     p.notebook("w", [probe, first_run_waits_for_the_spare(p.root / "first"), install], "x = 0", kernel="venvk")
