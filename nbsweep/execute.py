@@ -257,7 +257,11 @@ def unchanged(job: dict, target: Path, log_path: Path, report) -> int:
 
 
 def preloaded(kernel: kernels.Kernel) -> str:
-    return f" with {', '.join(kernel.preloaded)} imported" if kernel.preloaded else ""
+    """How the kernel got its ``preload`` modules, for the run's log."""
+    modules = ", ".join(kernel.preloaded)
+    if not modules:
+        return ""
+    return f", forked from a zygote that imported {modules}" if kernel.forked else f" with {modules} imported"
 
 
 def report_failure(err: Exception, job: dict, files: layout.RunFiles, actual_code: str, log_path: Path) -> None:

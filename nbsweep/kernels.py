@@ -68,6 +68,7 @@ class Kernel:
     pid: int | None = None  # the kernel process, leader of its own session
     made_from: tuple | None = None  # kernels started ahead: kernelspec, site dirs and their signature
     preloaded: tuple[str, ...] = ()  # modules imported in it before the run (``nbsweep.preload``)
+    forked: bool = False  # forked from a zygote (``nbsweep.forking``), not started on its own
 
     def stop(self, now: bool = False) -> None:
         """Shut the kernel down (``now``: kill it), end what it left running, remove its runtime dir."""
@@ -116,7 +117,7 @@ def start(name: str, output: int | None = None, zygote: socket.socket | None = N
         shutil.rmtree(runtime_dir, ignore_errors=True)
         _owned.pop(runtime_dir, None)
         raise
-    kernel = Kernel(name, manager, runtime_dir, pid=getattr(manager.provisioner, "pid", None))
+    kernel = Kernel(name, manager, runtime_dir, pid=getattr(manager.provisioner, "pid", None), forked=zygote is not None)
     _owned[runtime_dir] = kernel
     record_owner(runtime_dir, kernel.pid)
     return kernel
