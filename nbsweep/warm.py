@@ -108,10 +108,16 @@ def run_via_server(argv: list[str], parent: int) -> int | None:
     if conn is None:
         return None
     request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "setting": setting}).encode()
-    socket.send_fds(conn, [len(request).to_bytes(8, "big") + request], [1, 2])
+    try:
+        socket.send_fds(conn, [len(request).to_bytes(8, "big") + request], [1, 2])
+    except OSError:
+        return None  # the server went as we connected: nobody has the request
     exit_with_parent(parent)
     interrupted = stop_on_signals(conn)
-    reply = b"".join(iter(lambda: conn.recv(4096), b""))
+    try:
+        reply = b"".join(iter(lambda: conn.recv(4096), b""))
+    except ConnectionResetError:  # the server died with our request unread (a child that read it holds the connection)
+        return None
     if interrupted and not reply:
         return 128 + interrupted[0]  # the child has stopped the run and closed its end
     if not reply:

@@ -8,11 +8,13 @@ a fresh kernel would (matplotlib's backend chosen as ipykernel chooses it; the d
 ``sys.path``), then serves: on FD (control) it receives one connection per spare; on a connection,
 a launch request (the kernel command, environment and directory jupyter_client made, plus the
 kernel's output and the requester's pidfd) gets a fork that becomes the kernel, and the reply is
-its pid (and a pidfd of it). If the imports failed, every request gets the reason instead.
+its pid (and a pidfd of it). If the imports failed, or left what forks would share instead of
+each having its own (threads, child processes, random generators seeded at import), every request
+gets the reason instead, and the spare imports the modules in a kernel it starts.
 
 The forked kernel leads a new session and is a child subreaper (whatever the run starts, even a
 daemon that leaves the session, stays its descendant, so its owner can end all of it), takes on
-the request's environment and directory, reseeds numpy's global RNG (Python's ``random`` reseeds
+the request's environment (plus what the imports changed in theirs) and directory, reseeds numpy's global RNG (Python's ``random`` reseeds
 itself in a forked child), exits when its requester dies, and runs ``python -m <module> ARGS`` as
 the kernel command says. The zygote ignores SIGCHLD (its children are reaped by the OS; the kernel
 gets the default back) and exits once the control channel closes and its kernels have ended.
@@ -47,9 +49,9 @@ INLINE = "module://matplotlib_inline.backend_inline"  # what ipykernel sets MPLB
 
 
 def main(control_fd: int, modules: list[str]) -> None:
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     control = socket.socket(fileno=control_fd)
-    why = prepare(modules)
+    why, environment = prepare(modules)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # after the imports: a command one runs gets its exit status
     connections: list[socket.socket] = []
     while True:
         ready, _, _ = select.select([control, *connections], [], [])
@@ -59,7 +61,7 @@ def main(control_fd: int, modules: list[str]) -> None:
                 break
             connections += [socket.socket(fileno=fd) for fd in fds]
         for conn in [c for c in ready if c is not control]:
-            if not serve(conn, why, [control, *connections]):
+            if not serve(conn, why, environment, [control, *connections]):
                 connections.remove(conn)
                 conn.close()
     for conn in [control, *connections]:
@@ -70,12 +72,14 @@ def main(control_fd: int, modules: list[str]) -> None:
         pass
 
 
-def prepare(modules: list[str]) -> str | None:
-    """Import the kernel's code and ``modules`` as a fresh kernel's imports would see them; None, or why not.
-    (A kernel takes on its request's environment: what is set here for the imports does not stay.)"""
+def prepare(modules: list[str]) -> tuple[str | None, dict]:
+    """Import the kernel's code and ``modules`` as a fresh kernel's imports would see them. Returns
+    why forked kernels would not be what fresh ones are (None if they would), and what the imports
+    changed in the environment (name -> value, None if removed), which each kernel then makes too."""
     sys.path.insert(cwd_position(), "")  # the kernel's directory, where IPython puts it (taken out again in a kernel)
     if not os.environ.get("MPLBACKEND"):
-        os.environ["MPLBACKEND"] = INLINE
+        os.environ["MPLBACKEND"] = INLINE  # kernels get their request's environment: this one does not stay
+    before = dict(os.environ)
     try:
         __import__("ipykernel.ipkernel")
         for name in KERNEL_MODULES:
@@ -84,10 +88,53 @@ def prepare(modules: list[str]) -> str | None:
         for name in modules:
             __import__(name)
     except BaseException as err:  # noqa: BLE001 -- any failure only means: no preloaded kernels
-        return f"{type(err).__name__}: {err}".strip()
+        return f"{type(err).__name__}: {err}".strip(), {}
+    changed = {name: value for name, value in os.environ.items() if before.get(name) != value}
+    changed.update({name: None for name in before if name not in os.environ})
+    return shared_state(), changed
+
+
+def shared_state() -> str | None:
+    """What the imports left that forks would share instead of each having their own, if anything:
+    threads (a fork has none of them), child processes, random generators seeded at import."""
     if threading.active_count() > 1:
         return "importing them started threads, which a forked kernel would not have"
+    if any(child_lists()):
+        return "importing them started processes, which forked kernels would share"
+    if generators := seeded_generators():
+        return f"importing them made random generators ({', '.join(generators)}), which every forked kernel would repeat"
     return None
+
+
+def child_lists():
+    """The children of each of this process's threads (Linux ``/proc``)."""
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/children", encoding="ascii") as fh:
+                yield fh.read().split()
+        except OSError:
+            yield []
+
+
+def seeded_generators() -> list[str]:
+    """Random generators made while importing, other than the global ones a fork reseeds (``reseed``)."""
+    import gc
+    import random
+
+    numpy_random = sys.modules.get("numpy.random")
+    known = {id(random._inst)}  # noqa: SLF001 -- the module-level generator, reseeded by random at fork
+    kinds: tuple = (random.Random,)
+    if numpy_random is not None:
+        kinds += (numpy_random.Generator, numpy_random.RandomState, numpy_random.BitGenerator)
+        legacy = numpy_random.mtrand._rand  # noqa: SLF001 -- numpy's global RandomState, reseeded by ``reseed``
+        known |= {id(legacy), id(legacy._bit_generator)}  # noqa: SLF001
+    names = getattr(sys.modules.get("tempfile"), "_name_sequence", None)
+    if (rng := getattr(names, "_rng", None)) is not None:
+        known.add(id(rng))  # tempfile's file names: it makes a new generator itself in a new process
+    found = [
+        obj for obj in gc.get_objects() if isinstance(obj, kinds) and id(obj) not in known and not isinstance(obj, random.SystemRandom)
+    ]
+    return sorted({type(obj).__qualname__ for obj in found})
 
 
 def cwd_position() -> int:
@@ -98,7 +145,7 @@ def cwd_position() -> int:
     return 0
 
 
-def serve(conn: socket.socket, why: str | None, ours: list[socket.socket]) -> bool:
+def serve(conn: socket.socket, why: str | None, environment: dict, ours: list[socket.socket]) -> bool:
     """Answer one launch request on ``conn``; False once the requester has closed it."""
     try:
         message, fds, _, _ = socket.recv_fds(conn, MESSAGE, 2)
@@ -113,7 +160,7 @@ def serve(conn: socket.socket, why: str | None, ours: list[socket.socket]) -> bo
         request = json.loads(message)
         pid = os.fork()
         if pid == 0:
-            become_kernel(request, output=fds[0], owner=fds[1], ours=ours)
+            become_kernel(request, environment, output=fds[0], owner=fds[1], ours=ours)
         try:
             kernel = os.pidfd_open(pid)
         except OSError as err:  # it died already
@@ -129,8 +176,9 @@ def serve(conn: socket.socket, why: str | None, ours: list[socket.socket]) -> bo
             os.close(fd)
 
 
-def become_kernel(request: dict, output: int, owner: int, ours: list[socket.socket]) -> None:
-    """In the fork: take on the request, then run the kernel command; never returns."""
+def become_kernel(request: dict, environment: dict, output: int, owner: int, ours: list[socket.socket]) -> None:
+    """In the fork: take on the request (its environment, with what the imports changed in it:
+    ``environment``), then run the kernel command; never returns."""
     code = 1
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -147,7 +195,13 @@ def become_kernel(request: dict, output: int, owner: int, ours: list[socket.sock
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        sys.path.remove("")  # as the interpreter started it: ipykernel and IPython then set it up as in any kernel
+        for name, value in environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        if "" in sys.path:  # unless an import took it out: then as the interpreter started it, for ipykernel and IPython to set up
+            sys.path.remove("")
         reseed()
         exit_with(owner)
         cmd = request["cmd"]
