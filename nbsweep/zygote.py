@@ -50,7 +50,8 @@ INLINE = "module://matplotlib_inline.backend_inline"  # what ipykernel sets MPLB
 
 def main(control_fd: int, modules: list[str]) -> None:
     control = socket.socket(fileno=control_fd)
-    why, environment = prepare(modules)
+    why, changes = prepare(modules)
+    helpers = [os.pidfd_open(int(pid)) for pids in child_lists() for pid in pids]  # started by the imports (then: no forking)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # after the imports: a command one runs gets its exit status
     connections: list[socket.socket] = []
     while True:
@@ -61,11 +62,16 @@ def main(control_fd: int, modules: list[str]) -> None:
                 break
             connections += [socket.socket(fileno=fd) for fd in fds]
         for conn in [c for c in ready if c is not control]:
-            if not serve(conn, why, environment, [control, *connections]):
+            if not serve(conn, why, changes, [control, *connections]):
                 connections.remove(conn)
                 conn.close()
     for conn in [control, *connections]:
         conn.close()
+    for helper in helpers:  # they end with the zygote, as they would with a kernel that imported the modules
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(helper, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitid(os.P_PIDFD, helper, os.WEXITED)
     try:
         os.wait()  # with SIGCHLD ignored: returns (ECHILD) once every kernel forked has ended
     except ChildProcessError:
@@ -75,7 +81,9 @@ def main(control_fd: int, modules: list[str]) -> None:
 def prepare(modules: list[str]) -> tuple[str | None, dict]:
     """Import the kernel's code and ``modules`` as a fresh kernel's imports would see them. Returns
     why forked kernels would not be what fresh ones are (None if they would), and what the imports
-    changed in the environment (name -> value, None if removed), which each kernel then makes too."""
+    changed that each kernel then changes too: ``environment`` (name -> value, None if removed)
+    and ``directory`` (None if they did not change it)."""
+    started_in = os.getcwd()
     sys.path.insert(cwd_position(), "")  # the kernel's directory, where IPython puts it (taken out again in a kernel)
     if not os.environ.get("MPLBACKEND"):
         os.environ["MPLBACKEND"] = INLINE  # kernels get their request's environment: this one does not stay
@@ -88,10 +96,11 @@ def prepare(modules: list[str]) -> tuple[str | None, dict]:
         for name in modules:
             __import__(name)
     except BaseException as err:  # noqa: BLE001 -- any failure only means: no preloaded kernels
-        return f"{type(err).__name__}: {err}".strip(), {}
-    changed = {name: value for name, value in os.environ.items() if before.get(name) != value}
-    changed.update({name: None for name in before if name not in os.environ})
-    return shared_state(), changed
+        return f"{type(err).__name__}: {err}".strip(), {"environment": {}, "directory": None}
+    environment = {name: value for name, value in os.environ.items() if before.get(name) != value}
+    environment.update({name: None for name in before if name not in os.environ})
+    directory = os.getcwd() if os.getcwd() != started_in else None
+    return shared_state(), {"environment": environment, "directory": directory}
 
 
 def shared_state() -> str | None:
@@ -128,12 +137,11 @@ def seeded_generators() -> list[str]:
         kinds += (numpy_random.Generator, numpy_random.RandomState, numpy_random.BitGenerator)
         legacy = numpy_random.mtrand._rand  # noqa: SLF001 -- numpy's global RandomState, reseeded by ``reseed``
         known |= {id(legacy), id(legacy._bit_generator)}  # noqa: SLF001
-    names = getattr(sys.modules.get("tempfile"), "_name_sequence", None)
-    if (rng := getattr(names, "_rng", None)) is not None:
-        known.add(id(rng))  # tempfile's file names: it makes a new generator itself in a new process
-    found = [
-        obj for obj in gc.get_objects() if isinstance(obj, kinds) and id(obj) not in known and not isinstance(obj, random.SystemRandom)
-    ]
+    objects = gc.get_objects()
+    if (tempfile := sys.modules.get("tempfile")) is not None:  # file-name sequences (tempfile's, joblib's): remade in a new process
+        sequences = [seq for seq in objects if isinstance(seq, tempfile._RandomNameSequence)]  # noqa: SLF001
+        known |= {id(seq._rng) for seq in sequences if hasattr(seq, "_rng")}  # noqa: SLF001
+    found = [obj for obj in objects if isinstance(obj, kinds) and id(obj) not in known and not isinstance(obj, random.SystemRandom)]
     return sorted({type(obj).__qualname__ for obj in found})
 
 
@@ -145,7 +153,7 @@ def cwd_position() -> int:
     return 0
 
 
-def serve(conn: socket.socket, why: str | None, environment: dict, ours: list[socket.socket]) -> bool:
+def serve(conn: socket.socket, why: str | None, changes: dict, ours: list[socket.socket]) -> bool:
     """Answer one launch request on ``conn``; False once the requester has closed it."""
     try:
         message, fds, _, _ = socket.recv_fds(conn, MESSAGE, 2)
@@ -160,7 +168,7 @@ def serve(conn: socket.socket, why: str | None, environment: dict, ours: list[so
         request = json.loads(message)
         pid = os.fork()
         if pid == 0:
-            become_kernel(request, environment, output=fds[0], owner=fds[1], ours=ours)
+            become_kernel(request, changes, output=fds[0], owner=fds[1], ours=ours)
         try:
             kernel = os.pidfd_open(pid)
         except OSError as err:  # it died already
@@ -176,9 +184,9 @@ def serve(conn: socket.socket, why: str | None, environment: dict, ours: list[so
             os.close(fd)
 
 
-def become_kernel(request: dict, environment: dict, output: int, owner: int, ours: list[socket.socket]) -> None:
-    """In the fork: take on the request (its environment, with what the imports changed in it:
-    ``environment``), then run the kernel command; never returns."""
+def become_kernel(request: dict, changes: dict, output: int, owner: int, ours: list[socket.socket]) -> None:
+    """In the fork: take on the request (its directory and environment, then what the imports
+    changed in them: ``changes`` from ``prepare``), then run the kernel command; never returns."""
     code = 1
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -192,10 +200,10 @@ def become_kernel(request: dict, environment: dict, output: int, owner: int, our
         os.dup2(output, 2)
         os.close(stdin)
         os.close(output)
-        os.chdir(request["cwd"])
+        os.chdir(changes["directory"] or request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        for name, value in environment.items():
+        for name, value in changes["environment"].items():
             if value is None:
                 os.environ.pop(name, None)
             else:

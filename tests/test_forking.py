@@ -41,7 +41,7 @@ def forking_project(project, monkeypatch, tmp_path_factory):
     stop_server(project)
 
 
-def configure(project, preload, runs=4, **defaults):
+def configure(project, preload, runs=2, **defaults):
     project.write_config(
         {
             "defaults": {"preload": preload, **defaults},
@@ -64,7 +64,7 @@ def mime_types(project, label) -> list:
 def test_every_run_gets_a_fork_of_one_zygote_that_is_a_fresh_kernel_otherwise(forking_project, monkeypatch):
     p = forking_project
     p.notebook("w", PROBE, "x = 0")
-    configure(p, ["numpy", "matplotlib.pyplot"])
+    configure(p, ["numpy", "matplotlib.pyplot"], runs=4)
     labels = [f"r{x}" for x in range(4)]
     proc = p.snakemake("--cores", "2")
     assert run_ids(p, "in the warm runner") == set(labels)
