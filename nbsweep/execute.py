@@ -30,6 +30,7 @@ from .cells import place, template_cell
 from .pipeline import UPSTREAM
 from .provenance import Provenance, stamp
 from .render import render_nb
+from .run import snakemake_alive
 from .secrets import papermill_input
 from .templates import code_digest, read_notebook
 
@@ -223,6 +224,8 @@ def execute(job: dict, target: Path, log_path: Path, kernel: kernels.Kernel | No
         outputs = run_io.written_outputs(job)
         record(nb, job, actual_code, None, outputs)
         write_durably(nb, partial)
+        if not snakemake_alive():  # killed while the run executed: nobody waits for it, the next invocation reruns it
+            abort(partial, 130)
         os.replace(partial, target)
         keep_as_good(files)
         run_io.keep_outputs(files, outputs)
