@@ -225,7 +225,7 @@ def execute(job: dict, target: Path, log_path: Path, kernel: kernels.Kernel | No
         record(nb, job, actual_code, None, outputs)
         write_durably(nb, partial)
         if not snakemake_alive():  # killed while the run executed: nobody waits for it, the next invocation reruns it
-            abort(partial, 130)
+            abort(partial, EXIT_INTERRUPTED)
         os.replace(partial, target)
         keep_as_good(files)
         run_io.keep_outputs(files, outputs)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from jupyter_client.provisioning import LocalProvisioner
 
-from . import kernels, process_setting, site_state
+from . import kernels, process_setting
 
 SCRIPT = Path(__file__).with_name("zygote.py")
 LAUNCH_SECONDS = 300  # how long a spare waits for its kernel (the zygote may still be importing)
@@ -60,9 +60,8 @@ class Zygote:
         cmd = command(spec)
         if cmd is None:
             return None
+        made_from = kernels.made_from_now(spec, env)  # before it imports: a later install must show
         env = {**env, **spec["env"]}
-        dirs = site_state.interpreter_site_dirs(cmd[0], env)
-        signature = site_state.signature(dirs)  # before it imports: a later install must show
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             process = subprocess.Popen(
@@ -81,7 +80,7 @@ class Zygote:
             return None
         finally:
             theirs.close()
-        return cls(kernel_name, process.pid, ours, (spec, dirs, signature))
+        return cls(kernel_name, process.pid, ours, made_from)
 
     def connection(self) -> socket.socket:
         """A new connection to the zygote, for one spare (``ForkFailed`` if it has gone)."""

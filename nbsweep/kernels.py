@@ -271,13 +271,19 @@ def start_ahead(name: str, output: int | None = None, forked: tuple | None = Non
         kernel = start(name, output, zygote=connection)
     else:
         spec = spec_of(name)
-        python = interpreter(spec)
-        dirs = site_state.interpreter_site_dirs(python, {**os.environ, **spec["env"]}) if python else []
-        made_from = (spec, dirs, site_state.signature(dirs))  # before the kernel starts: a later install must show
+        made_from = made_from_now(spec, os.environ)  # before the kernel starts: a later install must show
         kernel = start(name, output)
     if described(kernel.manager.kernel_spec) == spec:  # else edited meanwhile: never current
         kernel.made_from = made_from
     return kernel
+
+
+def made_from_now(spec: dict, env) -> tuple:
+    """What a kernel of ``spec`` started now in ``env`` is made from: the kernelspec, its interpreter's
+    site directories and their signature (``made_from_current`` compares it later)."""
+    python = interpreter(spec)
+    dirs = site_state.interpreter_site_dirs(python, {**env, **spec["env"]}) if python else []
+    return spec, dirs, site_state.signature(dirs)
 
 
 def still_current(kernel: Kernel) -> bool:

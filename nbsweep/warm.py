@@ -350,16 +350,15 @@ def hand_over(conn: socket.socket, request: dict, fds: list[int], key: tuple, sp
             continue
         finally:
             spare.channel.close()
-    forked = seat(zygotes, key, zygote_for(zygotes, key, request))  # the zygote imports once for this run and the spares
-    pid = fork(
+    zygote = zygote_for(zygotes, key, request)  # it imports once for this run and the spares
+    return fork_seated(
         listener,
         spares,
-        lambda: serve_one(conn, request, fds, kernel=None, forked=(key, forked) if forked else None),
-        close=controls(zygotes),
+        zygotes,
+        key,
+        zygote,
+        lambda forked: serve_one(conn, request, fds, kernel=None, forked=(key, forked) if forked else None),
     )
-    if forked:
-        forked[0].close()
-    return pid
 
 
 class Remaining:
@@ -397,15 +396,22 @@ def replenish(spares: list[Spare], zygotes: dict, key: tuple, request: dict, wan
         return
     zygote = zygote_for(zygotes, key, request)
     while len(spares) < wanted:
-        forked = seat(zygotes, key, zygote)
         ours, theirs = socket.socketpair()
-        pid = fork(
-            listener, spares, lambda theirs=theirs, forked=forked: wait_as_spare(theirs, key, forked), close=[ours, *controls(zygotes)]
+        pid = fork_seated(
+            listener, spares, zygotes, key, zygote, lambda forked, theirs=theirs: wait_as_spare(theirs, key, forked), close=[ours]
         )
         theirs.close()
-        if forked:
-            forked[0].close()
         spares.append(Spare(pid, ours, key))
+
+
+def fork_seated(listener, spares: list[Spare], zygotes: dict, key: tuple, zygote, work, close: tuple = ()) -> int:
+    """``fork`` a child that exits with ``work(forked)``, ``forked`` being its seat at ``zygote`` (``seat``);
+    the zygotes' control channels are closed in the child, the seat's server end in the server."""
+    forked = seat(zygotes, key, zygote)
+    pid = fork(listener, spares, lambda: work(forked), close=[*close, *controls(zygotes)])
+    if forked:
+        forked[0].close()
+    return pid
 
 
 def seat(zygotes: dict, key: tuple, zygote) -> tuple | None:
