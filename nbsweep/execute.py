@@ -14,6 +14,7 @@ nothing else is written or printed.
 
 import json
 import logging
+import math
 import os
 import shutil
 import signal
@@ -21,18 +22,19 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from pathlib import Path
 
 import nbformat
 
 from . import kernels, layout, run_io
 from .cells import place, template_cell
+from .masking import mask, mask_data, secret_values
 from .pipeline import UPSTREAM
 from .provenance import Provenance, stamp
 from .render import render_nb
 from .run import snakemake_alive
 from .secrets import papermill_input
-from .templates import code_digest, read_notebook
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -41,6 +43,12 @@ ABORT_WAIT = 60  # seconds a failing run waits for an abort under way to end the
 # papermill probes optional cloud storage backends on import (boto3 alone costs ~0.3 s per run);
 # runs read and write local files only, so make those imports fail fast.
 REMOTE_IO_BACKENDS = ("boto3", "botocore", "azure", "gcsfs", "pyarrow", "github")
+# papermill turns on nbclient's raise_on_iopub_timeout, and nbclient's iopub_timeout (4 s) bounds
+# how long the output of a cell that has finished may take to arrive: a cell printing 100 MB
+# outlasts it and its run would fail though every cell completed. The bound is the run's
+# timeout when it has one, else this hour (output arrives at tens of MB per second; the kernel
+# being alive is watched meanwhile, so a dead kernel still fails the run at once).
+IOPUB_TIMEOUT_WITHOUT_RUN_TIMEOUT = 3600
 
 
 def skip_remote_io_backends() -> None:
@@ -150,15 +158,21 @@ def write_durably(nb, path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def describe_failure(err: BaseException, nb) -> dict:
+def describe_failure(err: BaseException, nb, secrets: list[str] = ()) -> dict:
     """The failure record: exception name and value, and the failing cell in the template's terms
-    (``cell_index`` among the template's cells, 0-based, and ``cell_line``, its first line)."""
+    (``cell_index`` among the template's cells, 0-based, and ``cell_line``, its first line), with
+    the values ``secrets`` masked."""
     index, output = failing_cell(nb) if nb is not None else (None, None)
     output = output or {}
     ename = getattr(err, "ename", None) or output.get("ename") or type(err).__name__
     evalue = getattr(err, "evalue", None) or output.get("evalue") or (str(err).strip().splitlines() or [""])[0]
     cell_index, cell_line = template_cell(nb, index) if index is not None else (None, "")
-    return {"ename": ename, "evalue": evalue, "cell_index": cell_index, "cell_line": cell_line}
+    return mask_data({"ename": ename, "evalue": evalue, "cell_index": cell_index, "cell_line": cell_line}, list(secrets))
+
+
+def run_secret_values(job: dict) -> list[str]:
+    """The values of the run's secret environment variables, to mask in what nbsweep writes of its errors."""
+    return secret_values((job.get("secrets") or {}).values())
 
 
 def mark_failed_cell(nb, error: dict) -> None:
@@ -180,11 +194,15 @@ def configure_logging(log_path: Path) -> None:
     root.setLevel(logging.INFO)
 
 
-def execute(job: dict, target: Path, log_path: Path, kernel: kernels.Kernel | None = None, report=None) -> int:
+def execute(
+    job: dict, target: Path, log_path: Path, source: run_io.RunSource | Exception, kernel: kernels.Kernel | None = None, report=None
+) -> int:
     """Run ``job`` into ``target``; 0 if it succeeded.
 
-    ``kernel``: one started ahead for this run (another is started if it is not the job's
-    kernel); ``report(code)`` is called once the outcome is on disk, before the kernel stops.
+    ``source``: the template and inputs as the run read them (``run_io.read_source``), or why
+    they could not be read; ``kernel``: one started ahead for this run (another is started if it
+    is not the job's kernel); ``report(code)`` is called once the outcome is on disk, before the
+    kernel stops.
     """
     skip_remote_io_backends()
     import papermill
@@ -199,27 +217,34 @@ def execute(job: dict, target: Path, log_path: Path, kernel: kernels.Kernel | No
     actual_code = job["template_code"]
     code = EXIT_FAILED
     try:
-        # The template may have been edited since planning: record the code actually run.
-        template = read_notebook(job["notebook"])  # a text notebook is converted in memory
-        actual_code = code_digest(template)
+        if isinstance(source, Exception):
+            raise source
+        # The template may have been edited since planning: record the code actually run, which
+        # is the notebook hashed (never the file, which may change while the kernel starts).
+        actual_code = source.code
         ahead = kernel is not None and kernel.name == job["kernel"]
         if kernel is not None and not ahead:
             kernel.stop(now=True)
         kernel = kernel if ahead else kernels.start(job["kernel"])
         started = "a new kernel" if not ahead else f"a kernel started ahead{preloaded(kernel)}"
         logging.getLogger("nbsweep").info("run %s on %s", job["run"], started)
-        nb = papermill.execute_notebook(
-            papermill_input(job["notebook"], template, job.get("secrets")),
-            str(partial),
-            parameters={**job["parameters"], UPSTREAM: run_io.upstream_parameter(job)} if job.get("pass_upstream") else job["parameters"],
-            kernel_name=job["kernel"],
-            km=kernel.manager,
-            language=kernel.manager.kernel_spec.language,  # for templates without kernelspec metadata
-            execution_timeout=job["timeout"],
-            start_timeout=300,
-            progress_bar=False,
-            log_output=True,
-        )
+        parameters = {**job["parameters"], UPSTREAM: run_io.upstream_parameter(job)} if job.get("pass_upstream") else job["parameters"]
+        try:
+            nb = papermill.execute_notebook(
+                papermill_input(source.notebook, job.get("secrets")),
+                str(partial),
+                parameters=parameters,
+                kernel_name=job["kernel"],
+                km=kernel.manager,
+                language=kernel.manager.kernel_spec.language,  # for templates without kernelspec metadata
+                execution_timeout=job["timeout"],
+                start_timeout=300,
+                progress_bar=False,
+                log_output=True,
+                iopub_timeout=math.ceil(job["timeout"] or IOPUB_TIMEOUT_WITHOUT_RUN_TIMEOUT),  # to nbclient (see the constant)
+            )
+        finally:  # whether the run succeeded or failed, say what it read
+            record_inputs_read(job, source)
         nb.metadata.papermill["input_path"] = job["notebook"]  # the template's path, not a NotebookNode papermill was given
         outputs = run_io.written_outputs(job)
         record(nb, job, actual_code, None, outputs)
@@ -246,6 +271,17 @@ def execute(job: dict, target: Path, log_path: Path, kernel: kernels.Kernel | No
     return code
 
 
+def record_inputs_read(job: dict, source: run_io.RunSource) -> None:
+    """Make the job's inputs what the run read: their digests as it started, and for one that
+    changed before it ended, ``CHANGED_WHILE_READ`` (its run stays stale; one line says so)."""
+    changed = source.inputs.changed()
+    for path in changed:
+        line = f"run {job['run']}: input {path} changed while the run read it; the run stays stale"
+        logging.getLogger("nbsweep").warning(line)
+        print(f"nbsweep: {line}", file=sys.stderr)
+    job["inputs"] = source.inputs.recorded(changed)
+
+
 def unchanged(job: dict, target: Path, log_path: Path, report) -> int:
     """End a run that early cutoff kept (``run_io.cut_off``): say so in its log and one line."""
     line = f"nbsweep: run {job['run']} unchanged (its upstream runs left the same inputs) -> {target}"
@@ -270,10 +306,12 @@ def preloaded(kernel: kernels.Kernel) -> str:
 def report_failure(err: Exception, job: dict, files: layout.RunFiles, actual_code: str, log_path: Path) -> None:
     """Keep the executed notebook as ``files.failed`` with the error marked (and rendered), keep
     the last good notebook as ``files.previous``; say so in one line."""
-    logging.getLogger("nbsweep").exception("run %s failed", job["run"])
+    secrets = run_secret_values(job)
+    details = "".join(traceback.format_exception(err))
+    logging.getLogger("nbsweep").error("run %s failed\n%s", job["run"], mask(details, secrets))
     run_io.remove_outputs(job)
     nb = read_partial(files.partial)
-    error = describe_failure(err, nb)
+    error = describe_failure(err, nb, secrets)
     kept = ""
     if nb is not None:
         nb.metadata.setdefault("papermill", {})["input_path"] = job["notebook"]  # not a text template's whole notebook
@@ -342,6 +380,7 @@ def run_job(argv: list[str], gone, how: str, kernel: kernels.Kernel | None = Non
     """
     job_file, target, log_path = (Path(arg) for arg in argv)
     job = json.loads(job_file.read_text(encoding="utf-8"))
+    present(job_file)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = layout.RunFiles(target).partial
     reported = threading.Event()
@@ -356,7 +395,12 @@ def run_job(argv: list[str], gone, how: str, kernel: kernels.Kernel | None = Non
     handle_signals(partial, outcome)
     watch(gone, partial, reported)
     run_io.settle(job)
-    if run_io.cut_off(job, layout.RunFiles(target)):
+    try:
+        source = run_io.read_source(job)  # the template read once, the inputs hashed: now, as the run starts
+        job["inputs"] = source.inputs.digests
+    except Exception as err:  # noqa: BLE001 -- the run fails in one line, with its notebook's record (execute)
+        source = err
+    if not isinstance(source, Exception) and run_io.cut_off(job, layout.RunFiles(target), source):
         if kernel is not None:
             kernel.stop(now=True)
         return unchanged(job, target, log_path, report_once)
@@ -365,4 +409,13 @@ def run_job(argv: list[str], gone, how: str, kernel: kernels.Kernel | None = Non
     if warning:
         logging.getLogger("nbsweep").warning("run %s: %s", job["run"], warning)
         print(f"nbsweep: run {job['run']}: {warning}", file=sys.stderr)
-    return execute(job, target, log_path, kernel, report_once)
+    return execute(job, target, log_path, source, kernel, report_once)
+
+
+def present(job_file: Path) -> None:
+    """Date the job file now: planning may have dated it later (``jobs.write_job_file``) so that
+    Snakemake runs the job, and Snakemake fails a job whose outputs are older than an input."""
+    try:
+        os.utime(job_file)
+    except OSError:  # e.g. an invocation's folder removed meanwhile: only the date is lost
+        pass

@@ -1,9 +1,10 @@
 """What a run was made from: the one home of fingerprints, their explanations and their records.
 
 A run's *provenance* is its template's code digest, its kernel, its parameters (canonical form),
-the SHA-256 of every declared input (files other runs produce included, hashed when the run
-executes) and, for a run with ``after``, which execution of each upstream run it received. Its fingerprint decides staleness: planning computes the
-planned provenance, the runner stamps the provenance it executed into the notebook's
+the SHA-256 of every declared input (planned from the files now; recorded as the run started
+reading them, or ``CHANGED_WHILE_READ`` for one that changed before it ended) and, for a run with
+``after``, which execution of each upstream run it received. Its fingerprint decides staleness:
+planning computes the planned provenance, the runner stamps the provenance it executed into the notebook's
 ``metadata.nbsweep``, and the run is up to date exactly when the two fingerprints agree. So the
 decision needs nothing but the config, the inputs and the executed notebook, and survives losing
 ``.snakemake/``. ``diff`` says why a run is stale, for ``nbsweep status``.
@@ -20,11 +21,14 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .canonical import canonical_json, digest, file_digest
+from .canonical import NotRegularInput, canonical_json, digest, file_digest
 from .errors import SweepError
 
 FINGERPRINT_KEYS = ("template_code", "kernel", "parameters", "inputs")  # secrets are not among them
 UPSTREAM_KEY = "upstream"  # fingerprinted when not empty, so runs without `after` keep their fingerprint
+# Recorded for an input that changed while the run read it: never equal to a digest, so the run stays stale.
+CHANGED_WHILE_READ = "changed while the run read it"
+NOT_A_REGULAR_FILE = "is not a regular file"  # planned for an input that is a FIFO or a device, which is never read
 TAIL_BYTES = 1 << 16
 _TOP_METADATA = '\n "metadata": '  # nbformat writes with indent=1: only top-level keys sit at one space
 _decoder = json.JSONDecoder()
@@ -80,6 +84,10 @@ class Provenance:
                 found.append(f"input {path} added{by.get(path, '')}")
             elif sha is None:
                 found.append(f"input {path} is missing{by.get(path, '')}")
+            elif sha == NOT_A_REGULAR_FILE:
+                found.append(f"input {path} {NOT_A_REGULAR_FILE}{by.get(path, '')}")
+            elif made.inputs[path] == CHANGED_WHILE_READ:
+                found.append(f"input {path} {CHANGED_WHILE_READ}{by.get(path, '')}")
             elif made.inputs[path] != sha:
                 found.append(f"input {path} changed{by.get(path, '')}")
         found += [f"input {path} removed" for path in made.inputs if path not in self.inputs]
@@ -109,9 +117,12 @@ def cached_digest(path: str, digests: dict[str, str | None]) -> str | None:
 
 
 def digest_if_present(path: str) -> str | None:
-    """SHA-256 of a file, None when it does not exist (any other failure to read is an error)."""
+    """SHA-256 of a file, None when it does not exist, ``NOT_A_REGULAR_FILE`` for a FIFO or a
+    device (any other failure to read is an error)."""
     try:
         return file_digest(path)
+    except NotRegularInput:
+        return NOT_A_REGULAR_FILE
     except SweepError:
         if os.path.lexists(path):
             raise

@@ -1,9 +1,11 @@
 """A pipeline run's files at execution time: what it consumed, what it must leave, early cutoff.
 
-When a run executes, the files other runs produce for it are final (Snakemake started it after
-their producers), so they are hashed now, as is which execution of each run in its ``after`` it
-receives (``settle``). If that makes its provenance the one its last good notebook records, the
-run does not execute again (*early cutoff*): the notebook and the declared outputs it wrote are
+When a run starts, it reads its template once and hashes its declared inputs (``read_source``):
+that notebook is what it executes, and those digests, taken as it starts (the files other runs
+produce for it are final then: Snakemake started it after their producers), are what it records,
+with which execution of each run in its ``after`` it receives (``settle``). An input that changes
+before the run ends (``InputsRead.changed``) is recorded as ``CHANGED_WHILE_READ``, so the run
+stays stale. If its provenance is the one its last good notebook records, the run does not execute again (*early cutoff*): the notebook and the declared outputs it wrote are
 put back from the hidden links kept when it succeeded (``cut_off``). A run that executes must
 leave every declared output (``written_outputs``); their hashes go into its notebook's record,
 and a failed run's outputs are removed, so no consumer takes them for valid.
@@ -12,11 +14,15 @@ and a failed run's outputs are removed, so no consumer takes them for valid.
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
+
 from . import layout
-from .canonical import file_digest
-from .provenance import Provenance, digest_if_present, execution_of, read_record, recorded
+from .canonical import file_digest, file_digest_and_stat, stat_key
+from .errors import SweepError
+from .provenance import CHANGED_WHILE_READ, Provenance, digest_if_present, execution_of, read_record, recorded
 from .templates import code_digest, read_notebook
 
 
@@ -34,10 +40,63 @@ class MissingOutputError(Exception):
 
 
 def settle(job: dict) -> None:
-    """Fill in what other runs left for this one: their files' hashes and their executions."""
-    for path in job.get("produced", []):
-        job["inputs"][path] = digest_if_present(path)
+    """Fill in which execution of each run in its ``after`` this one receives."""
     job["upstream"] = {run_id: execution_of(Path(target)) for run_id, target in job.get("after", [])}
+
+
+class InputsRead:
+    """A run's declared inputs as it starts reading them: each one's digest (None: missing) and
+    status, to tell when it ends whether one changed meanwhile."""
+
+    def __init__(self, paths):
+        self.digests: dict[str, str | None] = {}
+        self.stats: dict[str, tuple[int, int, int] | None] = {}
+        for path in paths:
+            try:
+                self.digests[path], self.stats[path] = file_digest_and_stat(path)
+            except SweepError:
+                if os.path.lexists(path):
+                    raise
+                self.digests[path] = self.stats[path] = None
+
+    def changed(self) -> list[str]:
+        """The inputs whose content is no longer what the run started with: a stat first, a hash
+        only for those whose size, mtime or inode moved."""
+        found = []
+        for path, before in self.stats.items():
+            try:
+                now = stat_key(os.stat(path))
+            except OSError:
+                now = None
+            if now == before:
+                continue
+            try:
+                same = now is not None and file_digest(path) == self.digests[path]
+            except SweepError:  # now a FIFO, a device, unreadable
+                same = False
+            if not same:
+                found.append(path)
+        return found
+
+    def recorded(self, changed: list[str]) -> dict[str, str | None]:
+        """What the run records it read: the digests it started with, ``CHANGED_WHILE_READ`` for ``changed``."""
+        return {path: CHANGED_WHILE_READ if path in changed else sha for path, sha in self.digests.items()}
+
+
+@dataclass(frozen=True)
+class RunSource:
+    """What a run executes, read once as it starts: its template (hashed from that same read) and its inputs."""
+
+    notebook: nbformat.NotebookNode
+    code: str
+    inputs: InputsRead
+
+
+def read_source(job: dict) -> RunSource:
+    """Read the run's template once and hash its declared inputs, now. Raises SweepError (and the
+    template readers' errors) when one cannot be used."""
+    notebook = read_notebook(job["notebook"])  # a text notebook is converted in memory
+    return RunSource(notebook, code_digest(notebook), InputsRead(job["inputs"]))
 
 
 def upstream_parameter(job: dict) -> list[dict]:
@@ -55,16 +114,13 @@ def upstream_parameter(job: dict) -> list[dict]:
     return found
 
 
-def cut_off(job: dict, files: layout.RunFiles) -> bool:
+def cut_off(job: dict, files: layout.RunFiles, source: RunSource) -> bool:
     """Put the last good notebook and its outputs back when the run would be made from exactly
     what they were made from (its upstream runs re-executed but left the same content)."""
     if not job.get("may_cut_off") or not files.good.exists():
         return False
     made = recorded(files.good)
-    try:
-        now = Provenance.from_dict({**job, "template_code": code_digest(read_notebook(job["notebook"]))})
-    except Exception:  # noqa: BLE001 -- an unreadable template: let the run execute and say why
-        return False
+    now = Provenance.from_dict({**job, "template_code": source.code, "inputs": source.inputs.digests})
     if made is None or now is None or made.fingerprint != now.fingerprint:
         return False
     written = read_record(files.good).get("outputs") or {}

@@ -64,9 +64,7 @@ def with_secrets(nb, secrets: dict[str, str] | None):
     return nb
 
 
-def papermill_input(path: str, nb, secrets: dict[str, str] | None):
-    """What papermill executes: the template's path for an ``.ipynb`` without secrets, else notebook
-    ``nb`` (read from ``path``: converted by jupytext, with the secrets' lines) in memory."""
-    if path.endswith(".ipynb") and not secrets:
-        return path
+def papermill_input(nb, secrets: dict[str, str] | None):
+    """What papermill executes: the template notebook ``nb`` read once by the run (so the code it
+    hashed is the code it runs, whatever happens to the file meanwhile), with the secrets' lines."""
     return with_secrets(nb, secrets)

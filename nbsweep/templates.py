@@ -2,7 +2,9 @@
 
 A template is a Jupyter notebook (``.ipynb``) or a text notebook that jupytext reads (a
 percent-format ``.py`` or ``.R`` script, a MyST or jupytext Markdown file, ...): converted in
-memory, it is executed and fingerprinted exactly like the ``.ipynb`` it stands for.
+memory, it is executed and fingerprinted exactly like the ``.ipynb`` it stands for. A template is
+read once per use, and must be a regular file of at most 50 MB (``MAX_TEMPLATE_BYTES``): a FIFO, a
+device or a symlink to ``/dev/zero`` is refused without being read.
 
 The code digest (version ``CODE_DIGEST_VERSION``) covers every code cell in order, its tags, and
 the kernelspec name; outputs, execution counts, markdown and metadata do not count. A Python cell
@@ -24,6 +26,7 @@ import nbformat
 
 from .canonical import digest
 from .errors import SweepError
+from .files import UnusableFile, read_regular
 from .parameters import Parameter, declared
 
 CODE_DIGEST_VERSION = 2
@@ -48,6 +51,8 @@ TEXT_EXTENSIONS = (
     ".mnb",
 )
 TEMPLATE_EXTENSIONS = (".ipynb", *TEXT_EXTENSIONS)
+# A template is code and prose: a bigger file is data, a mistake or a device, refused without reading it.
+MAX_TEMPLATE_BYTES = 50 * 2**20
 
 
 def notebook_language(nb) -> str:
@@ -194,18 +199,24 @@ def unsupported_extension(path: str) -> str:
 
 
 def read_notebook(path: str) -> nbformat.NotebookNode:
-    """A template as a notebook: an ``.ipynb`` as it is, a text notebook converted by jupytext in memory.
-    Raises FileNotFoundError, SweepError (extension, jupytext missing) or the readers' own errors."""
+    """A template as a notebook: an ``.ipynb`` as it is, a text notebook converted by jupytext in
+    memory, parsed from one read of the file (so what is hashed is what is executed). Anything but a
+    regular file of at most ``MAX_TEMPLATE_BYTES`` is refused unread. Raises FileNotFoundError,
+    SweepError (not a file, too large, extension, jupytext missing) or the readers' own errors."""
     suffix = Path(path).suffix
-    if suffix == ".ipynb":
-        return nbformat.read(path, as_version=4)
-    if suffix not in TEXT_EXTENSIONS:
+    if suffix != ".ipynb" and suffix not in TEXT_EXTENSIONS:
         raise SweepError(unsupported_extension(path))
+    try:
+        text = read_regular(path, MAX_TEMPLATE_BYTES).decode("utf-8")
+    except UnusableFile as err:
+        raise SweepError(f"notebook {path} {err.reason}") from None
+    if suffix == ".ipynb":
+        return nbformat.reads(text, as_version=4)
     try:
         import jupytext
     except ImportError:
         raise SweepError(f"notebook {path} is a text notebook, which needs jupytext; install it (pip install jupytext)") from None
-    return jupytext.read(path)
+    return jupytext.reads(text, fmt={"extension": suffix})
 
 
 def read_template(path: str) -> Template:

@@ -32,12 +32,16 @@ def job_inputs_of(run):
     # A run executes when its notebook does not record the provenance planned now, it is forced,
     # or a run it waits for executes: then its input is the fresh job file of this invocation.
     # Files of the runs it waits for order the jobs; no input's mtime counts, except that those
-    # of upstream runs executing now tell Snakemake to run this one after them.
+    # of upstream runs executing now tell Snakemake to run this one after them. An executing run
+    # lists no other file: Snakemake fails a job whose outputs are older than an input, ancient or
+    # not, and a data file may be dated in the future (clock skew, a restore from backup).
     fresh, settled = nbsweep.hooks.upstream_files(workflow, SWEEP, run)
+    job = nbsweep.hooks.job_inputs(workflow, SWEEP, run)
+    if job:
+        return [*job, *fresh]
     waited_for = {*fresh, *settled}
     data = [path for path in run.inputs if path not in waited_for]
-    job = nbsweep.hooks.job_inputs(workflow, SWEEP, run)
-    return [*job, *fresh, *map(ancient, [*settled, *data])]
+    return [*fresh, *map(ancient, [*settled, *data])]
 
 
 def get_priority(wildcards):
