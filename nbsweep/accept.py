@@ -11,7 +11,7 @@ differ from the plan would contradict its own injected-parameters cell, so such 
 stale (run them). Notebooks recorded with nbsweep's older code digest whose template code is in
 fact unchanged are accepted the same way (``templates.legacy_code_digest``). Nothing executes;
 the notebook's cells, outputs and modification time are kept. ``accept`` refuses while another
-nbsweep invocation runs in the folder.
+nbsweep invocation runs in the folder or writes to the output folder (``workdir.own_or_refuse``).
 """
 
 import os
@@ -75,11 +75,10 @@ def restamp(path: Path, record: dict) -> None:
 
 def accept(config_files: list[Path], schema_file: Path, targets: list[str]) -> list[str]:
     """Accept the chosen runs' notebooks; the report lines. Raises SweepError for bad input or
-    while another invocation owns the folder."""
+    while another invocation owns the project or output folder."""
     sweep = Sweep.load(config_files, schema_file)
     runs = chosen_runs(sweep, targets)
-    if not workdir.take_ownership():
-        raise SweepError(workdir.refusal())
+    workdir.own_or_refuse(sweep.output_dir)
     digests: dict[str, str] = {}
     when = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     accepted, current, refused, missing = [], [], [], []

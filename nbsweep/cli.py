@@ -45,7 +45,11 @@ def parser() -> argparse.ArgumentParser:
         description="Show each configured run's state and why stale runs would re-run; executes and changes nothing.",
     )
     add_configfile_option(status)
-    status.add_argument("--remove-orphans", action="store_true", help="delete the outputs of runs that are no longer in the config")
+    status.add_argument(
+        "--remove-orphans",
+        action="store_true",
+        help="delete the outputs of runs that are no longer in the config (refused while another invocation runs here)",
+    )
     accept = commands.add_parser(
         "accept",
         help="mark runs' existing notebooks up to date after a change that does not matter (executes nothing)",

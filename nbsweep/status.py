@@ -2,7 +2,9 @@
 
 Plans the sweep from the config as Snakemake would, then compares each run's planned provenance
 with what its notebook records it was made from (``nbsweep.provenance``). Executes and
-writes nothing; ``--remove-orphans`` deletes the outputs of runs no longer in the config.
+writes nothing; ``--remove-orphans`` deletes the outputs of runs no longer in the config, only
+while no other invocation owns the project or output folder (``workdir.own_or_refuse``): the runs
+of a sweep of another config running there would be orphans of this one.
 """
 
 import shutil
@@ -10,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import cells, layout, provenance
+from . import cells, layout, provenance, workdir
 from .pipeline import upstream_ids
 from .sweep import Sweep
 from .templates import legacy_code_digest
@@ -134,7 +136,8 @@ def table(states: list[RunState]) -> str:
 
 
 def status(config_files: list[Path], schema_file: Path, remove_orphans: bool = False) -> str:
-    """The status report; raises SweepError for a bad config."""
+    """The status report; raises SweepError for a bad config, or for ``remove_orphans`` while another
+    invocation owns the project or output folder."""
     sweep = Sweep.load(config_files, schema_file)
     digests: dict[str, str] = {}
     by_id = {run.id: run for run in sweep.runs.values()}
@@ -143,6 +146,9 @@ def status(config_files: list[Path], schema_file: Path, remove_orphans: bool = F
     tally = ", ".join(f"{counts[s]} {s}" for s in STATES if counts[s])
     report = [table(states), "", f"{len(states)} runs: {tally or 'none configured'}"]
     found = orphans(sweep)
+    if found and remove_orphans:
+        workdir.own_or_refuse(sweep.output_dir)
+        found = orphans(sweep)  # as they are now that no other invocation can write there
     runs = f"{len(found)} run{'s' if len(found) != 1 else ''} no longer in the config"
     if found and remove_orphans:
         kept = [folder for folder in found if not remove_orphan(folder)]

@@ -6,6 +6,12 @@ Snakemake lock found is then stale (left by a SIGKILL or a power loss), and so a
 markers of targets that exist, because the runner only ever moves complete notebooks into place,
 and the job folders of earlier invocations. An invocation that does not get it executes nothing
 (``refusal``), even after ``snakemake --unlock``.
+
+An invocation that executes also owns its output folder, wherever it is (``claim_output``): an
+exclusive flock on the folder and shared ones on every folder around it, so that a second
+invocation (of another project) whose output folder is the same, inside it or around it is
+refused too (``output_refusal``). Commands that change files in a project (``nbsweep accept``,
+``nbsweep status --remove-orphans``) take both first (``own_or_refuse``); reading needs neither.
 """
 
 import base64
@@ -15,9 +21,11 @@ import shutil
 from pathlib import Path
 
 from . import layout
+from .errors import SweepError, printable
 from .provenance import digest_if_present, read_record, recorded
 
 _held: list[int] = []  # the flock'ed folder stays open for the whole process
+_claimed: list[int] = []  # the output folder and the folders around it, flock'ed for the whole process
 STATE = Path(".snakemake")
 
 
@@ -35,9 +43,10 @@ def take_ownership() -> bool:
     return True
 
 
-def owner_pid() -> int | None:
-    """The pid holding the folder's flock, from /proc/locks (Linux), if any."""
-    st = os.stat(".")
+def holder(folder: str | Path = ".") -> tuple[int, bool] | None:
+    """Another process's flock on ``folder``, from /proc/locks (Linux): (its pid, whether the lock
+    is shared), if any."""
+    st = os.stat(folder)
     wanted = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
     try:
         lines = Path("/proc/locks").read_text().splitlines()
@@ -45,16 +54,91 @@ def owner_pid() -> int | None:
         return None
     for line in lines:
         parts = line.split()
-        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5] == wanted and parts[4].isdigit():
-            return int(parts[4])
+        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5] == wanted and parts[4].isdigit() and int(parts[4]) != os.getpid():
+            return int(parts[4]), parts[3] == "READ"
     return None
 
 
 def refusal() -> str:
-    """The one sentence that stops an invocation while another one runs in this folder."""
-    pid = owner_pid()
+    """The one sentence that stops an invocation while another one runs in this folder (or writes
+    its output folder inside it)."""
+    pid, shared = holder() or (None, False)
     who = f" (pid {pid})" if pid else ""
+    if shared:
+        return f"another nbsweep invocation{who} writes its output folder inside this folder; wait for it to finish, or stop it first"
     return f"another nbsweep invocation{who} is running in this folder; wait for it to finish (`snakemake --unlock` does not stop it), or stop it first"
+
+
+def identity(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def lock_tree(folder: Path, held: set[tuple[int, int]]) -> tuple[list[int], Path | None]:
+    """Flock every folder around ``folder`` (an absolute path) shared and ``folder`` itself
+    exclusively, from the root down, creating the missing ones only once those around them are
+    locked; skip the folders in ``held`` (identities of folders this process has flock'ed already:
+    a second descriptor of the same folder would conflict with its own lock). An exclusive lock
+    conflicts with a shared one, so two trees that are equal or nested either way conflict.
+    Returns the descriptors taken, and the folder where another process's lock conflicts (then
+    none are kept, and nothing below it was created). A folder that cannot be opened or flock'ed
+    (no read permission, a filesystem without flock) is skipped. Raises OSError if one cannot be
+    created."""
+    taken: list[int] = []
+    for path in [*reversed(folder.parents), folder]:
+        path.mkdir(exist_ok=True)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            if identity(fd) in held:
+                os.close(fd)
+                continue
+            fcntl.flock(fd, (fcntl.LOCK_EX if path == folder else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            for other in taken:
+                os.close(other)
+            return [], path
+        except OSError:
+            os.close(fd)
+            continue
+        taken.append(fd)
+    return taken, None
+
+
+def claim_output(output_dir: str) -> str | None:
+    """Own the output folder (created if missing) for the rest of this process, unless another
+    invocation owns it, a folder inside it or one around it: then the sentence refusing this one."""
+    folder = Path(output_dir).resolve()
+    try:
+        taken, conflict = lock_tree(folder, {identity(fd) for fd in _held + _claimed})
+    except OSError as err:
+        return printable(f"cannot create the output folder {folder} ({err.strerror}); set output_dir to a folder you can write")
+    _claimed.extend(taken)
+    return None if conflict is None else output_refusal(folder, conflict)
+
+
+def output_refusal(folder: Path, conflict: Path) -> str:
+    """The one sentence refusing an invocation whose output folder another one owns (around it:
+    ``conflict``, or the folder itself, or a folder inside it)."""
+    pid, _ = holder(conflict) or (None, False)
+    who = f" (pid {pid})" if pid else ""
+    if conflict == folder:
+        where = f"the output folder {folder} (or a folder inside it)"
+    else:
+        where = f"{conflict}, which holds the output folder {folder}"
+    return printable(f"another nbsweep invocation{who} is writing to {where}; wait for it to finish, or set output_dir to another folder")
+
+
+def own_or_refuse(output_dir: str) -> None:
+    """For a command that changes files: own the project folder and the output folder, or raise
+    the SweepError that refuses it while another invocation owns either."""
+    if not take_ownership():
+        raise SweepError(refusal())
+    if sentence := claim_output(output_dir):
+        raise SweepError(sentence)
 
 
 def remove_stale_locks(state_dir: Path = STATE) -> list[Path]:
