@@ -10,7 +10,7 @@ import jsonschema
 from ruamel.yaml import YAML, YAMLError
 from ruamel.yaml.constructor import DuplicateKeyError
 
-from .errors import SweepError
+from .errors import SweepError, quoted
 from .resources import standard_resources
 from .templates import unsupported_extension
 from .tracking import Settings
@@ -41,7 +41,7 @@ class RunSpec:
 
     def where(self) -> str:
         label = self.spec.get("label")
-        name = f" ('{label}')" if isinstance(label, str) else ""
+        name = f" ({quoted(label)})" if isinstance(label, str) else ""
         return f"{self.source}: run #{self.position}{name}"
 
 
@@ -153,6 +153,7 @@ def read_document(path: Path):
     if size > MAX_VALUES:
         raise SweepError(f"{path} expands to more than {MAX_VALUES:,} values (YAML aliases?); write the values out")
     check_keys_are_text(doc, path)
+    check_text_is_utf8(doc, path)
     return doc
 
 
@@ -179,8 +180,60 @@ def check_keys_are_text(doc, path: Path | str) -> None:
         return
     trail, key = found
     location, inner = run_location(doc, path, trail)
-    under = f" under '{'.'.join(map(str, inner))}'" if inner else " at the top level"
+    under = f" under {quoted(dotted(inner))}" if inner else " at the top level"
     raise SweepError(f"{location}: key {key}{under} is not text (YAML reads it as {type(key).__name__}); quote it, e.g. '{key}'")
+
+
+def dotted(trail) -> str:
+    """A place inside a document as it is written in messages: ``grid.lr[2]``."""
+    return "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in trail).lstrip(".")
+
+
+def lone_surrogate(text: str) -> str | None:
+    """The first character of ``text`` that UTF-8 cannot encode (a lone surrogate, as ``"\\ud800"``
+    in YAML or JSON gives), or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return text[err.start]
+    return None
+
+
+def non_utf8_text(value, trail: tuple = (), seen: set | None = None) -> tuple[tuple, bool, str, str] | None:
+    """(where, whether it is a key, the text, its bad character) of the first key or string value
+    that cannot be written as UTF-8, or None."""
+    seen = set() if seen is None else seen
+    if isinstance(value, str):
+        bad = lone_surrogate(value)
+        return None if bad is None else (trail, False, value, bad)
+    if not isinstance(value, (dict, list)) or id(value) in seen:
+        return None
+    seen.add(id(value))
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        if isinstance(key, str) and (bad := lone_surrogate(key)) is not None:
+            return trail, True, key, bad
+        found = non_utf8_text(item, (*trail, key), seen)
+        if found:
+            return found
+    return None
+
+
+def check_text_is_utf8(doc, path: Path | str) -> None:
+    """Refuse text that job files, notebooks and the summary (all UTF-8) could not store."""
+    found = non_utf8_text(doc)
+    if found is None:
+        return
+    trail, is_key, text, bad = found
+    location, inner = run_location(doc, path, trail)
+    if is_key:
+        what = f"key {quoted(text)}" + (f" under {quoted(dotted(inner))}" if inner else " at the top level")
+    else:
+        what = f"the value {quoted(text)} of {quoted(dotted(inner))}" if inner else f"the value {quoted(text)}"
+    raise SweepError(
+        f"{location}: {what} holds the lone surrogate {repr(bad)[1:-1]}, which UTF-8 (job files, notebooks, the summary) cannot store; "
+        "write the character itself instead of its \\u escape, or remove it"
+    )
 
 
 def run_location(doc, path: Path, trail) -> tuple[str, list]:
@@ -189,7 +242,7 @@ def run_location(doc, path: Path, trail) -> tuple[str, list]:
     if len(trail) >= 2 and trail[0] == "runs" and isinstance(trail[1], int) and isinstance(doc, dict):
         run = doc["runs"][trail[1]]
         label = run.get("label") if isinstance(run, dict) else None
-        return f"{path}: run #{trail[1] + 1}" + (f" ('{label}')" if isinstance(label, str) else ""), trail[2:]
+        return f"{path}: run #{trail[1] + 1}" + (f" ({quoted(label)})" if isinstance(label, str) else ""), trail[2:]
     return f"{path}", trail
 
 
@@ -208,7 +261,7 @@ def from_seed_format(doc: dict, path: Path) -> dict:
     runs = []
     for name, entry in doc.items():
         if not isinstance(entry.get("output_label"), str):
-            raise SweepError(f"{path}: entry '{name}' has no output_label; add one (it names the run's output folder)")
+            raise SweepError(f"{path}: entry {quoted(name)} has no output_label; add one (it names the run's output folder)")
         runs.append({"notebook": entry["notebook"], "label": entry["output_label"], "parameters": {"config": entry}})
     return {"runs": runs}
 
@@ -226,8 +279,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "required":
         return f"{error.message.replace(' is a required property', '')} is required but missing"
     if error.validator == "propertyNames":
-        return f"{error.instance!r} under '{key}' is not a valid name (letters, digits and _ only, not starting with a digit)"
-    where = f"'{key}'" if key else "the value"
+        return f"{error.instance!r} under {quoted(key)} is not a valid name (letters, digits and _ only, not starting with a digit)"
+    where = quoted(key) if key else "the value"
     if error.validator == "type":
         wanted = error.validator_value
         wanted = " or ".join(wanted) if isinstance(wanted, list) else wanted
@@ -321,6 +374,7 @@ def parse_overrides(entries: list[str]) -> dict:
         if key in NOT_OVERRIDABLE:
             raise SweepError(f"{where}: {NOT_OVERRIDABLE[key]}")
         check_keys_are_text({key: value}, where)
+        check_text_is_utf8({key: value}, where)
         overrides = deep_merge(overrides, {key: value})
     return overrides
 

@@ -1,8 +1,9 @@
 """Where a run's files live, and where an invocation keeps its plan.
 
-In the output folder, per run (``<output_dir>/<name>/<label>/``): the target notebook, the
-failed copy, the hidden partial file papermill writes into, the log, the HTML rendering and its
-log, and the previous good notebook (with its log) kept while a rerun of a good run has failed.
+In the output folder: the results files (``RESULTS``) and a folder per template. Per run
+(``<output_dir>/<name>/<label>/``): the target notebook, the failed copy, the hidden partial file
+papermill writes into, the log, the HTML rendering and its log, and the previous good notebook
+(with its log) kept while a rerun of a good run has failed.
 In ``.snakemake/nbsweep/invocations/<id>/``: the job files of one invocation.
 """
 
@@ -10,8 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TARGET = "{output_dir}/{name}/{label}/{name}_{label}.ipynb"
+# What nbsweep writes at the top of the output folder, beside the templates' folders (nbsweep.summary).
+RESULTS = ("summary.csv", "summary.json", "index.html")
 STATE = Path(".snakemake") / "nbsweep"
 INVOCATIONS = STATE / "invocations"
+
+
+def results_file_named(name: str) -> str | None:
+    """The results file a template's folder ``<output_dir>/<name>/`` would collide with (names
+    compared case-insensitively, as macOS and Windows file systems do), or None."""
+    return next((result for result in RESULTS if result.casefold() == name.casefold()), None)
 
 
 def target(output_dir: str, name: str, label: str) -> Path:

@@ -10,9 +10,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import layout
 from .canonical import canonical_json
 from .config import RunSpec, SweepConfig, deep_merge
-from .errors import SweepError
+from .errors import SweepError, quoted
 from .parameters import type_mismatch
 from .pipeline import fill_outputs, link
 from .resources import standard_resources
@@ -22,6 +23,7 @@ from .templates import Template, read_template
 SAFE_NAME = r"[A-Za-z0-9][A-Za-z0-9._+=-]{0,127}"
 _SAFE_NAME_RE = re.compile(SAFE_NAME)
 RESERVED_PREFIX = "nbsweep_"  # nbsweep's own rule names; every other rule is named after a template
+MAX_RUNS = 100_000  # runs one invocation plans, over all its config files and grids (config/README.md#limits)
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,8 @@ def check_name(name: str, what: str, where: str) -> None:
     """Labels and template stems become folder and file names: allow a safe alphabet only."""
     if not _SAFE_NAME_RE.fullmatch(name):
         raise SweepError(
-            f"{where}: {what} {name!r} is not path-safe; use 1-128 letters, digits or . _ - + = "
-            f"starting with a letter or digit, e.g. {slug(name)!r}"
+            f"{where}: {what} {quoted(name)} is not path-safe; use 1-128 letters, digits or . _ - + = "
+            f"starting with a letter or digit, e.g. {quoted(slug(name))}"
         )
 
 
@@ -99,15 +101,36 @@ def glob_values(key: str, pattern: str, where: str) -> list[str]:
     return matches
 
 
-def resolve_grid(grid: dict, where: str) -> tuple[dict, set[str]]:
-    """The grid with every ``{glob: pattern}`` replaced by its files, and the keys that were globs."""
+def resolve_grid(grid: dict, where: str, files=glob_values) -> tuple[dict, set[str]]:
+    """The grid with every ``{glob: pattern}`` replaced by its ``files``, and the keys that were globs."""
     values, globbed = {}, set()
     for key, given in grid.items():
         if isinstance(given, dict):
-            values[key], globbed = glob_values(key, given["glob"], where), globbed | {key}
+            values[key], globbed = files(key, given["glob"], where), globbed | {key}
         else:
             values[key] = given
     return values, globbed
+
+
+def grid_size(grid: dict) -> int:
+    """How many runs a grid (its globs resolved) gives: the product of its value counts, computed
+    without expanding it."""
+    return math.prod(len(values) for values in grid.values())
+
+
+def check_run_count(grid: dict, planned: int, where: str) -> None:
+    """Refuse a grid (its globs resolved; ``{}`` for a run without one) that gives more than
+    ``MAX_RUNS`` runs, or that brings the ``planned`` runs of the entries before it beyond that."""
+    size = grid_size(grid)
+    fix = "split the sweep over config files run one after another (--configfile)"
+    if size > MAX_RUNS:
+        counts = ", ".join(f"{key}: {len(values):,}" for key, values in grid.items())
+        raise SweepError(
+            f"{where}: its grid gives {size:,} runs, the product of its keys' value counts ({counts}), more than the {MAX_RUNS:,} nbsweep plans at once; reduce its values or {fix}"
+        )
+    if planned + size > MAX_RUNS:
+        gives = f"its grid's {size:,} runs bring" if grid else "it brings"
+        raise SweepError(f"{where}: {gives} the config to {planned + size:,} runs, more than the {MAX_RUNS:,} nbsweep plans at once; {fix}")
 
 
 def grid_points(grid: dict) -> list[dict]:
@@ -147,13 +170,14 @@ def default_label_pattern(grid: dict, globbed: set[str]) -> str:
     return "_".join(f"{{{key}.stem}}" if key in globbed else f"{key}{{{key}}}" for key in grid)
 
 
-def labelled_points(spec: dict, where: str) -> list[tuple[str, dict]]:
-    """(label, grid point) pairs of one config entry; an entry without a grid is one point."""
+def labelled_points(spec: dict, where: str, files=glob_values) -> list[tuple[str, dict]]:
+    """(label, grid point) pairs of one config entry; an entry without a grid is one point.
+    ``files``: the files of a glob key (``glob_values``)."""
     if not spec.get("grid"):
         if "label" not in spec:
             raise SweepError(f"{where}: the run has no label; add a label (it names the output folder)")
         return [(spec["label"], {})]
-    grid, globbed = resolve_grid(spec["grid"], where)
+    grid, globbed = resolve_grid(spec["grid"], where, files)
     pattern = spec.get("label") or default_label_pattern(grid, globbed)
     seen = {}
     pairs = []
@@ -161,7 +185,7 @@ def labelled_points(spec: dict, where: str) -> list[tuple[str, dict]]:
         label = format_label(pattern, point, where)
         if label in seen:
             raise SweepError(
-                f"{where}: label pattern {pattern!r} gives {label!r} for both {seen[label]} and {point}; "
+                f"{where}: label pattern {quoted(pattern)} gives {quoted(label)} for both {seen[label]} and {point}; "
                 "put every grid key that varies into the label"
             )
         seen[label] = point
@@ -242,7 +266,7 @@ def check_label(label: str, point: dict, where: str) -> None:
     paths = [key for key, value in point.items() if isinstance(value, str) and "/" in value and value in label]
     if paths and not _SAFE_NAME_RE.fullmatch(label):
         raise SweepError(
-            f"{where}: label {label!r} is not path-safe, as grid key {paths[0]!r} is a path; "
+            f"{where}: label {quoted(label)} is not path-safe, as grid key {quoted(paths[0])} is a path; "
             f"use {{{paths[0]}.stem}} or {{{paths[0]}.name}} in the label pattern"
         )
     check_name(label, "label", where)
@@ -256,6 +280,7 @@ class Planner:
         self._kernels = kernels
         self._templates: dict[str, Template] = {}
         self._files: dict[str, bool] = {}  # input path -> whether it is a file, checked once
+        self._globbed: dict[str, list[str]] = {}  # glob pattern -> its files, listed once
 
     def template(self, path: str, where: str) -> Template:
         if path not in self._templates:
@@ -268,7 +293,14 @@ class Planner:
             check_name(template.stem, "notebook name", where)
             if template.stem.startswith(RESERVED_PREFIX):
                 raise SweepError(
-                    f"{where}: notebook name {template.stem!r} starts with {RESERVED_PREFIX!r}, which names nbsweep's own rules; rename the template"
+                    f"{where}: notebook name {quoted(template.stem)} starts with {RESERVED_PREFIX!r}, which names nbsweep's own rules; rename the template"
+                )
+            if (results_file := layout.results_file_named(template.stem)) is not None:
+                folder = Path(self.config.output_dir, template.stem)
+                renamed = Path(path).with_name(template.stem.replace(".", "_") + Path(path).suffix).name
+                raise SweepError(
+                    f"{where}: template {path} would keep its runs in {folder}, where nbsweep writes its own {results_file}; "
+                    f"rename the template, e.g. to {renamed}"
                 )
             try:
                 template.check_one_parameters_cell()
@@ -276,6 +308,20 @@ class Planner:
                 raise SweepError(f"{where}: {err}") from None
             self._templates[path] = template
         return self._templates[path]
+
+    def glob_files(self, key: str, pattern: str, where: str) -> list[str]:
+        """``glob_values``, listed once per pattern."""
+        if pattern not in self._globbed:
+            self._globbed[pattern] = glob_values(key, pattern, where)
+        return self._globbed[pattern]
+
+    def check_run_counts(self) -> None:
+        """Refuse a config of more than ``MAX_RUNS`` runs before expanding any grid of it."""
+        planned = 0
+        for run_spec in self.config.runs:
+            grid, _ = resolve_grid(run_spec.spec.get("grid") or {}, run_spec.where(), self.glob_files)
+            check_run_count(grid, planned, run_spec.where())
+            planned += grid_size(grid)
 
     def is_file(self, path: str) -> bool:
         if path not in self._files:
@@ -372,7 +418,7 @@ class Planner:
                 f"{where}: 'preload' imports Python modules, but {template.path} is in {template.language}; remove 'preload' for it"
             )
         runs = []
-        for label, point in labelled_points(spec, where):
+        for label, point in labelled_points(spec, where, self.glob_files):
             check_label(label, point, where)
             inputs = run_inputs(spec, point, where)
             for path in inputs:
@@ -410,6 +456,7 @@ class Planner:
         runs: list[Run] = []
         by_id: dict[str, Run] = {}
         paths_by_name: dict[str, str] = {}
+        self.check_run_counts()
         for run_spec in self.config.runs:
             for run in self.expand(run_spec):
                 other_path = paths_by_name.setdefault(run.name, run.template.path)

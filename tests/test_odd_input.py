@@ -199,3 +199,146 @@ def test_nan_in_a_json_configfile_is_refused_naming_the_parameter(project):
     message = one_sentence(project.snakemake("--configfile", configfile.name, check=False))
     assert message.startswith("nbsweep: sweep.json: run #1 ('n'): parameter 'x.lr[1]' is nan"), message
     assert not project.out.exists()
+
+
+# Issue 20, items 7-9 and 14: odd input refused by `snakemake` and `nbsweep status` with the same one sentence, nothing written.
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A project with one finished run (its output folder holds index.html and the summaries), and
+    templates named like nbsweep's own files, configured by no run yet."""
+    from conftest import Project
+
+    project = Project(tmp_path_factory.mktemp("odd"))
+    project.notebook("echo", ["print(x)"], "x = 0")
+    project.notebook("plain", ["print('plain')"])
+    for name in RESULTS_NAMED:
+        project.notebook(name, ["print(x)"], "x = 0")
+    project.write_config({"runs": [{"notebook": "notebooks/echo.ipynb", "label": "ok", "parameters": {"x": 1}}]})
+    project.snakemake()
+    assert (project.out / "index.html").is_file()
+    return project
+
+
+def everything_in(folder) -> dict:
+    """Every file and folder under ``folder``, with its mtime."""
+    return {path: path.stat().st_mtime_ns for path in folder.rglob("*")}
+
+
+def refused_by_both(project, configs: dict[str, str | bytes]) -> str:
+    """Write the config files, run `snakemake --configfile` and `nbsweep status --configfile` on them:
+    both are refused with the same one sentence (returned), and the output folder is untouched."""
+    for name, content in configs.items():
+        (project.root / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    before = everything_in(project.out)
+    message = one_sentence(project.snakemake("--configfile", *configs, check=False))
+    status = subprocess.run(
+        [sys.executable, "-m", "nbsweep", "status", "--configfile", *configs],
+        check=False,
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        env=project.env,
+    )
+    assert one_sentence(status) == message
+    assert everything_in(project.out) == before
+    return message
+
+
+LONE_SURROGATES = {  # where the surrogate is -> (file name, content, what the sentence says)
+    "YAML parameter": (
+        "sweep.yaml",
+        'runs:\n  - {notebook: notebooks/echo.ipynb, label: s, parameters: {x: "\\ud800"}}\n',
+        r"nbsweep: sweep.yaml: run #1 ('s'): the value '\ud800' of 'parameters.x' holds the lone surrogate \ud800",
+    ),
+    "JSON key": (
+        "sweep.json",
+        '{"runs": [{"notebook": "notebooks/plain.ipynb", "label": "k", "parameters": {"config": {"\\udc80": 1}}}]}',
+        r"nbsweep: sweep.json: run #1 ('k'): key '\udc80' under 'parameters.config' holds the lone surrogate \udc80",
+    ),
+    "JSON label": (
+        "sweep.json",
+        '{"runs": [{"notebook": "notebooks/echo.ipynb", "label": "a\\udfff"}]}',
+        r"nbsweep: sweep.json: run #1 ('a\udfff'): the value 'a\udfff' of 'label' holds",
+    ),
+    "YAML input path": (
+        "sweep.yaml",
+        'runs:\n  - {notebook: notebooks/echo.ipynb, label: i, inputs: ["data/\\ud800.csv"]}\n',
+        r"nbsweep: sweep.yaml: run #1 ('i'): the value 'data/\ud800.csv' of 'inputs[0]' holds",
+    ),
+    "YAML output_dir": (
+        "sweep.yaml",
+        'output_dir: "out\\ud800"\nruns:\n  - {notebook: notebooks/echo.ipynb, label: o}\n',
+        r"nbsweep: sweep.yaml: the value 'out\ud800' of 'output_dir' holds",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", LONE_SURROGATES)
+def test_text_that_utf8_cannot_store_is_refused_naming_file_run_and_fix(finished, case):
+    name, content, expected = LONE_SURROGATES[case]
+    message = refused_by_both(finished, {name: content})
+    assert message.startswith(expected), message
+    assert "which UTF-8 (job files, notebooks, the summary) cannot store; write the character itself" in message, message
+
+
+def grid_of(sizes: dict[str, int]) -> str:
+    """A config entry of template plain with a grid of these value counts per key."""
+    grid = ", ".join(f"{key}: [{', '.join(map(str, range(size)))}]" for key, size in sizes.items())
+    return f"  - {{notebook: notebooks/plain.ipynb, grid: {{{grid}}}}}\n"
+
+
+def test_a_grid_of_a_hundred_million_runs_is_refused_before_it_is_expanded(finished):
+    message = refused_by_both(finished, {"huge.yaml": "runs:\n" + grid_of(dict.fromkeys("abcdefgh", 10))})
+    assert message.startswith(
+        "nbsweep: huge.yaml: run #1: its grid gives 100,000,000 runs, the product of its keys' value counts "
+        "(a: 10, b: 10, c: 10, d: 10, e: 10, f: 10, g: 10, h: 10), more than the 100,000 nbsweep plans at once; reduce its values"
+    ), message
+
+
+def test_grids_adding_up_to_more_runs_than_the_bound_are_refused_over_all_config_files(finished):
+    sixty_thousand = grid_of({"a": 10, "b": 10, "c": 10, "d": 10, "e": 6})
+    configs = {"first.yaml": "runs:\n" + sixty_thousand, "second.yaml": "runs:\n" + sixty_thousand.replace("plain.ipynb", "echo.ipynb")}
+    message = refused_by_both(finished, configs)
+    assert message.startswith(
+        "nbsweep: second.yaml: run #1: its grid's 60,000 runs bring the config to 120,000 runs, more than the 100,000 nbsweep plans at once; "
+        "split the sweep over config files run one after another (--configfile)"
+    ), message
+
+
+RESULTS_NAMED = ["index.html", "Summary.CSV", "summary.json"]
+
+
+@pytest.mark.parametrize("name", RESULTS_NAMED)
+def test_a_template_named_like_nbsweeps_own_files_is_refused(finished, name):
+    config = f"runs:\n  - {{notebook: notebooks/echo.ipynb, label: ok, parameters: {{x: 1}}}}\n  - {{notebook: notebooks/{name}.ipynb, label: a}}\n"
+    message = refused_by_both(finished, {"clash.yaml": config})
+    assert message == (
+        f"nbsweep: clash.yaml: run #2 ('a'): template notebooks/{name}.ipynb would keep its runs in papermill_outputs/{name}, "
+        f"where nbsweep writes its own {name.lower()}; rename the template, e.g. to {name.replace('.', '_')}.ipynb."
+    ), message
+
+
+CONTROL_CHARACTERS = {  # what holds them -> (config, what the sentence says)
+    "refused label": (
+        'runs:\n  - {notebook: notebooks/echo.ipynb, label: "a\\nb\\e[31m\\r", parameters: {x: 1}}\n',
+        r"nbsweep: odd.yaml: run #1 ('a\nb\x1b[31m\r'): label 'a\nb\x1b[31m\r' is not path-safe",
+    ),
+    "key that is not text": (
+        'runs:\n  - {notebook: notebooks/plain.ipynb, label: k, parameters: {config: {"a\\nb": {1: x}}}}\n',
+        r"nbsweep: odd.yaml: run #1 ('k'): key 1 under 'parameters.config.a\nb' is not text",
+    ),
+    "template path": (
+        'runs:\n  - {notebook: "notebooks/a\\tb\\e]0;x\\a.ipynb", label: t}\n',
+        r"nbsweep: odd.yaml: run #1 ('t'): notebook notebooks/a\tb\x1b]0;x\x07.ipynb does not exist",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CONTROL_CHARACTERS)
+def test_control_characters_in_refused_input_are_escaped_in_the_sentence(finished, case):
+    config, expected = CONTROL_CHARACTERS[case]
+    message = refused_by_both(finished, {"odd.yaml": config})
+    assert message.startswith(expected), message
+    assert message.isprintable(), message
