@@ -3,7 +3,7 @@
 A spare that preloads into its own fresh kernel (``nbsweep.preload``) takes the imports off the
 run's path but not off the machine: every kernel still pays the interpreter, ipykernel and the
 modules. The warm server instead keeps one zygote per setting (``nbsweep.zygote``, started in the
-setting and by the kernel's own interpreter) and its spares' kernels are forks of it: the imports
+setting, without its secret variables (``warm.without_secrets``), and by the kernel's own interpreter) and its spares' kernels are forks of it: the imports
 are paid once per setting, and a kernel costs a fork and ipykernel's start.
 
 ``Zygote`` is the server's handle; ``ForkProvisioner`` is a jupyter_client kernel provisioner

@@ -18,10 +18,17 @@ from a zygote (``start(zygote=...)``, ``nbsweep.forking``) is not its owner's ch
 subreaper itself and such daemons stay its descendants. Stopping a
 kernel, gracefully or not (``Kernel.stop``, and ``kill_all`` on the abort path, where no event
 loop can be used), kills the kernel's session, its descendants and this process's other descendants, and removes
-the runtime dir: its IPC sockets and connection file (with the kernel's HMAC key). When the owner
-itself was killed outright (SIGKILL), nothing of it runs any more: each runtime dir records its
-owner and kernel (``owner.json``), and the next kernel started under the same temp dir first ends
-what a dead owner left (``clear_orphaned``).
+the runtime dir.
+
+Everything a kernel start puts on disk is in its runtime dir (mode 0700, ``$TMPDIR/nbsweep-kernel-*``):
+the IPC socket files and the connection file (with the kernel's HMAC key; jupyter_client's own
+default would be a ``tmp*.json`` in the temp dir itself). The connection file is removed as soon
+as the kernel has read it for the last time (``forget_connection_file``), so even a runtime dir
+left behind holds no key. When the owner itself was killed outright (SIGKILL), nothing of it runs
+any more: each runtime dir records its owner and kernel (``owner.json``, with the machine and pid
+namespace they live in), and the next kernel started under the same temp dir, and the warm server
+as it starts and exits, end what a dead owner left and remove its dir (``clear_orphaned``); a dir
+whose owner lives, or lives where its pid cannot be checked from here, is left alone.
 """
 
 import json
@@ -30,6 +37,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -39,6 +47,8 @@ from . import site_state
 
 RUNTIME_PREFIX = "nbsweep-kernel-"  # distinct from the warm runner's nbsweep-<uid> folder
 OWNER_FILE = "owner.json"
+CONNECTION_FILE = "kernel.json"
+READY_SECONDS = 300  # how long the connection file is kept for a kernel that has not answered yet
 UNOWNED_GRACE_SECONDS = 60  # a runtime dir without owner.json this old was left by a crash while being made
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 _owned: dict[str, "Kernel | None"] = {}  # runtime dirs made by this process -> their kernel, once started
@@ -54,10 +64,49 @@ def become_subreaper() -> None:
 
 
 def kernel_config(runtime_dir: str):
-    """traitlets config putting the kernel's sockets on IPC files in ``runtime_dir``."""
+    """traitlets config putting the kernel's sockets on IPC files and its connection file in ``runtime_dir``."""
     from traitlets.config import Config
 
-    return Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(runtime_dir, "kernel")}})
+    return Config(
+        {
+            "KernelManager": {
+                "transport": "ipc",
+                "ip": os.path.join(runtime_dir, "kernel"),
+                "connection_file": os.path.join(runtime_dir, CONNECTION_FILE),
+            }
+        }
+    )
+
+
+def forget_connection_file(manager) -> None:
+    """Remove the kernel's connection file once the kernel has answered a request (in a thread).
+
+    ipykernel (7.x checked) reads the file while it initialises (``init_connection_file``, then
+    ``write_connection_file``, which rereads it to merge) and never after; it answers requests
+    only once initialised. The client keeps the connection info in memory (``get_connection_info``).
+    """
+    info, path = manager.get_connection_info(), manager.connection_file
+    threading.Thread(target=_remove_when_answered, args=(info, path), daemon=True, name="nbsweep-connection-file").start()
+
+
+def _remove_when_answered(info: dict, path: str) -> None:
+    import zmq
+    from jupyter_client.session import Session
+
+    session = Session(key=info["key"], signature_scheme=info["signature_scheme"])
+    context = zmq.Context()
+    shell = context.socket(zmq.DEALER)
+    shell.linger = 0
+    try:
+        shell.connect(f"ipc://{info['ip']}-{info['shell_port']}")
+        session.send(shell, "kernel_info_request", {})
+        if shell.poll(READY_SECONDS * 1000):
+            Path(path).unlink(missing_ok=True)
+    except (OSError, zmq.ZMQError):
+        pass  # the runtime dir has gone with the kernel
+    finally:
+        shell.close()
+        context.term()
 
 
 @dataclass
@@ -120,6 +169,7 @@ def start(name: str, output: int | None = None, zygote: socket.socket | None = N
     kernel = Kernel(name, manager, runtime_dir, pid=getattr(manager.provisioner, "pid", None), forked=zygote is not None)
     _owned[runtime_dir] = kernel
     record_owner(runtime_dir, kernel.pid)
+    forget_connection_file(manager)
     return kernel
 
 
@@ -189,13 +239,23 @@ def kill(processes: list) -> None:
 
 
 def record_owner(runtime_dir: str, kernel_pid: int | None = None) -> None:
-    """Write who owns ``runtime_dir`` (this process) and its kernel, for ``clear_orphaned``."""
-    owner = {"pid": os.getpid(), "started": started(os.getpid())}
+    """Write who owns ``runtime_dir`` (this process, on this machine) and its kernel, for ``clear_orphaned``."""
+    owner = {"pid": os.getpid(), "started": started(os.getpid()), "where": where()}
     if kernel_pid:
         owner.update(kernel_pid=kernel_pid, kernel_started=started(kernel_pid))
     path = Path(runtime_dir, OWNER_FILE)
     path.with_suffix(".tmp").write_text(json.dumps(owner), encoding="utf-8")
     os.replace(path.with_suffix(".tmp"), path)
+
+
+def where() -> str:
+    """The boot of this machine and the pid namespace of this process: where its pids mean something.
+    A temp dir may be shared (a network filesystem, containers): pids recorded elsewhere are not checked here."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+        return f"{boot}:{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return ""
 
 
 def started(pid: int) -> float | None:
@@ -212,6 +272,7 @@ def clear_orphaned(temp_dir: str | None = None) -> list[str]:
     """End the kernels of runtime dirs whose owner has died (their session: what they left running)
     and remove those dirs; the dirs removed."""
     temp_dir = temp_dir or tempfile.gettempdir()
+    here = where()
     cleared = []
     try:
         entries = [e for e in os.scandir(temp_dir) if e.name.startswith(RUNTIME_PREFIX)]
@@ -232,6 +293,8 @@ def clear_orphaned(temp_dir: str | None = None) -> list[str]:
             owner = {}
         except (OSError, ValueError):
             continue
+        if owner.get("where", here) != here:
+            continue  # recorded on another machine or in another pid namespace: its owner may live
         if owner and started(owner["pid"]) == owner["started"]:
             continue  # its owner is alive and will clean up
         kernel_pid = owner.get("kernel_pid")

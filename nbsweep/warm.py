@@ -31,6 +31,19 @@ through its descriptor (``private_dir``: a symlink or file planted there, or a f
 enter, turns the warm runner off with one line); both ends check that the other is the same user
 (``SO_PEERCRED``). It exits after a minute without requests. It is not used inside SLURM jobs
 (their processes die with the job) or when NBSWEEP_WARM_RUNNER=0. Linux only.
+
+A run's secrets (``nbsweep.secrets``: values of environment variables) reach its kernel only. The
+planner names every secret variable of the invocation in ``NBSWEEP_SECRET_VARIABLES``
+(``export_secret_variables``); the server and the zygotes are started without those variables
+(``without_secrets``; ``/proc/<pid>/environ`` shows a process's environment as it was exec'ed),
+while each request still carries its job's whole environment to its kernel. A request whose
+secret variables are in the server's own environment (it was started by an invocation that did
+not keep them secret) retires the server once that request is served: the next run starts one
+without them.
+
+A kernel start leaves nothing behind (``nbsweep.kernels``); the server also clears the runtime
+dirs of kernels whose owner was killed (a spare or child killed with the server's process tree)
+as it starts and as it exits.
 """
 
 import fcntl
@@ -55,6 +68,7 @@ ABORT_SECONDS = 10  # how long an interrupted job waits for the child to stop it
 STREAMS = 2  # stdout and stderr are handed to the child
 MAX_SPARES = os.cpu_count() or 1  # kernels started ahead, at most one per CPU
 MAX_ZYGOTES = 2  # settings whose zygote is kept (``forking``): the ones used last
+SECRET_VARIABLES = "NBSWEEP_SECRET_VARIABLES"  # JSON list of the invocation's secret variables, set by the planner
 
 
 def enabled() -> bool:
@@ -70,6 +84,32 @@ def socket_name(setting: dict) -> str:
     stamp.append(json.dumps([site_state.signature(site_state.site_dirs()), process_setting.server_part(setting)], sort_keys=True))
     key = hashlib.sha256("\n".join(stamp).encode()).hexdigest()[:16]
     return f"runner-{key}.sock"
+
+
+def export_secret_variables(runs) -> None:
+    """Name the secret variables of ``runs`` (planned runs) for the processes the invocation starts."""
+    os.environ[SECRET_VARIABLES] = json.dumps(sorted({variable for run in runs for variable in run.secrets.values()}))
+
+
+def secret_variables(env: dict, job_file: str | None = None) -> set[str]:
+    """The secret variables named in ``env`` (``SECRET_VARIABLES``) and by the run of ``job_file``."""
+    names = set()
+    try:
+        names.update(json.loads(env.get(SECRET_VARIABLES) or "[]"))
+    except (TypeError, ValueError):
+        pass
+    if job_file:
+        try:
+            names.update((json.loads(Path(job_file).read_text(encoding="utf-8")).get("secrets") or {}).values())
+        except (OSError, ValueError, AttributeError, TypeError):
+            pass
+    return names
+
+
+def without_secrets(env: dict, job_file: str | None = None) -> dict:
+    """``env`` without the secret variables it names (``secret_variables``): for the server and the zygotes."""
+    hidden = secret_variables(env, job_file)
+    return {name: value for name, value in env.items() if name not in hidden}
 
 
 def lock_name(name: str) -> str:
@@ -103,7 +143,7 @@ def run_via_server(argv: list[str], parent: int) -> int | None:
         name = socket_name(setting)
         conn = connect(folder, name)
         if conn is None:
-            start_server(folder, name)
+            start_server(folder, name, job_file=argv[0])
             conn = connect(folder, name, wait=STARTUP_SECONDS)
     if conn is None:
         return None
@@ -210,11 +250,12 @@ def exit_with_parent(parent: int) -> None:
     threading.Thread(target=poll, daemon=True).start()
 
 
-def start_server(folder: PrivateDir, name: str) -> None:
+def start_server(folder: PrivateDir, name: str, job_file: str | None = None) -> None:
     """Start the server in the background unless another job is starting it right now.
 
     The server inherits the folder's descriptor (it never looks the folder up by name) and the
-    start lock, which it holds until it listens.
+    start lock, which it holds until it listens; not the secret variables (those of the run of
+    ``job_file`` too: ``without_secrets``).
     """
     lock = folder.open(lock_name(name))
     try:
@@ -235,6 +276,7 @@ def start_server(folder: PrivateDir, name: str) -> None:
             start_new_session=True,
             pass_fds=[folder.fd, lock],
             cwd="/",
+            env=without_secrets(dict(os.environ), job_file),
         )
     finally:
         os.close(lock)
@@ -272,9 +314,11 @@ def serve(shown: Path, dir_fd: int, lock_fd: int) -> None:
     check(dir_fd, shown.parent)
     os.set_inheritable(dir_fd, False)  # not for kernels
     folder, name = PrivateDir(shown.parent, dir_fd), shown.name
+    own_variables = set(os.environ)  # as exec'ed: what /proc/<pid>/environ shows of this process and its forks
 
     execute.rehearse()  # the point of the server: imports done once, shared by every fork
     kernels.become_subreaper()  # a forked kernel whose zygote died re-parents here, not to init (it would exit)
+    kernels.clear_orphaned()
     import jupyter_client.manager  # noqa: F401
 
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -288,7 +332,8 @@ def serve(shown: Path, dir_fd: int, lock_fd: int) -> None:
     busy: set[int] = set()  # children executing a run
     ahead = Remaining()
     last_request = time.monotonic()
-    while busy or time.monotonic() - last_request < IDLE_SECONDS:
+    retired = False  # its socket name taken away: it ends once its children have
+    while busy or (not retired and time.monotonic() - last_request < IDLE_SECONDS):
         reap(busy, spares)
         if (conn := accept_ours(listener)) is None:
             continue
@@ -305,11 +350,20 @@ def serve(shown: Path, dir_fd: int, lock_fd: int) -> None:
         for fd in fds:
             os.close(fd)
         left = ahead.after(request)
+        if own_variables & secret_variables(request["env"], str(Path(request["cwd"], request["argv"][0]))):
+            retire(folder, name, inode)  # this process holds the run's secrets: the next run starts a server without them
+            retired, left = True, 0
         replenish(spares, zygotes, key, request, wanted=min(len(busy), MAX_SPARES, left), most=left, listener=listener)
     for spare in spares:
         spare.channel.close()
     for zygote in zygotes.values():
         zygote.close()
+    retire(folder, name, inode)
+    kernels.clear_orphaned()
+
+
+def retire(folder: PrivateDir, name: str, inode: int | None) -> None:
+    """Take this server's socket name away (unless another server has it now): no new request comes."""
     if folder.inode(name) == inode:
         folder.unlink(name)
 
@@ -440,10 +494,8 @@ def zygote_for(zygotes: dict, key: tuple, request: dict):
     if (zygote := zygotes.get(key)) is not None and not zygote.current():
         zygotes.pop(key).close()
         zygote = None
-    if (
-        zygote is None
-        and (zygote := forking.Zygote.start(kernel_name, modules, request["cwd"], request["env"], request["setting"])) is None
-    ):
+    env = without_secrets(request["env"], str(Path(request["cwd"], request["argv"][0])))  # its forks get the request's whole environment
+    if zygote is None and (zygote := forking.Zygote.start(kernel_name, modules, request["cwd"], env, request["setting"])) is None:
         return None
     zygotes[key] = zygotes.pop(key, zygote)  # the most recently used last
     for older in list(zygotes)[:-MAX_ZYGOTES]:

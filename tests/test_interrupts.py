@@ -1,4 +1,5 @@
-"""Interrupting Snakemake stops its running notebooks, with all they started (issue 11, items 6, 7).
+"""Interrupting Snakemake stops its running notebooks, with all they started (issue 11, items 6, 7), and
+leaves no kernel file (connection file, IPC socket, runtime dir) on any path (issue 20, item 12).
 
 Real snakemake, real kernels, notebooks that sleep a minute; each test has its own temp dir (so
 its own warm server, runtime dirs and connection files) and runs with the warm runner on and off.
@@ -8,10 +9,12 @@ import json
 import os
 import signal
 import subprocess
+from pathlib import Path
 
 import psutil
 import pytest
 from conftest import SNAKEFILE, SNAKEMAKE, alive, wait_for
+from jupyter_core.utils import run_sync
 
 from nbsweep import kernels
 
@@ -41,6 +44,16 @@ def kernel_files(tmpdir, kernel_pids=None) -> list:
         p for p in tmpdir.rglob("*") if p.name.startswith(kernels.RUNTIME_PREFIX) or (p.name.startswith("kernel-") and p.suffix == ".json")
     ]
     return found if kernel_pids is None else [p for p in found if kernel_of(p) in kernel_pids]
+
+
+def left_behind(tmpdir) -> list[str]:
+    """Everything under the test's temp dir but the warm runner's folder, its lock files and its
+    socket (a server killed outright leaves that; the next one replaces it), and Snakemake's own
+    source cache (``snakemake*``, left when it is killed): what a kernel start left (connection
+    files, IPC sockets, runtime dirs, temp folders), whatever their names."""
+    runner, snakemakes = tmpdir / f"nbsweep-{os.getuid()}", list(tmpdir.glob("snakemake*"))
+    kept = lambda p: p == runner or (p.parent == runner and p.suffix in {".lock", ".sock"}) or any(s in [p, *p.parents] for s in snakemakes)  # noqa: E731
+    return sorted(f"{p} ({oct(p.lstat().st_mode)})" for p in tmpdir.rglob("*") if not kept(p))
 
 
 def describe(paths) -> list:
@@ -89,6 +102,7 @@ def napping(request, project, monkeypatch, tmp_path_factory):
     runs = [{"notebook": "notebooks/nap.ipynb", "label": x, "parameters": {"label": x}} for x in ("a", "b")]
     project.write_config({"defaults": {"preload": ["fractions"] if request.param == "forked" else []}, "runs": runs})
     project.tmpdir, project.pids = tmpdir, pids
+    project.warm, project.forked = request.param != "in-process", request.param == "forked"
     yield project
     stop_servers(tmpdir)
     for proc in leftovers(tmpdir):
@@ -115,6 +129,7 @@ def assert_nothing_left(project, kernel_pids):
     assert not [p for p in project.out.rglob("*.ipynb")], "an interrupted run left a notebook"
     stop_servers(project.tmpdir)  # and the warm runner's spares, kernels started ahead, with it
     assert wait_for(lambda: not kernel_files(project.tmpdir), 20), describe(kernel_files(project.tmpdir))
+    assert wait_for(lambda: not left_behind(project.tmpdir), 20), left_behind(project.tmpdir)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -157,6 +172,64 @@ def test_a_killed_job_process_is_cleaned_up_by_the_next_run(napping, tmp_path):
     assert not [pid for pid in kernel_pids if alive(pid)]
     assert wait_for(lambda: not leftovers(p.tmpdir), 10)
     assert wait_for(lambda: not kernel_files(p.tmpdir, kernel_pids), 10), kernel_files(p.tmpdir)
+    stop_servers(p.tmpdir)
+    assert wait_for(lambda: not left_behind(p.tmpdir), 20), left_behind(p.tmpdir)
+
+
+def owners_of(tmpdir, kernel_pids) -> list[int]:
+    """The processes that started ``kernel_pids`` (their runtime dirs' ``owner.json`` says)."""
+    owners = []
+    for path in tmpdir.glob(f"{kernels.RUNTIME_PREFIX}*/{kernels.OWNER_FILE}"):
+        owner = json.loads(path.read_text())
+        if owner.get("kernel_pid") in kernel_pids:
+            owners.append(owner["pid"])
+    return owners
+
+
+def zygotes(tmpdir) -> list:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if len(cmdline) > 1 and cmdline[1].endswith("zygote.py") and ours(proc, tmpdir):
+            found.append(proc)
+    return found
+
+
+def servers(tmpdir) -> list:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if "nbsweep.warm" in cmdline and any(arg.startswith(str(tmpdir)) for arg in cmdline):
+            found.append(proc)
+    return found
+
+
+@pytest.mark.parametrize("victim", ["server", "zygote", "owner"])
+def test_kills_in_the_warm_runner_leave_no_kernel_file(napping, victim, tmp_path):
+    """SIGKILL of the warm server (its spares stop their kernels), of the zygote (its kernels run on),
+    or of the processes that own the running kernels (they end with their owner, whose runtime dirs
+    the next kernel start clears), then Ctrl-C: no connection file, socket or runtime dir is left."""
+    p = napping
+    if not p.warm or (victim == "zygote" and not p.forked):
+        pytest.skip("no such process in this mode")
+    sm, kernel_pids = start_and_wait_for_notebooks(p, tmp_path / "stderr.txt")
+    victims = {
+        "server": lambda: [proc.pid for proc in servers(p.tmpdir) if proc.ppid() not in {q.pid for q in servers(p.tmpdir)}],
+        "zygote": lambda: [proc.pid for proc in zygotes(p.tmpdir)],
+        "owner": lambda: owners_of(p.tmpdir, kernel_pids),
+    }[victim]()
+    assert victims, f"no {victim} to kill"
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    sm.send_signal(signal.SIGINT)
+    sm.wait(timeout=60)
+    assert wait_for(lambda: not any(alive(pid) for pid in kernel_pids), 20), "a notebook's kernel outlived the kill"
+    if victim != "owner":  # their owners live on and stop them
+        assert wait_for(lambda: not kernel_files(p.tmpdir, kernel_pids), 20), left_behind(p.tmpdir)
+    p.notebook("nap", ["print('quick')"], "seconds = 0\nlabel = ''")
+    p.snakemake()
+    stop_servers(p.tmpdir)
+    assert wait_for(lambda: not left_behind(p.tmpdir), 30), left_behind(p.tmpdir)
 
 
 def test_clear_orphaned_removes_only_dirs_of_dead_owners(tmp_path):
@@ -176,3 +249,39 @@ def test_clear_orphaned_removes_only_dirs_of_dead_owners(tmp_path):
     assert kernels.clear_orphaned(str(tmp_path)) == [str(dead)]
     assert wait_for(lambda: not alive(orphan.pid), 10)  # killed (and reaped: it was our child)
     assert live.exists() and other.exists() and not dead.exists()
+
+
+def test_a_runtime_dir_recorded_on_another_machine_is_left_alone(tmp_path):
+    """Unit: a temp dir shared with another machine or pid namespace: its pids are not ours to check."""
+    elsewhere = tmp_path / f"{kernels.RUNTIME_PREFIX}elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / kernels.OWNER_FILE).write_text(json.dumps({"pid": 1 << 30, "started": 1.0, "where": "another-boot:1"}))
+    assert kernels.clear_orphaned(str(tmp_path)) == []
+    assert elsewhere.exists()
+
+
+def test_a_kernel_keeps_everything_in_its_runtime_dir_and_drops_the_key_once_started(tmp_path, monkeypatch):
+    """Connection file and IPC sockets in the kernel's private runtime dir; the connection file
+    (the HMAC key) is gone once the kernel has answered; stopping removes the rest."""
+    users_runtime_dir = tmp_path / "jupyter-runtime"
+    users_runtime_dir.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(users_runtime_dir))  # (restored after: ``start`` sets it in this process)
+    monkeypatch.setattr(kernels.tempfile, "tempdir", None)  # read TMPDIR again
+    kernel = kernels.start("python3")
+    try:
+        runtime = Path(kernel.runtime_dir)
+        assert runtime.parent == tmp_path and runtime.stat().st_mode & 0o777 == 0o700
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([runtime.name, users_runtime_dir.name]), left_behind(tmp_path)
+        assert list(users_runtime_dir.iterdir()) == []
+        assert wait_for(lambda: not (runtime / kernels.CONNECTION_FILE).exists(), 60), left_behind(tmp_path)
+        client = kernel.manager.client()  # the client has the connection info in memory
+        client.start_channels()
+        try:
+            run_sync(client.wait_for_ready)(timeout=60)
+        finally:
+            client.stop_channels()
+    finally:
+        kernel.stop()
+    assert left_behind(tmp_path) == [f"{users_runtime_dir} ({oct(users_runtime_dir.lstat().st_mode)})"]
+    assert list(users_runtime_dir.iterdir()) == []

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SNAKEFILE, SNAKEMAKE, stdout_of, wait_for
+from conftest import SNAKEFILE, SNAKEMAKE, stdout_of, stream_of, wait_for
 
 
 def run_ids(project, how):
@@ -75,7 +75,7 @@ def test_runs_use_the_warm_runner_and_kernels_started_ahead(warm_project):
     for x in range(6):
         nb = json.loads(p.target("w", f"r{x}").read_text())
         assert nb["metadata"]["nbsweep"]["status"] == "ok"
-        assert "".join(nb["cells"][-1]["outputs"][0]["text"]) == f"ECHO {x}\n"
+        assert stream_of(nb["cells"][-1]["outputs"]) == f"ECHO {x}\n"
     assert socket_path_for(p).exists()
 
 
@@ -87,7 +87,7 @@ def test_a_kernel_started_ahead_is_not_used_for_another_setting(warm_project, mo
     p.snakemake("--cores", "1", "papermill_outputs/w/r0/w_r0.ipynb")
     monkeypatch.setenv("NBSWEEP_TEST_FLAVOUR", "pepper")
     p.snakemake("--cores", "1", "papermill_outputs/w/r1/w_r1.ipynb")
-    outputs = ["".join(json.loads(p.target("w", f"r{x}").read_text())["cells"][-1]["outputs"][0]["text"]) for x in (0, 1)]
+    outputs = [stream_of(json.loads(p.target("w", f"r{x}").read_text())["cells"][-1]["outputs"]) for x in (0, 1)]
     assert outputs == ["ECHO 0 salt\n", "ECHO 1 pepper\n"]
     assert "on a new kernel" in p.target("w", "r1").with_suffix(".log").read_text()
 
@@ -175,7 +175,7 @@ def test_failures_are_reported_the_same_way(warm_project):
 
 
 def last_stdout(project, label):
-    return "".join(json.loads(project.target("w", label).read_text())["cells"][-1]["outputs"][0]["text"])
+    return stream_of(json.loads(project.target("w", label).read_text())["cells"][-1]["outputs"])
 
 
 def claim(marker: Path) -> str:

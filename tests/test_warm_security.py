@@ -1,11 +1,14 @@
-"""The warm runner's private folder and peers (issue 11, item 8): nothing planted in the temp dir is trusted."""
+"""The warm runner's private folder and peers (issue 11, item 8): nothing planted in the temp dir is trusted;
+secrets stay out of its long-lived processes (issue 20, item 13)."""
 
+import json
 import os
 import socket
 import subprocess
 import sys
 
 import pytest
+from conftest import SNAKEFILE, SNAKEMAKE, stdout_of, wait_for
 
 from nbsweep import private_dir, warm
 from nbsweep.private_dir import NotPrivate, open_private
@@ -123,3 +126,71 @@ def test_the_server_gets_the_opened_folder_not_its_name(tmp_path, monkeypatch):
             cmdline = proc.info["cmdline"] or []
             if "nbsweep.warm" in cmdline and any(arg.startswith(str(tmp_path)) for arg in cmdline):
                 proc.terminate()
+
+
+SECRET = "tok-5d2a9c-only-for-the-kernel"
+
+
+def warm_processes(tmpdir) -> dict:
+    """The warm servers (and their forks) and zygotes of this test (their argv or environment names its temp dir)."""
+    import psutil
+
+    found = {}
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        try:
+            if "nbsweep.warm" in cmdline and any(arg.startswith(str(tmpdir)) for arg in cmdline):
+                found[proc.pid] = "server"
+            elif len(cmdline) > 1 and cmdline[1].endswith("zygote.py") and proc.environ().get("TMPDIR") == str(tmpdir):
+                found[proc.pid] = "zygote"
+        except psutil.Error:
+            pass
+    return found
+
+
+def holding(tmpdir, value: str) -> list:
+    """This test's servers and zygotes whose environment as exec'ed (``/proc/<pid>/environ``) holds ``value``."""
+    held = []
+    for pid, what in warm_processes(tmpdir).items():
+        try:
+            if value.encode() in open(f"/proc/{pid}/environ", "rb").read():  # noqa: PTH123
+                held.append((what, pid))
+        except OSError:  # ended meanwhile
+            pass
+    return held
+
+
+def test_a_secret_reaches_the_kernel_and_not_the_warm_server_or_zygote(tmpdir_project):
+    """The server and the zygote are exec'ed without the invocation's secret variables; a server
+    started when the variable was no secret retires once a run keeps it secret."""
+    p = tmpdir_project
+    p.notebook("w", ["import os\nprint('REVERSED', token[::-1], os.environ['API_TOKEN'][::-1])"], 'token = ""\nx = 0')
+    runs = [{"notebook": "notebooks/w.ipynb", "label": f"r{x}", "parameters": {"x": x}} for x in range(3)]
+    env = {**p.env, "API_TOKEN": SECRET}
+    cmd = [*SNAKEMAKE, "-s", str(SNAKEFILE), "-d", str(p.root), "--cores", "2"]
+
+    p.notebook("plain", ["print('PLAIN', x)"], "x = 0")  # first without secrets: the variable is just set
+    p.write_config({"defaults": {"preload": ["fractions"]}, "runs": [{"notebook": "notebooks/plain.ipynb", "label": "r0"}]})
+    first = subprocess.run(cmd, cwd=p.root, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert holding(p.tmpdir, SECRET), "expected the server started with the variable set (not a secret yet)"
+
+    p.write_config({"defaults": {"preload": ["fractions"], "secrets": {"token": "API_TOKEN"}}, "runs": runs})
+    proc = subprocess.run(cmd, cwd=p.root, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for x in range(3):
+        assert f"REVERSED {SECRET[::-1]} {SECRET[::-1]}" in stdout_of(p.target("w", f"r{x}"))
+    logs = [p.target("w", f"r{x}").with_suffix(".log").read_text() for x in range(3)]
+    assert any("forked from a zygote" in log for log in logs), logs
+    assert {what for what in warm_processes(p.tmpdir).values()} >= {"server", "zygote"}
+    assert wait_for(lambda: not holding(p.tmpdir, SECRET), 30), holding(p.tmpdir, SECRET)
+
+
+def test_secret_variables_are_named_by_the_planner_and_the_job(tmp_path):
+    """Unit: the names come from ``NBSWEEP_SECRET_VARIABLES`` and the run's job file; only those are left out."""
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({"secrets": {"token": "JOB_TOKEN"}}))
+    env = {warm.SECRET_VARIABLES: json.dumps(["API_TOKEN"]), "API_TOKEN": "a", "JOB_TOKEN": "b", "PATH": "/bin"}
+    assert warm.secret_variables(env, str(job)) == {"API_TOKEN", "JOB_TOKEN"}
+    assert warm.without_secrets(env, str(job)) == {warm.SECRET_VARIABLES: '["API_TOKEN"]', "PATH": "/bin"}
+    assert warm.without_secrets({**env, warm.SECRET_VARIABLES: "not json"}) == {**env, warm.SECRET_VARIABLES: "not json"}
