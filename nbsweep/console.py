@@ -5,7 +5,9 @@ This is the log handler of the Snakemake logger plugin ``snakemake_logger_plugin
 (``nbsweep: run X ok in ...``); this handler drops Snakemake's job blocks, shell commands and
 the error blocks that repeat them, counts the runs as they finish, shows the progress with an
 ETA (a line pinned to the bottom of a terminal, plain lines every few seconds otherwise) and
-has index.html rewritten while the sweep goes on (``nbsweep.hooks.refresh``).
+has index.html rewritten while the sweep goes on (``nbsweep.hooks.refresh``). It notes each failed
+run for the results (``nbsweep.failures``: a full disk may leave no notebook saying so), and
+masks the values of the sweep's secrets in its lines (``nbsweep.masking``).
 
 Snakemake's own output flags (``--verbose``, ``--printshellcmds``, ``--quiet``, ``--debug-dag``,
 ``-n``) give Snakemake's usual output instead, as another ``--logger`` does.
@@ -22,8 +24,9 @@ from snakemake_interface_logger_plugins.base import LogHandlerBase
 from snakemake_interface_logger_plugins.common import LogEvent
 from snakemake_interface_logger_plugins.settings import LogHandlerSettingsBase
 
-from . import interrupts
+from . import failures, interrupts
 from .errors import CONFIGFILE_ERRORS
+from .masking import mask
 from .rule_names import is_run_rule, rule_run
 
 # Errors Snakemake logs for a failed job right before the job's error block.
@@ -234,8 +237,11 @@ class LogHandler(LogHandlerBase):
             self.write(f"nbsweep: job {rule}{f' ({shown})' if shown else ''} failed{where}")
         elif interrupts.stopping.is_set():
             pass  # stopped on purpose: the interruption was announced once
-        elif not info["local"] or not self.failure_recorded(info):
-            self.write(f"nbsweep: run {run_name(info)} FAILED{where}")
+        else:
+            name, label = run_key(info)
+            failures.note_job_failure(name, label, (logs or [None])[0])
+            if not info["local"] or not self.failure_recorded(info):
+                self.write(f"nbsweep: run {name}/{label} FAILED{where}")
         self.finished(jobid, ok=False)
 
     def failure_recorded(self, info: dict) -> bool:
@@ -274,7 +280,9 @@ class LogHandler(LogHandlerBase):
         self.refresh_cost = self.last_refresh - now
 
     def write(self, text: str) -> None:
-        self.stream.write(text + "\n")
+        """Write one line, with the values of the sweep's secrets masked (``nbsweep.masking``)."""
+        hooks = sys.modules.get("nbsweep.hooks")  # the main process's sweep, once it is planned
+        self.stream.write(mask(text, hooks.MAIN.get("secrets", []) if hooks else []) + "\n")
         self.stream.flush()
 
     def close(self) -> None:
@@ -286,10 +294,13 @@ class LogHandler(LogHandlerBase):
         super().close()
 
 
-def run_name(info: dict) -> str:
+def run_key(info: dict) -> tuple[str, str]:
     wildcards = info.get("wildcards") or {}
-    name, label = rule_run(info.get("rule_name") or "") or (wildcards.get("notebook"), wildcards.get("label"))
-    return f"{name}/{label}"
+    return rule_run(info.get("rule_name") or "") or (wildcards.get("notebook"), wildcards.get("label"))
+
+
+def run_name(info: dict) -> str:
+    return "/".join(map(str, run_key(info)))
 
 
 def snakemake_dir() -> Path:

@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import interrupts, layout, summary, tracking, warm, workdir
+from . import failures, interrupts, layout, summary, tracking, warm, workdir, writable
 from .errors import SweepError
 from .output_dir import check_output_dir_is_ours
 from .packaged import SCHEMA
@@ -44,9 +44,10 @@ def plan_or_exit(workflow) -> Sweep:
     sentence and no traceback.
 
     The main process also takes the folder's ownership (recovering what a killed invocation
-    left) and names this invocation for its jobs (``NBSWEEP_INVOCATION``, inherited by every job,
-    on a cluster too). Job files are written while the DAG is built: see ``job_inputs``. A job's
-    own process (on a cluster node) reads what the main process planned instead, when it can.
+    left; the output folder's comes once it executes: ``claim_output``) and names this invocation
+    for its jobs (``NBSWEEP_INVOCATION``, inherited by every job, on a cluster too). Job files
+    are written while the DAG is built: see ``job_inputs``. A job's own process (on a cluster
+    node) reads what the main process planned instead, when it can.
     """
     os.environ[SNAKEMAKE_PID] = str(os.getpid())  # for its jobs: nbsweep.run.snakemake_alive
     if not workflow.is_main_process and (sweep := planned_by_main(workflow)) is not None:
@@ -64,7 +65,8 @@ def plan_or_exit(workflow) -> Sweep:
         if sweep.owner:
             workdir.recover(outputs={path: sweep.target(run) for run in sweep.producing_runs for path in run.outputs})
         os.environ[INVOCATION] = sweep.invocation = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-        on_exit(lambda: finish(workflow, sweep))
+        warm.export_secret_variables(sweep.runs.values())  # for its jobs: the warm runner keeps these out of its environment
+        on_exit(lambda: finish_as_owner(workflow, sweep))
         interrupts.install()
         remember(sweep)
     else:
@@ -94,11 +96,14 @@ def job_inputs(workflow, sweep: Sweep, run) -> list[str]:
     if not workflow.is_main_process:
         path = layout.job_file(sweep.invocation, run.name, run.label)
         return [str(path)] if path.exists() else []
+    output_refusal = claim_output(workflow, sweep)
     is_forced = forcing(workflow, sweep)
     if not sweep.executes(run, is_forced):
         return []
     if not workflow.dryrun and not sweep.owner:
-        refuse(sweep, workdir.refusal())
+        refuse(sweep, output_refusal or workdir.refusal())
+    if not workflow.dryrun and (folder := writable.unwritable(Path(sweep.target(run)).parent, {})):  # forced or named: still in the DAG
+        refuse(sweep, f"run {run.id} cannot execute: its folder {folder} cannot be written; {writable.FIX}")
     try:
         path = sweep.job_file(run, dry=workflow.dryrun, forced=is_forced(run))
     except OSError as err:  # e.g. a full disk
@@ -107,6 +112,26 @@ def job_inputs(workflow, sweep: Sweep, run) -> list[str]:
         MAIN["warm"] = True
         warm.start_early()  # a run executes here: the warm runner's imports overlap the rest of planning
     return [str(path)]
+
+
+def claim_output(workflow, sweep: Sweep) -> str | None:
+    """In the main process of an invocation that executes (not -n, --lint, --list, ...) and owns the
+    project folder: own the output folder too, once (``workdir.claim_output``, which creates it).
+    The sentence refusing this invocation when another one owns that folder, one inside it or one
+    around it; this invocation is then no owner, and writes no results."""
+    executes = workflow.is_main_process and workflow.executor_plugin is not None and not workflow.dryrun
+    if "output_refusal" not in MAIN and executes and sweep.owner:
+        MAIN["output_refusal"] = workdir.claim_output(sweep.output_dir)
+        sweep.owner = MAIN["output_refusal"] is None
+    return MAIN.get("output_refusal")
+
+
+def finish_as_owner(workflow, sweep: Sweep) -> None:
+    """At exit: ``finish``, writing results only as the output folder's owner too (an invocation
+    in which no run was planned into the DAG claims it here; a refused one claims nothing)."""
+    if not sweep.refused:
+        claim_output(workflow, sweep)
+    finish(workflow, sweep)
 
 
 def upstream_files(workflow, sweep: Sweep, run) -> tuple[list[str], list[str]]:
@@ -230,7 +255,8 @@ def on_exit(callback) -> None:
 def finish(workflow, sweep: Sweep) -> None:
     """At exit of an invocation that executed (not -n, --lint, --unlock, ...) as the folder's
     owner: write the results, drop the invocation's job files, then cancel Snakemake's
-    rate-limiter timers, which only wait to look at jobs again."""
+    rate-limiter timers, which only wait to look at jobs again. A run left out of the DAG because
+    its folder cannot be written failed, which Snakemake never saw: the process then exits 1."""
     sweep.remove_job_files()
     if workflow.executor_plugin is None or workflow.dryrun or not sweep.owner or sweep.refused:
         return
@@ -239,13 +265,32 @@ def finish(workflow, sweep: Sweep) -> None:
     for thread in threading.enumerate():
         if isinstance(thread, threading.Timer) and getattr(thread.function, "__module__", "").startswith("snakemake"):
             thread.cancel()
+    if any(failure.status == "failed" for failure in sweep.blocked.values()):
+        exit_failed()
+
+
+def exit_failed() -> None:
+    """End the process with status 1 now. Snakemake has finished (this runs at its exit) and
+    decided its status without the runs nbsweep kept from it; flush what it printed first."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(1)
 
 
 def remember(sweep: Sweep) -> None:
-    """Keep the main process's sweep for ``refresh``, and, when MLflow tracking is on, the
-    identity of every executed notebook, so that its end logs exactly the runs that executed."""
+    """Keep the main process's sweep for ``refresh`` and its secrets' values for the console to
+    mask; when MLflow tracking is on, the identity of every executed notebook, so that its end logs
+    exactly the runs that executed. Runs whose folder cannot be written are left out of the DAG
+    here, before it is built (``nbsweep.writable``)."""
     MAIN["sweep"] = sweep
+    MAIN["secrets"] = summary.secrets_of(sweep.runs.values())
     MAIN["notebooks"] = tracking.notebook_states(sweep) if sweep.mlflow else None
+    files = [layout.RunFiles(Path(sweep.target(run))) for run in sweep.runs.values()]
+    failures.remember_notebooks(path for each in files for path in (each.target, each.failed))
+    writable.leave_out_blocked(sweep)
 
 
 def refresh() -> None:

@@ -3,7 +3,9 @@
 ``write_results(sweep)`` (called as every invocation ends, see ``nbsweep.hooks``) writes summary.csv,
 summary.json and index.html into the output folder. A row comes from the run's executed notebook
 (the target, or the ``.failed.ipynb`` copy): nbsweep's and papermill's metadata, read from the end
-of the file where nbformat writes it, and the values ``nbsweep.record`` left in cell outputs.
+of the file where nbformat writes it, and the values ``nbsweep.record`` left in cell outputs; or,
+for a run that failed in this invocation without a notebook saying so, that failure
+(``nbsweep.failures``). The values of the runs' secrets are masked (``***``) in every row.
 """
 
 import csv
@@ -13,9 +15,10 @@ import re
 import sys
 from pathlib import Path
 
-from . import index, layout
+from . import failures, index, layout
 from .files import write_atomically
 from .index import cell_text
+from .masking import mask, mask_data, secret_values
 from .parameters import declared_defaults
 from .pipeline import UPSTREAM
 from .provenance import flatten, metadata_in, planned
@@ -37,7 +40,7 @@ TAIL = (
     "log",
     "previous",
 )
-FILES = ("summary.csv", "summary.json", "index.html")
+FILES = layout.RESULTS
 _METRICS = re.compile(re.escape(f'"{MIME}": '))
 _decoder = json.JSONDecoder()
 
@@ -105,10 +108,51 @@ def effective_parameters(run, made: dict, notebook: Path | None) -> tuple[dict, 
     return {**defaults, **own}, [name for name in defaults if name not in own]
 
 
-def row(run, output_dir: str, digests: dict[str, str] | None = None, runs: dict | None = None) -> dict:
-    """One run's row: state (as ``nbsweep status`` decides it), effective parameters, metrics,
-    timing, error and file paths. ``digests``: input file hashes shared across rows; ``runs``:
-    id -> run, to find failures upstream (``status.run_state``)."""
+def secrets_of(runs) -> list[str]:
+    """The values of the runs' secret variables, to mask wherever nbsweep copies text from a run."""
+    return secret_values({variable for run in runs for variable in getattr(run, "secrets", {}).values()})
+
+
+def row(run, output_dir: str, digests: dict[str, str] | None = None, runs: dict | None = None, secrets: list[str] | None = None) -> dict:
+    """One run's row: state (as ``nbsweep status`` decides it, or as this invocation saw it fail:
+    ``nbsweep.failures``), effective parameters, metrics, timing, error and file paths, with the
+    values of ``secrets`` (default: the run's own) masked. ``digests``: input file hashes shared
+    across rows; ``runs``: id -> run, to find failures upstream (``status.run_state``)."""
+    found = recorded_row(run, output_dir, digests, runs)
+    failure = failures.KNOWN.get((run.name, run.label))
+    if failure and not (found["notebook"] and failures.recorded_since_start(Path(found["notebook"]))):
+        found = known_failure_row(run, found, failure)
+    return mask_data(found, secrets_of([run]) if secrets is None else secrets)
+
+
+def known_failure_row(run, found: dict, failure: failures.Failure) -> dict:
+    """The row of a run that failed (or could not run) in this invocation without a notebook saying
+    so: its planned parameters and the failure; an older notebook still there is the previous one."""
+    parameters, defaulted = effective_parameters(run, {}, None)
+    target = Path(found["target"])
+    previous = target if target.exists() else found["previous"]
+    kept = {key: value for key, value in found.items() if not key.startswith(("params.", "metrics."))}
+    return {
+        **kept,
+        **flatten(parameters, "params."),
+        "status": failure.status,
+        "stale": None,
+        "accepted": None,
+        "default_params": defaulted,
+        "start_time": None,
+        "duration_s": None,
+        "error_name": failure.error_name,
+        "error_message": failure.error_message,
+        "error_cell_index": None,
+        "error_cell_line": None,
+        "notebook": None,
+        "html": None,
+        "previous": str(previous) if previous else None,
+    }
+
+
+def recorded_row(run, output_dir: str, digests: dict[str, str] | None, runs: dict | None) -> dict:
+    """A run's row as its files on disk say (see ``row``)."""
     from .status import run_state  # status imports this module's readers
 
     digests = {} if digests is None else digests
@@ -154,7 +198,8 @@ def rows(sweep) -> list[dict]:
     """The rows of every configured run, in config order."""
     digests: dict[str, str] = {}
     by_id = {run.id: run for run in sweep.runs.values()}
-    return [row(run, sweep.output_dir, digests, by_id) for run in sweep.runs.values()]
+    secrets = secrets_of(sweep.runs.values())
+    return [row(run, sweep.output_dir, digests, by_id, secrets) for run in sweep.runs.values()]
 
 
 def table(rows: list[dict]) -> tuple[list[str], list[dict]]:
@@ -206,7 +251,11 @@ def write_results(sweep, announce: bool = True) -> None:
         write_atomically(out / "summary.json", json.dumps(full_rows, indent=1, ensure_ascii=False) + "\n")
         write_atomically(out / "index.html", index.page(columns, full_rows, out))
     except Exception as err:  # noqa: BLE001 -- a finished sweep must not end in a crash over its summary
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else f"{type(err).__name__}: {err}"
+        reason = (
+            err.strerror
+            if isinstance(err, OSError) and err.strerror
+            else mask(f"{type(err).__name__}: {err}", secrets_of(sweep.runs.values()))
+        )
         if announce:
             print(f"nbsweep: could not write the summary in {out}: {reason}", file=sys.stderr)
         return

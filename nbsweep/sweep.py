@@ -65,6 +65,7 @@ class Sweep:
         self._snapshot_written = False
         self._written: set[tuple[str, str]] = set()  # runs whose job file this invocation wrote
         self.mlflow = None  # MLflow tracking settings (nbsweep.tracking), from the config's `mlflow:` key
+        self.blocked: dict = {}  # runs left out of the DAG: their folder cannot be written, or they wait for one (nbsweep.writable)
         self.groups = batch_groups(runs) if groups is None else groups
         self.resource_defaults = _resource_defaults(runs) if resource_defaults is None else resource_defaults
 
@@ -198,20 +199,27 @@ class Sweep:
         return [run for run in self.runs.values() if run.outputs]
 
     def job_file(self, run: Run, dry: bool, forced: bool = False) -> Path:
-        """Write the run's job file for this invocation (once). A dry-run executes nothing, so
-        every stale run of it gets the same fresh file under the temp dir (its content unread):
-        a thousand runs cost one file, not a thousand."""
+        """Write the run's job file for this invocation (once), dated later than the run's files
+        (``jobs.date_beyond``). A dry-run executes nothing, so every stale run of it gets the same
+        fresh file under the temp dir (its content unread), dated later than every run's files: a
+        thousand runs cost one file and a stat per run, not a thousand files."""
         if dry:
             if self._dry_folder is None:
                 self._dry_folder = private_folder()
-                write_dry_run_job_file(self._dry_folder / DRY_RUN_JOB_FILE)
+                every_file = [path for other in self.runs.values() for path in self.files_of(other)]
+                write_dry_run_job_file(self._dry_folder / DRY_RUN_JOB_FILE, later_than=every_file)
             return self._dry_folder / DRY_RUN_JOB_FILE
         self.write_snapshot()  # before any job file: a job that finds its job file finds the plan
         path = layout.job_file(self.invocation, run.name, run.label)
         if (run.name, run.label) not in self._written:
-            write_job_file(path, run, self.digests, may_cut_off=not forced and self.only_upstream_changes(run))
+            may_cut_off = not forced and self.only_upstream_changes(run)
+            write_job_file(path, run, self.digests, may_cut_off, later_than=self.files_of(run))
             self._written.add((run.name, run.label))
         return path
+
+    def files_of(self, run) -> list[str]:
+        """The files a run's job writes that Snakemake dates: its notebook and declared outputs."""
+        return [self.target(run), *run.outputs]
 
     def remove_job_files(self) -> None:
         """As the invocation ends: its job files are of no use to anyone."""
@@ -235,7 +243,7 @@ class Sweep:
         return self.target_paths[(run.name, run.label)]
 
     def targets(self, name: str | None = None) -> list[str]:
-        return [self.target(run) for run in self.runs.values() if name in (None, run.name)]
+        return [self.target(run) for key, run in self.runs.items() if name in (None, run.name) and key not in self.blocked]
 
     @property
     def template_names(self) -> list[str]:

@@ -4,20 +4,24 @@ Turned on by the config's top-level ``mlflow:`` key (``tracking_uri``, ``experim
 optional). At planning, ``notebook_states`` notes each run's executed notebooks (target and failed copy)
 by path, mtime and size; as the invocation ends, ``log_executed`` logs the runs whose notebook is
 new since then, from the Snakemake main process with one ``import mlflow``. A no-op invocation
-logs nothing, and a re-executed run adds a new MLflow run beside the old ones. Nothing here may
-fail the sweep: a tracking store that cannot be reached is one warning line.
+logs nothing, and a re-executed run adds a new MLflow run beside the old ones. The values of the
+sweep's secrets are masked in what is logged, artifacts included. Nothing here may fail the sweep:
+a tracking store that cannot be reached is one warning line.
 """
 
+import html
 import json
 import logging
 import math
 import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from . import layout
+from .masking import mask, mask_data
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow's own default: `mlflow ui` in the project shows the runs
 DEFAULT_EXPERIMENT = "nbsweep"
@@ -97,13 +101,14 @@ def millis(timestamp: str | None) -> int | None:
         return None
 
 
-def record(run, notebook: Path, output_dir: str, digests: dict) -> dict:
-    """What one execution logs: tags, params, metrics, artifacts, status and times."""
+def record(run, notebook: Path, output_dir: str, digests: dict, secrets: list[str] = ()) -> dict:
+    """What one execution logs: tags, params, metrics, artifacts, status and times; the values of
+    ``secrets`` masked in its text (the artifacts are masked as they are logged: ``masked_copy``)."""
     # Imported here, not above: nbsweep.config imports this module for `settings`.
     from . import summary
     from .provenance import read_record
 
-    row = summary.row(run, output_dir, digests)
+    row = summary.row(run, output_dir, digests, secrets=list(secrets))
     made = read_record(notebook)
     ok = notebook == layout.target(output_dir, run.name, run.label)
     name = f"{run.name}/{run.label}"
@@ -124,6 +129,21 @@ def record(run, notebook: Path, output_dir: str, digests: dict) -> dict:
     }
 
 
+def masked_copy(path: Path, folder: Path, secrets: list[str]) -> Path:
+    """``path`` itself, or, where it holds a secret's value, a copy of the same name in ``folder``
+    with the values masked (in a notebook's JSON strings; in other text as written and HTML-escaped)."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if not secrets or not any(value in text or html.escape(value) in text or json.dumps(value)[1:-1] in text for value in secrets):
+        return path
+    if path.suffix == ".ipynb":
+        masked = json.dumps(mask_data(json.loads(text), secrets), ensure_ascii=False, indent=1)
+    else:
+        masked = mask(mask(text, secrets), [html.escape(value) for value in secrets])
+    copy = folder / path.name
+    copy.write_text(masked, encoding="utf-8")
+    return copy
+
+
 def log_executed(sweep, tracking: Settings | None, before: dict | None) -> None:
     """Log the runs executed since ``before`` (see the module docstring); never raises."""
     runs = executed(sweep, before) if tracking and before is not None else []
@@ -141,13 +161,14 @@ def log_executed(sweep, tracking: Settings | None, before: dict | None) -> None:
         return
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # not its "creating tables" notes: one line per run is ours
     logged = 0
+    secrets = summary_secrets(sweep)
     try:
         client = MlflowClient(tracking_uri=tracking.tracking_uri)
         experiment = client.get_experiment_by_name(tracking.experiment)
         experiment_id = experiment.experiment_id if experiment else client.create_experiment(tracking.experiment)
         digests: dict[str, str] = {}
         for run, notebook in runs:
-            item = record(run, notebook, sweep.output_dir, digests)
+            item = record(run, notebook, sweep.output_dir, digests, secrets)
             created = client.create_run(experiment_id, start_time=item["start"], tags=item["tags"], run_name=item["tags"]["mlflow.runName"])
             run_id = created.info.run_id
             stamp = item["end"] or item["start"] or 0
@@ -155,13 +176,21 @@ def log_executed(sweep, tracking: Settings | None, before: dict | None) -> None:
             params = [Param(key, value) for key, value in item["params"].items()]
             for at in range(0, max(len(metrics), len(params)), BATCH):  # MLflow takes at most 100 params a call
                 client.log_batch(run_id, metrics=metrics[at : at + BATCH], params=params[at : at + BATCH])
-            for artifact in item["artifacts"]:
-                client.log_artifact(run_id, str(artifact))
+            with tempfile.TemporaryDirectory(prefix="nbsweep-mlflow-") as folder:
+                for artifact in item["artifacts"]:
+                    client.log_artifact(run_id, str(masked_copy(artifact, Path(folder), secrets)))
             client.set_terminated(run_id, status=item["status"], end_time=item["end"])
             logged += 1
     except Exception as err:  # noqa: BLE001 -- tracking must never fail a sweep
         reason = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
-        warn(f"could not log to MLflow at {tracking.tracking_uri} ({logged} of {len(runs)} runs logged): {reason}")
+        warn(mask(f"could not log to MLflow at {tracking.tracking_uri} ({logged} of {len(runs)} runs logged): {reason}", secrets))
+
+
+def summary_secrets(sweep) -> list[str]:
+    """The values of the sweep's secrets (``summary.secrets_of``)."""
+    from . import summary
+
+    return summary.secrets_of(sweep.runs.values())
 
 
 def warn(text: str) -> None:

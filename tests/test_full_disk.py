@@ -1,5 +1,8 @@
-"""A full disk: the run that cannot be written fails with one line, nothing half-written stays."""
+"""A full disk: the run that cannot be written fails with one line, nothing half-written stays,
+and the results say it failed, as the console did."""
 
+import csv
+import json
 import os
 import subprocess
 
@@ -41,3 +44,27 @@ def test_a_full_disk_fails_the_run_in_one_line(project, small_disk, warm, monkey
     leftovers = [p for p in small_disk.rglob("*") if ".partial." in p.name or ".tmp" in p.name]
     assert leftovers == []
     assert not (small_disk / "big" / "huge" / "big_huge.ipynb").exists()
+
+
+def test_a_run_failed_by_a_full_disk_is_failed_in_the_results(project, small_disk):
+    """Its notebook could not be kept, so nothing records the failure but the main process: the
+    summary and index.html still say it failed, as the console did."""
+    project.notebook("big", ["from IPython.display import display\ndisplay({'text/html': 'x' * n}, raw=True)"], "n = 10")
+    project.write_config(
+        {
+            "output_dir": "out",
+            "defaults": {"render": False},
+            "runs": [
+                {"notebook": "notebooks/big.ipynb", "label": "small", "parameters": {"n": 10}},
+                {"notebook": "notebooks/big.ipynb", "label": "huge", "parameters": {"n": 2_000_000}},  # not in its log: room is left
+            ],
+        }
+    )
+    proc = project.snakemake("--cores", "1", check=False)
+    assert "big/huge FAILED" in proc.stderr and "nbsweep: 2 runs (1 ok, 1 failed)" in proc.stderr, proc.stderr
+    assert not (small_disk / "big" / "huge" / "big_huge.failed.ipynb").exists()  # nothing on disk records the failure
+    with open(small_disk / "summary.csv", newline="") as fh:
+        assert {r["label"]: r["status"] for r in csv.DictReader(fh)} == {"small": "ok", "huge": "failed"}
+    huge = next(r for r in json.loads((small_disk / "summary.json").read_text()) if r["label"] == "huge")
+    assert huge["status"] == "failed" and huge["error_message"]
+    assert 'data-status="failed" data-run="big/huge"' in (small_disk / "index.html").read_text()

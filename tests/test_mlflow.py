@@ -1,5 +1,6 @@
 """MLflow tracking (config key `mlflow:`) against a real local MLflow store (sqlite in tmp_path)."""
 
+import json
 import os
 import subprocess
 
@@ -108,3 +109,32 @@ def test_settings_defaults(monkeypatch):
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "from-env")
     assert tracking.settings({"mlflow": {}}) == tracking.Settings("http://tracking:5000", "from-env")
     assert tracking.settings({"mlflow": {"tracking_uri": "sqlite:///x.db", "experiment": "e"}}) == tracking.Settings("sqlite:///x.db", "e")
+
+
+SECRET = "tok-5ecret-Value-0451"
+
+
+def test_a_secret_quoted_by_a_notebook_is_masked_in_everything_nbsweep_writes(project, monkeypatch):
+    """The exception text, a recorded metric and the notebooks logged to MLflow quote the secret's value:
+    summary.csv/json, index.html, the console and the MLflow store say ``***`` instead."""
+    monkeypatch.setenv("API_TOKEN", SECRET)
+    code = "from nbsweep import record\nrecord(token_seen=token, score=1.5)\nif fail:\n    raise ValueError(f'token {token} was refused')"
+    project.notebook("api", [code], "token = ''\nfail = False")
+    project.write_config(
+        {
+            "mlflow": {"tracking_uri": f"sqlite:///{project.root / 'store.db'}", "experiment": "calc-sweep"},
+            "defaults": {"secrets": {"token": "API_TOKEN"}},
+            "runs": [{"notebook": "notebooks/api.ipynb", "label": "fail_{fail}", "grid": {"fail": [True, False]}}],
+        }
+    )
+    proc = project.snakemake(check=False)
+    assert proc.returncode != 0 and "api/fail_True FAILED" in proc.stderr
+    rows = {r["label"]: r for r in json.loads((project.out / "summary.json").read_text())}  # "***": the kernel had the value
+    assert rows["fail_True"]["error_message"] == "token *** was refused" and rows["fail_False"]["metrics.token_seen"] == "***"
+    runs = {run.data.tags["nbsweep.run"]: run for run in logged(project)}
+    assert runs["api/fail_True"].data.tags["nbsweep.error"] == "ValueError: token *** was refused"
+    written = [project.out / name for name in ("summary.csv", "summary.json", "index.html")]
+    store = [project.root / "store.db", *(path for path in (project.root / "mlruns").rglob("*") if path.is_file())]
+    assert len(store) > 1  # the database and the logged notebooks
+    assert [str(path) for path in [*written, *store] if SECRET.encode() in path.read_bytes()] == []
+    assert SECRET not in proc.stdout and SECRET not in proc.stderr

@@ -1,6 +1,7 @@
 """Unit tests of the results code: flattening, metrics values, notebook reading, CSV and HTML cells."""
 
 import csv
+import html
 import io
 import json
 import math
@@ -263,3 +264,65 @@ def test_parameters_the_same_in_every_run_are_shown_once():
     assert 'Same in every run: <span class="const default"><b>seed</b> = 0 <small' in page
     assert '<button type="button">seed</button>' not in page and '<button type="button">lr</button>' in page
     assert index.tally([*rows, index_row(status="stale"), index_row(status="not run")]) == "2 ok, 1 stale, 1 not run"
+
+
+def test_the_last_exception_a_log_names_is_the_error_of_a_failure_nothing_recorded(tmp_path):
+    from nbsweep.failures import last_exception
+
+    log = tmp_path / "run.log"
+    log.write_text(
+        "2026-12-03 INFO run t/a executes\nTraceback (most recent call last):\n  File x\nValueError: first\nOSError: [Errno 28] No space left on device\n"
+    )
+    assert last_exception(log) == ("OSError", "[Errno 28] No space left on device")
+    log.write_text("2026-12-03 INFO Executing Cell 1\nxxxxxxxx")
+    assert last_exception(log) == (None, None)
+    assert last_exception(tmp_path / "missing.log") == (None, None)
+
+
+def test_runs_into_a_folder_that_cannot_be_written_are_blocked_with_the_runs_waiting_for_them(monkeypatch):
+    from nbsweep import writable
+
+    class FakeSweep:
+        output_dir = "out"
+        runs = {key: key for key in [("t", "stale"), ("t", "current"), ("t", "fine"), ("c", "one"), ("c", "two")]}
+        ups = {("c", "one"): [("t", "stale")], ("c", "two"): [("c", "one")]}
+
+        def upstream_keys(self, run):
+            return self.ups.get(run, [])
+
+        def is_current(self, run):
+            return run != ("t", "stale")
+
+    frozen = {Path("out/t/stale"), Path("out/t/current")}
+    monkeypatch.setattr(writable, "unwritable", lambda folder, seen: folder if folder in frozen else None)
+    blocked = writable.blocked_runs(FakeSweep())
+    assert sorted(blocked) == [("c", "one"), ("c", "two"), ("t", "stale")]  # a current run in such a folder stays as it is
+    assert blocked[("t", "stale")].status == "failed" and "out/t/stale cannot be written" in blocked[("t", "stale")].error_message
+    assert [blocked[key].status for key in [("c", "one"), ("c", "two")]] == ["not run", "not run"]
+    assert blocked[("c", "two")].error_message == "waits for c/one, which failed"
+
+
+def test_a_folder_that_does_not_exist_yet_is_as_writable_as_the_nearest_one_above(tmp_path):
+    from nbsweep.writable import unwritable
+
+    seen: dict = {}
+    assert unwritable(tmp_path / "out" / "t" / "a", seen) is None and seen == {tmp_path: True}
+
+
+def test_logged_artifacts_holding_a_secret_are_masked_copies(tmp_path):
+    from nbsweep.tracking import masked_copy
+
+    secret = 'ab"c<d>'
+    notebook, rendering, clean = tmp_path / "run.ipynb", tmp_path / "run.html", tmp_path / "clean.ipynb"
+    nbformat.write(
+        new_notebook(cells=[new_code_cell("x", outputs=[new_output("error", ename="E", evalue=f"t {secret}", traceback=[])])]), notebook
+    )
+    rendering.write_text(f"<pre>{html.escape(secret)}</pre>")
+    nbformat.write(new_notebook(cells=[new_code_cell("x")]), clean)
+    folder = tmp_path / "copies"
+    folder.mkdir()
+    copy = masked_copy(notebook, folder, [secret])
+    assert copy == folder / "run.ipynb" and nbformat.read(copy, as_version=4).cells[0].outputs[0].evalue == "t ***"
+    assert secret not in copy.read_text() and json.dumps(secret)[1:-1] not in copy.read_text()
+    assert (folder / "run.html").exists() is False and masked_copy(rendering, folder, [secret]).read_text() == "<pre>***</pre>"
+    assert masked_copy(clean, folder, [secret]) == clean and masked_copy(notebook, folder, []) == notebook
