@@ -34,7 +34,7 @@ from .pipeline import UPSTREAM
 from .provenance import Provenance, stamp
 from .render import render_nb
 from .run import snakemake_alive
-from .secrets import papermill_input
+from .secrets import with_secrets
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -231,7 +231,7 @@ def execute(
         parameters = {**job["parameters"], UPSTREAM: run_io.upstream_parameter(job)} if job.get("pass_upstream") else job["parameters"]
         try:
             nb = papermill.execute_notebook(
-                papermill_input(source.notebook, job.get("secrets")),
+                with_secrets(source.notebook, job.get("secrets")),  # the notebook hashed, read once
                 str(partial),
                 parameters=parameters,
                 kernel_name=job["kernel"],

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import layout
 from .errors import SweepError
+from .files import UnusableFile, check_regular
 
 UPSTREAM = "upstream"  # the parameter that receives the runs named in `after`
 
@@ -68,6 +69,17 @@ def after_runs(run, names: list[str], by_id: dict, by_template: dict) -> list:
     return list({run.id: run for run in found}.values())
 
 
+def not_a_regular_file(path: str) -> str | None:
+    """Why an existing input that is no regular file (a FIFO, a device, a folder) cannot be read; None otherwise."""
+    try:
+        check_regular(os.stat(path), None)
+    except UnusableFile as err:
+        return err.reason
+    except OSError:
+        return None
+    return None
+
+
 def link(runs: list, output_dir: str, is_file) -> list:
     """The runs with their produced inputs and ``after`` runs resolved; raises SweepError for an
     output claimed twice, a missing input no run produces, an unknown name in ``after`` or a cycle.
@@ -87,6 +99,8 @@ def link(runs: list, output_dir: str, is_file) -> list:
                 produced.append((normal(path), producer.id))
             elif is_file(path):
                 inputs.append(path)
+            elif reason := not_a_regular_file(path):
+                raise SweepError(f"{run.origin.where()}: input file {path!r} {reason} (run {run.label!r}); declare a regular file in 'inputs'")
             else:
                 raise SweepError(
                     f"{run.origin.where()}: input file {path!r} does not exist and no run declares it as an output (run {run.label!r}); "

@@ -62,9 +62,3 @@ def with_secrets(nb, secrets: dict[str, str] | None):
     lines = [READERS[language].format(name=name, variable=variable) for name, variable in secrets.items()]
     cell.source = "\n".join([source.rstrip("\n"), *lines]) if source.strip() else "\n".join(lines)
     return nb
-
-
-def papermill_input(nb, secrets: dict[str, str] | None):
-    """What papermill executes: the template notebook ``nb`` read once by the run (so the code it
-    hashed is the code it runs, whatever happens to the file meanwhile), with the secrets' lines."""
-    return with_secrets(nb, secrets)

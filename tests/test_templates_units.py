@@ -14,7 +14,7 @@ from nbsweep.config import load_config, load_schema, validate
 from nbsweep.errors import SweepError
 from nbsweep.jobs import job_document
 from nbsweep.plan import Planner
-from nbsweep.secrets import papermill_input, with_secrets
+from nbsweep.secrets import with_secrets
 from nbsweep.templates import TEXT_EXTENSIONS, code_cells, code_digest, legacy_code_digest, read_notebook, read_template
 
 SCHEMA = load_schema(packaged.SCHEMA)
@@ -212,9 +212,7 @@ def test_the_executed_notebook_reads_secrets_in_the_kernel(secret_templates):
     assert nb.cells[0].source == 'token = ""\nn = 1'  # the template as read is untouched
     r = with_secrets(read_notebook("nb/r.ipynb"), {"token": "API_TOKEN"})
     assert r.cells[0].source.endswith('token <- Sys.getenv("API_TOKEN")  # secret: from environment variable API_TOKEN')
-    assert papermill_input("nb/t.ipynb", nb, {}) == "nb/t.ipynb"
-    assert papermill_input("nb/t.ipynb", nb, {"token": "API_TOKEN"}).cells[0].source == executed.cells[0].source
-    assert papermill_input("nb/t.py", nb, None) is nb
+    assert with_secrets(nb, {}) is nb and with_secrets(nb, None) is nb
 
 
 def test_an_accepted_record_keeps_the_original_and_stays_consistent(tmp_path):
