@@ -100,7 +100,9 @@ def link(runs: list, output_dir: str, is_file) -> list:
             elif is_file(path):
                 inputs.append(path)
             elif reason := not_a_regular_file(path):
-                raise SweepError(f"{run.origin.where()}: input file {path!r} {reason} (run {run.label!r}); declare a regular file in 'inputs'")
+                raise SweepError(
+                    f"{run.origin.where()}: input file {path!r} {reason} (run {run.label!r}); declare a regular file in 'inputs'"
+                )
             else:
                 raise SweepError(
                     f"{run.origin.where()}: input file {path!r} does not exist and no run declares it as an output (run {run.label!r}); "

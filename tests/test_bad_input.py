@@ -60,7 +60,6 @@ CASES = {
     ),
     "recursive alias": ("runs: &r [{notebook: notebooks/echo.ipynb, label: b, parameters: {x: *r}}]\n", ["refers to itself"]),
     "non-utf8": (b"runs: [\xff\xfe]\n", ["not UTF-8"]),
-    # issue 11, items 10-14
     "duplicate key": (
         "runs:\n  - notebook: notebooks/echo.ipynb\n    label: d\n    label: e\n",
         ["config/config.yaml", "'label' appears twice", "line 4"],

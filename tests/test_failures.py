@@ -1,4 +1,4 @@
-"""Failing runs and killed sweeps never leave a half output (issue behaviours 8, 9, timeouts)."""
+"""Failing runs and killed sweeps never leave a half output."""
 
 import json
 import signal

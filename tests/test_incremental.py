@@ -1,4 +1,4 @@
-"""End-to-end: fresh runs, no-op re-runs and exactly-what-changed re-runs (issue behaviours 1-7)."""
+"""End-to-end: fresh runs, no-op re-runs and exactly-what-changed re-runs."""
 
 import json
 import os

@@ -1,5 +1,5 @@
-"""Interrupting Snakemake stops its running notebooks, with all they started (issue 11, items 6, 7), and
-leaves no kernel file (connection file, IPC socket, runtime dir) on any path (issue 20, item 12).
+"""Interrupting Snakemake stops its running notebooks, with all they started, and
+leaves no kernel file (connection file, IPC socket, runtime dir) on any path.
 
 Real snakemake, real kernels, notebooks that sleep a minute; each test has its own temp dir (so
 its own warm server, runtime dirs and connection files) and runs with the warm runner on and off.

@@ -1,4 +1,4 @@
-"""Odd input is read as meant, or refused with one sentence before anything is written (issue 11, items 10-14).
+"""Odd input is read as meant, or refused with one sentence before anything is written.
 
 Every test drives real snakemake (and real kernels where something runs) on a project in tmp_path.
 """

@@ -1,4 +1,4 @@
-"""Pure logic behind the refusals of odd input (issue 20, items 7-9 and 14): grid sizes, text UTF-8
+"""Pure logic behind the refusals of odd input: grid sizes, text UTF-8
 cannot store, names nbsweep keeps for itself, and how refusals quote what users wrote."""
 
 import pytest

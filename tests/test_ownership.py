@@ -1,6 +1,6 @@
 """No second command changes a running one: commands that change files are refused while an
 invocation owns the project folder, and an invocation owns its output folder, with every folder
-inside and around it, so two projects never write into the same one (issue 20, items 4 and 5)."""
+inside and around it, so two projects never write into the same one."""
 
 import fcntl
 import json

@@ -1,4 +1,4 @@
-"""Notebook pipelines (issue 14): runs that feed runs, `after`, content-based early cutoff.
+"""Notebook pipelines: runs that feed runs, `after`, content-based early cutoff.
 
 One 4-stage chain, prep -> train(k) -> evaluate(k) -> compare (after evaluate), is built once per
 test process (``built``) and copied into each test's project (``chain``). A run executed when the

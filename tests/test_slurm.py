@@ -281,7 +281,7 @@ def test_slurm_profile_keeps_workflow_profile_and_reruns_only_the_failed_run(swe
     assert planned == ["boom"]
 
 
-# --- a pipeline (issue 14): prep -> train(k) -> evaluate(k) -> compare (after: evaluate) -------
+# --- a pipeline: prep -> train(k) -> evaluate(k) -> compare (after: evaluate) -------
 CHAIN_K = [1, 2]
 SCALE = 3
 PRINT_JOB_ID = "import os\nprint('SLURM_JOB_ID', os.environ.get('SLURM_JOB_ID'))"

@@ -1,4 +1,4 @@
-"""End-to-end: sweeps over files, typed parameters, R templates, --config overrides and config order (issue 13)."""
+"""End-to-end: sweeps over files, typed parameters, R templates, --config overrides and config order."""
 
 import json
 import subprocess

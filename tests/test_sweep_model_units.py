@@ -1,4 +1,4 @@
-"""Unit tests of issue 13's pure logic: file grids, patterns, declared types, R declarations, --config."""
+"""Unit tests of the sweep model's pure logic: file grids, patterns, declared types, R declarations, --config."""
 
 import logging
 from pathlib import Path

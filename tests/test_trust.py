@@ -1,5 +1,5 @@
 """One invocation never changes what another executes; corrupt targets are stale; the output
-folder is nbsweep's own (issue "trust", items 1, 2, 4, 5)."""
+folder is nbsweep's own."""
 
 import json
 import subprocess

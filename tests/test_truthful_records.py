@@ -1,5 +1,5 @@
 """What an executed notebook records is exactly what ran: the template code it executed, the input
-data it read, whatever the modification times, however much it prints (issue 20: 1, 2, 3, 6, 10, 14)."""
+data it read, whatever the modification times, however much it prints."""
 
 import json
 import os
@@ -157,7 +157,7 @@ def test_a_failure_quoting_a_secret_is_masked_in_its_line_and_record(project, mo
     assert secret not in (project.out / "api/one/api_one.log").read_text()
 
 
-# --- paths that are not regular files (issue 20, item 10) ---
+# --- paths that are not regular files ---
 
 
 def one_sentence(proc) -> str:

@@ -171,7 +171,7 @@ def test_failures_are_reported_the_same_way(warm_project):
     assert p.target("w", "r1").with_suffix(".failed.ipynb").exists()
 
 
-# --- a run sees what it would see in-process (issue 11, item 9) ---
+# --- a run sees what it would see in-process ---
 
 
 def last_stdout(project, label):

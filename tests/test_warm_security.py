@@ -1,5 +1,5 @@
-"""The warm runner's private folder and peers (issue 11, item 8): nothing planted in the temp dir is trusted;
-secrets stay out of its long-lived processes (issue 20, item 13)."""
+"""The warm runner's private folder and peers: nothing planted in the temp dir is trusted;
+secrets stay out of its long-lived processes."""
 
 import json
 import os
