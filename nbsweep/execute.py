@@ -91,8 +91,9 @@ def abort(partial: Path, code: int) -> None:
     the run says so once). A second caller (another signal, the watcher) leaves it to the first."""
     if not _aborting.acquire(blocking=False):
         return
+    partial.unlink(missing_ok=True)  # first, so nothing of the run is seen once its kernel has gone
     kernels.kill_all()
-    partial.unlink(missing_ok=True)
+    partial.unlink(missing_ok=True)  # and again: papermill may have saved it meanwhile
     os._exit(code)
 
 

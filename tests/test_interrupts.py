@@ -126,7 +126,7 @@ def assert_nothing_left(project, kernel_pids):
     assert wait_for(lambda: not any(alive(pid) for pid in kernel_pids), 10), "a notebook's kernel outlived the interrupt"
     assert wait_for(lambda: not leftovers(project.tmpdir), 10), "a process started by a notebook outlived the interrupt"
     assert wait_for(lambda: not kernel_files(project.tmpdir, kernel_pids), 10), kernel_files(project.tmpdir)
-    assert not [p for p in project.out.rglob("*.ipynb")], "an interrupted run left a notebook"
+    assert wait_for(lambda: not list(project.out.rglob("*.ipynb")), 10), "an interrupted run left a notebook"
     stop_servers(project.tmpdir)  # and the warm runner's spares, kernels started ahead, with it
     assert wait_for(lambda: not kernel_files(project.tmpdir), 20), describe(kernel_files(project.tmpdir))
     assert wait_for(lambda: not left_behind(project.tmpdir), 20), left_behind(project.tmpdir)
