@@ -109,6 +109,26 @@ def stdout_of(notebook: Path) -> str:
     )
 
 
+def as_read(outputs: list[dict]) -> tuple[dict[str, str], list[dict]]:
+    """A cell's outputs as a reader sees them: each stream's text joined (stream name -> text), however
+    the kernel flushed it in pieces (``print('a', b)`` may arrive as two outputs under load), and the
+    other outputs (results, displays, errors) in order."""
+    streams: dict[str, str] = {}
+    others = []
+    for output in outputs:
+        if output["output_type"] == "stream":
+            text = output["text"]
+            streams[output["name"]] = streams.get(output["name"], "") + ("".join(text) if isinstance(text, list) else text)
+        else:
+            others.append(output)
+    return streams, others
+
+
+def stream_of(outputs: list[dict], name: str = "stdout") -> str:
+    """One stream's text in a cell's outputs, joined (``as_read``)."""
+    return as_read(outputs)[0].get(name, "")
+
+
 @pytest.fixture
 def project(tmp_path) -> Project:
     return Project(tmp_path)

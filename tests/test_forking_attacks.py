@@ -72,7 +72,14 @@ def all_kernels(tmpdir) -> list:
 def leftovers(tmpdir) -> list[str]:
     """What of this test's warm runner still runs: servers (and their children), zygotes, kernels."""
     found = [("server", servers(tmpdir)), ("zygote", zygotes(tmpdir)), ("kernel", all_kernels(tmpdir))]
-    return [f"{what} {proc.pid} (parent {proc.ppid()})" for what, procs in found for proc in procs]
+    described = []
+    for what, procs in found:
+        for proc in procs:
+            try:
+                described.append(f"{what} {proc.pid} (parent {proc.ppid()})")
+            except psutil.Error:
+                pass  # it ended since it was listed: not left over
+    return described
 
 
 def nothing_left(tmpdir) -> bool:

@@ -4,6 +4,7 @@ import json
 import shutil
 
 import pytest
+from conftest import as_read
 from test_warm import run_ids, stop_server
 
 MODULES = ["xml.dom.minidom", "fractions"]  # cheap, and not imported by a fresh kernel (json and decimal are)
@@ -29,16 +30,21 @@ def preload_project(project, monkeypatch, tmp_path_factory):
     stop_server(project)
 
 
-def configure(project, modules, runs=6):
+def configure(project, modules, runs=4):
     project.write_config(
         {"defaults": {"preload": modules}, "runs": [{"notebook": "notebooks/w.ipynb", "label": "r{x}", "grid": {"x": list(range(runs))}}]}
     )
 
 
 def cells(project, label):
-    """(source, outputs, execution count) of every code cell of the executed notebook."""
+    """(source, outputs as a reader sees them (``as_read``), execution count) of every code cell of the executed notebook."""
     nb = json.loads(project.target("w", label).read_text())
-    return [(c["source"], c["outputs"], c["execution_count"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    return [(c["source"], as_read(c["outputs"]), c["execution_count"]) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def loaded(project, label):
+    """What the run's LOADED cell printed, and its other outputs."""
+    return cells(project, label)[LOADED_CELL][1]
 
 
 def log_of(project, label):
@@ -53,14 +59,14 @@ def test_a_run_on_a_preloading_spare_is_a_fresh_kernel_that_imported_the_modules
     p = preload_project
     configure(p, MODULES)
     proc = p.snakemake("--cores", "2")
-    labels = [f"r{x}" for x in range(6)]
+    labels = [f"r{x}" for x in range(4)]
     assert run_ids(p, "in the warm runner") == set(labels)
     preloaded = {label for label in labels if "xml.dom.minidom, fractions" in log_of(p, label)}  # forked from a zygote, or imported in
     assert preloaded, "no run was handed to a preloading spare"
     assert "could not preload" not in proc.stderr
     warm = {label: cells(p, label) for label in labels}
-    pids = {(p.root / "pids" / str(x)).read_text() for x in range(6)}
-    assert len(pids) == 6  # two runs never share a kernel
+    pids = {(p.root / "pids" / str(x)).read_text() for x in range(4)}
+    assert len(pids) == 4  # two runs never share a kernel
 
     shutil.rmtree(p.out)  # the same runs on fresh kernels, in-process: preload has no effect there
     monkeypatch.setenv("NBSWEEP_WARM_RUNNER", "0")
@@ -69,13 +75,12 @@ def test_a_run_on_a_preloading_spare_is_a_fresh_kernel_that_imported_the_modules
     assert "could not preload" not in proc.stderr
     for label in labels:
         fresh = cells(p, label)
-        loaded = fresh[LOADED_CELL][1][0]["text"]
-        assert loaded == ["LOADED []\n"]
-        expected = ["LOADED ['xml.dom.minidom', 'fractions']\n"] if label in preloaded else loaded
-        assert warm[label][LOADED_CELL][1][0]["text"] == expected
+        assert fresh[LOADED_CELL][1] == ({"stdout": "LOADED []\n"}, [])
+        expected = "LOADED ['xml.dom.minidom', 'fractions']\n" if label in preloaded else "LOADED []\n"
+        assert warm[label][LOADED_CELL][1] == ({"stdout": expected}, [])
         assert [c for i, c in enumerate(warm[label]) if i != LOADED_CELL] == [c for i, c in enumerate(fresh) if i != LOADED_CELL]
         assert [count for _, _, count in fresh] == [1, 2, 3, 4, 5, 6]  # parameters, injected parameters, then the template's
-    first = warm["r0"][LOADED_CELL - 1][1][0]["text"][0]
+    first = warm["r0"][LOADED_CELL - 1][1][0]["stdout"]
     assert first.startswith("['In', 'Out', '_', '__', '___', '__builtin__',") and "LEAKED" not in first
 
 
@@ -89,7 +94,7 @@ def test_a_failing_preload_falls_back_to_a_fresh_kernel_with_one_warning(preload
     assert warned, "no run was handed to a spare"
     for label in labels:
         assert json.loads(p.target("w", label).read_text())["metadata"]["nbsweep"]["status"] == "ok"
-        assert cells(p, label)[LOADED_CELL][1][0]["text"] == ["LOADED []\n"]  # not the kernel that imported fractions
+        assert loaded(p, label) == ({"stdout": "LOADED []\n"}, [])  # not the kernel that imported fractions
         expected = 1 if label in warned else 0
         assert len(warnings_in(proc.stderr, label)) == expected
         assert len(warnings_in(log_of(p, label), label)) == expected
@@ -109,7 +114,7 @@ def test_preload_has_no_effect_and_no_error_with_the_warm_runner_off(preload_pro
     assert run_ids(p, "in-process") == {"r0", "r1"}
     assert "preload" not in proc.stderr
     for label in ("r0", "r1"):
-        assert cells(p, label)[LOADED_CELL][1][0]["text"] == ["LOADED []\n"]
+        assert loaded(p, label) == ({"stdout": "LOADED []\n"}, [])
         assert "on a new kernel" in log_of(p, label) and "preload" not in log_of(p, label)
 
 
