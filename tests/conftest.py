@@ -190,3 +190,25 @@ def executions(project: Project) -> dict[str, str]:
         for p in project.out.glob("*/*/*.ipynb")
         if p.name == f"{p.parent.parent.name}_{p.parent.name}.ipynb"
     }
+
+
+def one_sentence(proc: subprocess.CompletedProcess) -> str:
+    """The single `nbsweep: ` line of a refused command (and no traceback or exception anywhere)."""
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout, proc.stderr[-3000:]
+    assert "Exception" not in proc.stderr, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("nbsweep: ")]
+    assert len(lines) == 1, proc.stderr[-3000:]
+    return lines[0]
+
+
+def servers(tmpdir) -> list:
+    """Warm servers of a test: those listening in its own temp dir (their argv shows the socket path)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if "nbsweep.warm" in cmdline and any(arg.startswith(str(tmpdir)) for arg in cmdline):
+            found.append(proc)
+    return found

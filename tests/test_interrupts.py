@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import SNAKEFILE, SNAKEMAKE, alive, wait_for
+from conftest import SNAKEFILE, SNAKEMAKE, alive, servers, wait_for
 from jupyter_core.utils import run_sync
 
 from nbsweep import kernels
@@ -191,15 +191,6 @@ def zygotes(tmpdir) -> list:
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = proc.info["cmdline"] or []
         if len(cmdline) > 1 and cmdline[1].endswith("zygote.py") and ours(proc, tmpdir):
-            found.append(proc)
-    return found
-
-
-def servers(tmpdir) -> list:
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if "nbsweep.warm" in cmdline and any(arg.startswith(str(tmpdir)) for arg in cmdline):
             found.append(proc)
     return found
 

@@ -10,19 +10,10 @@ import sys
 
 import nbformat
 import pytest
-from conftest import stdout_of
+from conftest import one_sentence, stdout_of
 from nbformat.v4 import new_code_cell, new_notebook
 
 TYPES = 'import json\nprint("TYPES" + json.dumps({k: type(v).__name__ for k, v in sorted(globals().items()) if k in ("lr", "l2", "flag")}))'
-
-
-def one_sentence(proc: subprocess.CompletedProcess) -> str:
-    """The single `nbsweep: ` line of a refused invocation (and no traceback anywhere)."""
-    assert proc.returncode != 0, proc.stdout[-2000:]
-    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout, proc.stderr[-3000:]
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("nbsweep: ")]
-    assert len(lines) == 1, proc.stderr[-3000:]
-    return lines[0]
 
 
 def test_yaml_1_2_numbers_from_a_configfile_reach_the_notebook_as_floats(project):

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SNAKEFILE, SNAKEMAKE, Project, stdout_of, wait_for
+from conftest import SNAKEFILE, SNAKEMAKE, Project, one_sentence, stdout_of, wait_for
 
 from nbsweep import workdir
 
@@ -58,15 +58,6 @@ def wait_until_started(gate: Path, labels: list[int], sweep: subprocess.Popen) -
 def nbsweep(project: Project, *args: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "nbsweep", *args]
     return subprocess.run(cmd, cwd=project.root, env=project.env, capture_output=True, text=True, timeout=300)
-
-
-def one_sentence(proc: subprocess.CompletedProcess) -> str:
-    """The single `nbsweep: ` line of a refused command (and no traceback anywhere)."""
-    assert proc.returncode != 0, proc.stdout[-2000:]
-    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout, proc.stderr[-3000:]
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("nbsweep: ")]
-    assert len(lines) == 1, proc.stderr[-3000:]
-    return lines[0]
 
 
 def finished_ok(sweep: subprocess.Popen) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-from conftest import Project, executions, wait_for
+from conftest import Project, executions, one_sentence, wait_for
 
 from nbsweep.provenance import read_record
 from nbsweep.summary import read_result
@@ -108,15 +108,6 @@ def status(project: Project) -> dict[str, str]:
     proc = subprocess.run([sys.executable, "-m", "nbsweep", "status"], cwd=project.root, capture_output=True, text=True, env=project.env)
     assert proc.returncode == 0, proc.stderr
     return {line.split()[0]: line for line in proc.stdout.splitlines() if line.split() and line.split()[0] in RUNS}
-
-
-def one_sentence(proc) -> str:
-    """The single nbsweep line of a refused invocation (no traceback)."""
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr and "Exception" not in proc.stderr, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("nbsweep:")]
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
 
 
 def project_files(project: Project) -> dict[str, tuple[int, int]]:

@@ -412,6 +412,7 @@ def papermill_times(target: Path) -> tuple[datetime, datetime]:
     return datetime.fromisoformat(meta["start_time"]), datetime.fromisoformat(meta["end_time"])
 
 
+@pytest.mark.slow  # the chain fixture: three SLURM invocations of an 8-run pipeline
 @pytest.mark.timeout(3 * SWEEP_TIMEOUT + 120)  # the chain fixture's three invocations
 def test_chain_runs_in_slurm_jobs_in_dependency_order(chain):
     fresh = chain["fresh"]
@@ -434,6 +435,7 @@ def test_chain_runs_in_slurm_jobs_in_dependency_order(chain):
     assert f"best {SCALE * max(CHAIN_K)} {sorted(f'evaluate/k{k}' for k in CHAIN_K)}" in fresh.stdout["compare/all"]
 
 
+@pytest.mark.slow  # the chain fixture: three SLURM invocations of an 8-run pipeline
 def test_chain_second_invocation_submits_nothing(chain):
     again = chain["again"]
     assert again.sweep.proc.returncode == 0, again.log
@@ -441,6 +443,7 @@ def test_chain_second_invocation_submits_nothing(chain):
     assert {run_id: again.execution(run_id) for run_id in CHAIN_RUNS} == {run_id: chain["fresh"].execution(run_id) for run_id in CHAIN_RUNS}
 
 
+@pytest.mark.slow  # the chain fixture: three SLURM invocations of an 8-run pipeline
 def test_chain_early_cutoff_on_the_cluster(chain):
     """prep re-executes (its parameters changed) but writes the same clean.csv: nothing
     downstream executes again; the consumers say they are unchanged."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from conftest import make_notebook, stdout_of
+from conftest import make_notebook, one_sentence, stdout_of
 
 from nbsweep.canonical import file_digest
 from nbsweep.provenance import CHANGED_WHILE_READ, Provenance, read_record
@@ -158,14 +158,6 @@ def test_a_failure_quoting_a_secret_is_masked_in_its_line_and_record(project, mo
 
 
 # --- paths that are not regular files ---
-
-
-def one_sentence(proc) -> str:
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr + proc.stdout
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("nbsweep: ")]
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
 
 
 @pytest.mark.parametrize("kind", ["fifo", "dev-zero", "too-big"])

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SNAKEFILE, SNAKEMAKE, stdout_of, stream_of, wait_for
+from conftest import SNAKEFILE, SNAKEMAKE, servers, stdout_of, stream_of, wait_for
 
 
 def run_ids(project, how):
@@ -25,18 +25,6 @@ def kernel_processes(tmpdir):
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         if any(str(tmpdir) in arg for arg in proc.info["cmdline"] or []) and "ipykernel" in " ".join(proc.info["cmdline"]):
-            found.append(proc)
-    return found
-
-
-def servers(tmpdir):
-    """Warm servers of this test: those listening in its own temp dir (their argv shows the socket path)."""
-    import psutil
-
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if "nbsweep.warm" in cmdline and any(arg.startswith(str(tmpdir)) for arg in cmdline):
             found.append(proc)
     return found
 
