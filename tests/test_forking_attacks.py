@@ -296,7 +296,7 @@ def sweep_under_fire(project, victim, runs=6, preload=("fractions",)):
     configure(project, list(preload), runs=runs)
     proc = start_snakemake(project, "--cores", "2", "--keep-going")
     done = lambda: sum(project.target("w", f"r{x}").exists() for x in range(runs))  # noqa: E731
-    assert wait_for(lambda: done() >= 2 or proc.poll() is not None, 60)
+    assert wait_for(lambda: done() >= 2 or proc.poll() is not None, 240)
     killed = victim(proc)
     project.executing = executing(project, runs)
     for target in killed:
@@ -440,7 +440,7 @@ def test_a_request_the_server_never_read_runs_all_the_same(attack):
     server.suspend()
     try:
         proc = start_snakemake(p, "--cores", "2", "--forceall")
-        assert wait_for(lambda: len(waiting_clients(tmpdir)) == 2, 60)
+        assert wait_for(lambda: len(waiting_clients(tmpdir)) == 2, 240)
         assert unread(server) >= 2
     finally:
         server.kill()

@@ -431,7 +431,7 @@ def train_running(project: Project):
 def test_sigkill_of_snakemake_while_a_producer_runs_then_rerun_finishes_the_chain(chain):
     set_parameter(chain, 0, scale=3)
     first = chain.popen()
-    assert wait_for(train_running(chain), 60)
+    assert wait_for(train_running(chain), 240)
     time.sleep(0.5)
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
@@ -453,7 +453,7 @@ def test_run_starting_as_snakemake_is_killed_does_not_finish_as_an_orphan(chain)
     invocation would start the same runs beside them)."""
     set_parameter(chain, 0, scale=3)
     first = chain.popen()
-    assert wait_for(started_train(chain), 60)
+    assert wait_for(started_train(chain), 240)
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
     assert wait_for(lambda: not runners(chain), 30)

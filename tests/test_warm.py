@@ -104,7 +104,7 @@ def test_kernels_stop_gracefully_after_the_run_and_with_the_server(warm_project)
     tmpdir = os.environ["TMPDIR"]
     try:
         up = lambda: first.exists() and first.read_text() and len(kernel_processes(tmpdir)) == 2  # noqa: E731
-        assert wait_for(up, 60), "expected the first run's kernel and a spare's"
+        assert wait_for(up, 240), "expected the first run's kernel and a spare's"
         running = int(first.read_text())
         for server in the_server(tmpdir):
             server.terminate()
