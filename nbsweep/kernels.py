@@ -258,13 +258,16 @@ def where() -> str:
         return ""
 
 
-def started(pid: int) -> float | None:
-    """When process ``pid`` started (None if there is none), to tell it from a later one with its pid."""
-    import psutil
-
+def started(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (None if there is none), to tell it
+    from a later one with its pid. Read from ``/proc/<pid>/stat`` as the kernel keeps it: psutil's
+    ``create_time`` adds a boot time each process reads once, which moves when the clock is
+    stepped, so two processes could disagree about a live owner and remove its kernel's files."""
     try:
-        return psutil.Process(pid).create_time()
-    except psutil.Error:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+        return int(stat[stat.rindex(b")") + 2 :].split()[19])  # field 22, starttime (the name may hold spaces)
+    except (OSError, ValueError, IndexError):
         return None
 
 
