@@ -92,9 +92,9 @@ CHAIN_TEMPLATES = {
     ),
     "evaluate": (
         "x = 0",
-        "import pathlib\nfrom nbsweep.record import record\nrecord(score=len(pathlib.Path(f'results/model_{x}.txt').read_text()))",
+        "import pathlib\nfrom nbsweep import record\nrecord(score=len(pathlib.Path(f'results/model_{x}.txt').read_text()))",
     ),
-    "compare": ("upstream = []", "from nbsweep.record import record\nrecord(n=len(upstream))"),
+    "compare": ("upstream = []", "from nbsweep import record\nrecord(n=len(upstream))"),
 }
 
 
@@ -120,7 +120,7 @@ def make_chain_project(root: Path, n: int) -> Path:
     return root
 
 
-# The stub runner: what a copy of the checkout runs instead of ``python -m nbsweep.run TARGET LOG``.
+# The stub runner: what a copy of the checkout runs instead of ``python -m nbsweep.execution.job TARGET LOG``.
 STUB_RUN = '''\
 """Stub runner made by bench/: writes the target as the runner would stamp it; no kernel, no papermill.
 
@@ -151,7 +151,7 @@ with open(log, "w") as fh:
 
 
 def make_stub(checkout: Path, tmp: Path) -> Path:
-    """A copy of ``checkout`` whose ``nbsweep/run.py`` is the stub runner (run it with
+    """A copy of ``checkout`` whose ``nbsweep/execution/job.py`` is the stub runner (run it with
     ``checkout_env(copy)`` and ``copy / "Snakefile"``: the jobs import nbsweep from the copy)."""
     stub = tmp / "stub-checkout"
     ignore = shutil.ignore_patterns(
@@ -332,7 +332,7 @@ def servers_under(tmpdir: Path) -> list:
     found = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmdline = proc.info["cmdline"] or []
-        if any(arg.startswith(str(tmpdir)) for arg in cmdline[1:]) and "nbsweep.warm" in cmdline:
+        if any(arg.startswith(str(tmpdir)) for arg in cmdline[1:]) and "nbsweep.execution.warm_server" in cmdline:
             found.append(proc)
     return found
 

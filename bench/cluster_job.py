@@ -20,7 +20,7 @@ removes its invocation folder, as always).
 Measured: the job script's command, replayed verbatim (its wait-for folder re-created, the kept
 invocation folder put back, ``NBSWEEP_INVOCATION`` set) with a STUB RUNNER (bench/benchlib.py
 ``STUB_RUN``: the rule's shell command stamps the target from the job file, no kernel), from a
-copy of the checkout whose ``nbsweep/run.py`` is that stub. Sizes interleaved, order rotated;
+copy of the checkout whose ``nbsweep/execution/job.py`` is that stub. Sizes interleaved, order rotated;
 the figure is the median over rounds of (big / small) wall time within a round; the same for
 CPU time (user + sys), steadier than wall time on a shared machine.
 """

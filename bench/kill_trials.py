@@ -33,9 +33,9 @@ import psutil
 from benchlib import add_common_options, isolated_env, release, servers_under, snakemake_cmd, stop_servers_under, workspace
 from nbformat.v4 import new_code_cell, new_notebook
 
-from nbsweep.canonical import file_digest
-from nbsweep.provenance import read_record, recorded
-from nbsweep.templates import code_digest
+from nbsweep.file_digests import file_digest
+from nbsweep.model.templates import code_digest
+from nbsweep.provenance.records import read_record, recorded
 
 RUNS = 12
 VICTIMS = ("snakemake", "tree", "sigint", "stop-cont", "server", "zygote", "kernels", "none")

@@ -16,8 +16,8 @@ job in the same folders, ``shell: "touch {output}"``, an ``all`` rule asking for
 
 FAKED OUTPUTS: running 10,000 real notebooks takes hours, so the up-to-date state is faked: the
 bench plans the sweep itself (``Sweep.load``) and writes each target as a copy of the template
-stamped with the run's planned provenance (``nbsweep.provenance.stamp`` with
-``provenance.planned``), exactly what the runner records. That is what makes a target current
+stamped with the run's planned provenance (``nbsweep.provenance.records.stamp`` with
+``state.planned``), exactly what the runner records. That is what makes a target current
 for nbsweep (its record has the planned fingerprint; the run then has no job-file input, so
 Snakemake finds it up to date too). The bench checks that ``snakemake -n`` then has nothing to
 do. The bare workflow's no-op has its S outputs touched.
@@ -25,7 +25,7 @@ do. The bare workflow's no-op has its S outputs touched.
 SCHEDULER: ``--scheduler`` only acts when jobs run, so greedy and the default (ilp) are compared
 on runs that really execute, with a STUB RUNNER in place of the notebook (benchlib ``STUB_RUN``):
 the targets are removed (all S runs stale) and the sweep runs from a copy of the checkout whose
-``nbsweep/run.py`` is the stub, which only puts the faked notebook back in place (no kernel, no
+``nbsweep/execution/job.py`` is the stub, which only puts the faked notebook back in place (no kernel, no
 papermill). Everything else (Snakefile, rules, planning, profile) is nbsweep's own, so the time
 per job is Snakemake's own per-job overhead for this DAG. The smallest size runs to completion;
 bigger sizes run for ``--budget`` seconds, then Snakemake is stopped with SIGTERM and the rate is
@@ -61,6 +61,8 @@ import time
 from pathlib import Path
 
 import benchlib as bl
+
+from nbsweep.provenance import state
 
 OUTPUT_DIR = "papermill_outputs"
 SNAKEFILE = bl.SNAKEFILE  # --checkout DIR measures DIR/Snakefile with DIR/nbsweep instead
@@ -102,9 +104,10 @@ def fake_outputs(project: Path) -> tuple[int, float]:
 
     import nbformat
 
-    from nbsweep import layout, provenance
+    from nbsweep import layout
     from nbsweep.packaged import SCHEMA
-    from nbsweep.sweep import Sweep
+    from nbsweep.provenance import records
+    from nbsweep.provenance.sweep import Sweep
 
     start = time.perf_counter()
     here = Path.cwd()
@@ -115,14 +118,14 @@ def fake_outputs(project: Path) -> tuple[int, float]:
         for run in sweep.runs.values():
             template = templates.setdefault(run.template.path, nbformat.read(run.template.path, as_version=4))
             nb = copy.deepcopy(template)
-            provenance.stamp(nb, run.id, provenance.planned(run, digests), None)
+            records.stamp(nb, run.id, state.planned(run, digests), None)
             target = layout.target(sweep.output_dir, run.name, run.label)
             target.parent.mkdir(parents=True, exist_ok=True)
             text = nbformat.writes(nb) + "\n"
             target.write_text(text, encoding="utf-8")
             (target.parent / ".bench-fake.ipynb").write_text(text, encoding="utf-8")  # what the stub runner copies
             os.utime(target, (now - 10, now - 10))
-            assert provenance.recorded(target).fingerprint == provenance.planned(run, digests).fingerprint, target
+            assert records.recorded(target).fingerprint == state.planned(run, digests).fingerprint, target
     finally:
         os.chdir(here)
     return len(sweep.runs), time.perf_counter() - start
@@ -276,10 +279,10 @@ def report_profile(title: str, stats: pstats.Stats, size: int) -> None:
     print(f"total {total:.2f} s under cProfile; Snakefile parse (planning) {parse:.2f} s")
     print(
         f"hashing per invocation ({size} runs, 1 template, 1 input file): "
-        f"templates.code_digest x{calls(stats, 'nbsweep/templates.py', 'code_digest')}, "
-        f"templates.read_template x{calls(stats, 'nbsweep/templates.py', 'read_template')}, "
-        f"canonical.file_digest x{calls(stats, 'nbsweep/canonical.py', 'file_digest')}, "
-        f"provenance.planned x{calls(stats, 'nbsweep/provenance.py', 'planned')} "
+        f"templates.code_digest x{calls(stats, 'nbsweep/model/templates.py', 'code_digest')}, "
+        f"templates.read_template x{calls(stats, 'nbsweep/model/templates.py', 'read_template')}, "
+        f"file_digests.file_digest x{calls(stats, 'nbsweep/canonical.py', 'file_digest')}, "
+        f"provenance.planned x{calls(stats, 'nbsweep/provenance/records.py', 'planned')} "
         "(a dry-run whose targets are all missing needs no fingerprint)"
     )
     print("\nnbsweep code by cumulative time:")
@@ -293,7 +296,7 @@ def report_profile(title: str, stats: pstats.Stats, size: int) -> None:
 
 def run_jobs(log: Path) -> int:
     """How many run jobs (nbsweep_run and the runs' own rules) a Snakemake log's job stats list."""
-    from nbsweep.rule_names import is_run_rule
+    from nbsweep.model.rule_names import is_run_rule
 
     return sum(count for rule, count in planned_jobs(log).items() if is_run_rule(rule))
 

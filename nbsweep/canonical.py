@@ -2,11 +2,6 @@
 
 import hashlib
 import json
-import os
-from pathlib import Path
-
-from .errors import SweepError
-from .files import UnusableFile, open_regular
 
 
 def _reject(value):
@@ -22,30 +17,3 @@ def canonical_json(value) -> str:
 def digest(value) -> str:
     """SHA-256 of the canonical JSON of ``value``."""
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()
-
-
-class NotRegularInput(SweepError):
-    """An input path that names a FIFO, a device or a folder: refused unread."""
-
-
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file's bytes."""
-    return file_digest_and_stat(path)[0]
-
-
-def file_digest_and_stat(path: str | Path) -> tuple[str, tuple[int, int, int]]:
-    """SHA-256 of a regular file's bytes and its (size, mtime_ns, inode) as it was opened; a
-    FIFO or a device is refused unread (``files.open_regular``), in one sentence."""
-    try:
-        with open_regular(path) as fh:
-            status = os.fstat(fh.fileno())
-            return hashlib.file_digest(fh, "sha256").hexdigest(), stat_key(status)
-    except UnusableFile as err:
-        raise NotRegularInput(f"input file {path} {err.reason}; declare a regular file in 'inputs'") from None
-    except OSError as err:
-        raise SweepError(f"cannot read input file {path}: {err.strerror}") from None
-
-
-def stat_key(status: os.stat_result) -> tuple[int, int, int]:
-    """What of a file's status tells that it may have changed: size, mtime (ns) and inode."""
-    return status.st_size, status.st_mtime_ns, status.st_ino

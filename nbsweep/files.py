@@ -21,16 +21,20 @@ class UnusableFile(OSError):
         super().__init__(reason)
 
 
-def write_atomically(path: Path, text: str, durable: bool = False) -> None:
-    """Replace ``path`` with ``text`` in one step (a hidden temporary beside it, then rename);
-    ``durable``: fsync before the rename, so a power loss leaves the old or the new file."""
+def write_atomically(path: Path, text: str, like: os.stat_result | None = None) -> None:
+    """Replace ``path`` with ``text`` in one step (a hidden temporary beside it, then rename).
+    ``like``: the replaced file's stat, whose mode and times the new file keeps; such a rewrite of
+    a user's file is fsynced first, so a power loss leaves the old or the new file."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
-            if durable:
+            if like is not None:
                 fh.flush()
                 os.fsync(fh.fileno())
+        if like is not None:
+            os.chmod(tmp, like.st_mode & 0o7777)
+            os.utime(tmp, ns=(like.st_atime_ns, like.st_mtime_ns))
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

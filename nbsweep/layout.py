@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TARGET = "{output_dir}/{name}/{label}/{name}_{label}.ipynb"
-# What nbsweep writes at the top of the output folder, beside the templates' folders (nbsweep.summary).
+# What nbsweep writes at the top of the output folder, beside the templates' folders (nbsweep.results.summary).
 RESULTS = ("summary.csv", "summary.json", "index.html")
 STATE = Path(".snakemake") / "nbsweep"
 INVOCATIONS = STATE / "invocations"
@@ -85,7 +85,7 @@ class RunFiles:
     @property
     def kept_outputs(self) -> Path:
         """A hidden folder of links to the declared outputs the latest good run wrote, named by
-        content (``nbsweep.run_io``)."""
+        content (``nbsweep.execution.run_io``)."""
         return self.target.with_name(f".{self.target.stem}.outputs")
 
     def all(self) -> list[Path]:

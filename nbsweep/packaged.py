@@ -6,7 +6,9 @@ whether nbsweep was installed from a wheel, from a checkout, or editable.
 
 from pathlib import Path
 
-WORKFLOW = Path(__file__).parent / "workflow"
-SNAKEFILE = WORKFLOW / "Snakefile"
+from nbsweep import snakefile
+
+SNAKEFILE = Path(snakefile())
+WORKFLOW = SNAKEFILE.parent
 SCHEMA = WORKFLOW / "schemas" / "config.schema.yaml"
 PROFILES = WORKFLOW / "profiles"

@@ -181,7 +181,7 @@ def executions(project: Project) -> dict[str, str]:
     """Run id ("name/label") -> the execution id its target notebook records. A run whose id
     changed executed; early cutoff puts the old notebook back (Snakemake touches it, so mtimes
     cannot tell the two apart)."""
-    from nbsweep.provenance import read_record
+    from nbsweep.provenance.records import read_record
 
     if not project.out.exists():
         return {}
@@ -209,6 +209,6 @@ def servers(tmpdir) -> list:
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = proc.info["cmdline"] or []
-        if "nbsweep.warm" in cmdline and any(arg.startswith(str(tmpdir)) for arg in cmdline):
+        if "nbsweep.execution.warm_server" in cmdline and any(arg.startswith(str(tmpdir)) for arg in cmdline):
             found.append(proc)
     return found

@@ -9,7 +9,7 @@ import termios
 
 from conftest import SNAKEFILE, SNAKEMAKE
 
-from nbsweep.console import Progress, clock
+from nbsweep.smk.console import Progress, clock
 
 PROFILE_LINE = "Using workflow specific profile"
 # What Snakemake itself says when a job failed (kept: short, and it explains the exit status).
@@ -49,7 +49,7 @@ def test_default_console_is_one_line_per_run_a_progress_line_and_the_closing_lin
         "Finished jobid",
         "CalledProcessError",
         "RuleException",
-        "-m nbsweep.run",
+        "-m nbsweep.execution.job",
         "Error in rule",
         "Job stats",
     ):

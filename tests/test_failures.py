@@ -79,7 +79,7 @@ def runner_processes(root):
     """Job processes of this project (their working directory is the project root)."""
     found = []
     for proc in psutil.process_iter(["cmdline", "cwd"]):
-        if proc.info["cwd"] == str(root) and "nbsweep.run" in (proc.info["cmdline"] or []):
+        if proc.info["cwd"] == str(root) and "nbsweep.execution.job" in (proc.info["cmdline"] or []):
             found.append(proc)
     return found
 
@@ -97,7 +97,7 @@ def private_tmpdir(monkeypatch, tmp_path_factory):
     yield tmpdir
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = proc.info["cmdline"] or []
-        if "nbsweep.warm" in cmdline and any(arg.startswith(str(tmpdir)) for arg in cmdline):
+        if "nbsweep.execution.warm_server" in cmdline and any(arg.startswith(str(tmpdir)) for arg in cmdline):
             proc.terminate()
 
 

@@ -19,7 +19,7 @@ import pytest
 from conftest import alive, stdout_of, wait_for
 from test_warm import run_ids, stop_server, venv_kernel
 
-from nbsweep import forking, kernels, process_setting
+from nbsweep.kernels import forking, kernelspec, process_setting
 
 PROBE = [
     "import os, sys, threading, random, psutil\n"
@@ -122,8 +122,8 @@ def test_a_forked_kernel_ends_when_the_process_that_runs_it_is_killed(tmp_path, 
     assert zygote is not None
     connection = zygote.connection()
     owner_code = (
-        "import socket, sys, time\nfrom nbsweep import kernels\n"
-        "kernel = kernels.start('python3', zygote=socket.socket(fileno=int(sys.argv[1])))\n"
+        "import socket, sys, time\nfrom nbsweep.kernels import lifecycle\n"
+        "kernel = lifecycle.start('python3', zygote=socket.socket(fileno=int(sys.argv[1])))\n"
         "print(kernel.pid, flush=True)\ntime.sleep(600)"
     )
     owner = subprocess.Popen(
@@ -183,7 +183,7 @@ def test_only_kernels_that_run_a_python_module_can_be_forked():
         forking.command({**spec, "argv": ["R", "--slave", "-e", "IRkernel::main()", "--args", "{connection_file}"], "language": "R"})
         is None
     )
-    assert kernels.interpreter(spec) == sys.executable
+    assert kernelspec.interpreter(spec) == sys.executable
 
 
 def test_a_fork_request_to_a_zygote_that_has_gone_fails_cleanly(tmp_path):

@@ -395,7 +395,7 @@ def test_a_sweep_survives_its_server_being_killed(attack):
 
 @pytest.mark.parametrize("preload", [["fractions"], []])
 def test_a_sweep_whose_server_and_all_its_children_are_killed_reports_runs_failed(attack, preload):
-    """What ``pkill -9 -f nbsweep.warm`` does: runs executing fail (a traceback for a request still queued:
+    """What ``pkill -9 -f nbsweep.execution.warm_server`` does: runs executing fail (a traceback for a request still queued:
     ``test_a_request_the_server_never_read_runs_all_the_same``), later ones get a new server."""
     tmpdir = os.environ["TMPDIR"]
     proc, killed = sweep_under_fire(attack, lambda sm: servers(tmpdir), preload=preload)
@@ -422,7 +422,11 @@ def waiting_clients(tmpdir) -> list:
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         try:
-            if "nbsweep.run" in (proc.info["cmdline"] or []) and proc.environ().get("TMPDIR") == str(tmpdir) and proc.num_threads() > 1:
+            if (
+                "nbsweep.execution.job" in (proc.info["cmdline"] or [])
+                and proc.environ().get("TMPDIR") == str(tmpdir)
+                and proc.num_threads() > 1
+            ):
                 found.append(proc)
         except psutil.Error:
             pass

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from chromium import chromium_page, needs_chromium
 
-from nbsweep import index, summary
+from nbsweep.results import index, summary
 
 pytestmark = needs_chromium
 

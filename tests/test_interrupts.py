@@ -16,7 +16,7 @@ import pytest
 from conftest import SNAKEFILE, SNAKEMAKE, alive, servers, wait_for
 from jupyter_core.utils import run_sync
 
-from nbsweep import kernels
+from nbsweep.kernels import lifecycle, processes
 
 NAP = 60  # seconds a notebook sleeps: far longer than any interrupt may take
 LEFTOVER = ["sleep", "913"]  # what the notebooks leave running, detached
@@ -41,7 +41,9 @@ def leftovers(tmpdir) -> list:
 def kernel_files(tmpdir, kernel_pids=None) -> list:
     """Runtime dirs and kernel connection files under the test's temp dir (those of ``kernel_pids``)."""
     found = [
-        p for p in tmpdir.rglob("*") if p.name.startswith(kernels.RUNTIME_PREFIX) or (p.name.startswith("kernel-") and p.suffix == ".json")
+        p
+        for p in tmpdir.rglob("*")
+        if p.name.startswith(lifecycle.RUNTIME_PREFIX) or (p.name.startswith("kernel-") and p.suffix == ".json")
     ]
     return found if kernel_pids is None else [p for p in found if kernel_of(p) in kernel_pids]
 
@@ -61,7 +63,7 @@ def describe(paths) -> list:
     shown = []
     for path in paths:
         try:
-            owner = json.loads((path / kernels.OWNER_FILE).read_text())
+            owner = json.loads((path / lifecycle.OWNER_FILE).read_text())
         except (OSError, ValueError):
             owner = {}
         shown.append((str(path), owner, {k: alive(v) for k, v in owner.items() if k.endswith("pid")}))
@@ -70,9 +72,9 @@ def describe(paths) -> list:
 
 def kernel_of(path) -> int | None:
     """The kernel whose runtime dir holds ``path`` (spares of the warm runner have theirs too)."""
-    folder = next(p for p in [path, *path.parents] if p.name.startswith(kernels.RUNTIME_PREFIX) or p.name.startswith("itmp"))
+    folder = next(p for p in [path, *path.parents] if p.name.startswith(lifecycle.RUNTIME_PREFIX) or p.name.startswith("itmp"))
     try:
-        return json.loads((folder / kernels.OWNER_FILE).read_text()).get("kernel_pid")
+        return json.loads((folder / lifecycle.OWNER_FILE).read_text()).get("kernel_pid")
     except (OSError, ValueError):
         return None
 
@@ -80,7 +82,7 @@ def kernel_of(path) -> int | None:
 def stop_servers(tmpdir) -> None:
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = proc.info["cmdline"] or []
-        if "nbsweep.warm" in cmdline and any(arg.startswith(str(tmpdir)) for arg in cmdline):
+        if "nbsweep.execution.warm_server" in cmdline and any(arg.startswith(str(tmpdir)) for arg in cmdline):
             proc.terminate()
 
 
@@ -161,7 +163,7 @@ def test_a_killed_job_process_is_cleaned_up_by_the_next_run(napping, tmp_path):
     sm, kernel_pids = start_and_wait_for_notebooks(p, tmp_path / "stderr.txt")
     for proc in psutil.Process(sm.pid).children(recursive=True):
         try:
-            if "nbsweep.run" in proc.cmdline():
+            if "nbsweep.execution.job" in proc.cmdline():
                 proc.kill()
         except psutil.Error:  # ended (or a zombie) meanwhile
             pass
@@ -179,7 +181,7 @@ def test_a_killed_job_process_is_cleaned_up_by_the_next_run(napping, tmp_path):
 def owners_of(tmpdir, kernel_pids) -> list[int]:
     """The processes that started ``kernel_pids`` (their runtime dirs' ``owner.json`` says)."""
     owners = []
-    for path in tmpdir.glob(f"{kernels.RUNTIME_PREFIX}*/{kernels.OWNER_FILE}"):
+    for path in tmpdir.glob(f"{lifecycle.RUNTIME_PREFIX}*/{lifecycle.OWNER_FILE}"):
         owner = json.loads(path.read_text())
         if owner.get("kernel_pid") in kernel_pids:
             owners.append(owner["pid"])
@@ -225,29 +227,29 @@ def test_kills_in_the_warm_runner_leave_no_kernel_file(napping, victim, tmp_path
 
 def test_clear_orphaned_removes_only_dirs_of_dead_owners(tmp_path):
     """Unit: a runtime dir whose owner is alive stays; one whose owner has died goes, with its session."""
-    live = tmp_path / f"{kernels.RUNTIME_PREFIX}live"
-    dead = tmp_path / f"{kernels.RUNTIME_PREFIX}dead"
+    live = tmp_path / f"{lifecycle.RUNTIME_PREFIX}live"
+    dead = tmp_path / f"{lifecycle.RUNTIME_PREFIX}dead"
     other = tmp_path / "nbsweep-0"  # the warm runner's folder: never touched
     for folder in (live, dead, other):
         folder.mkdir()
-    (live / kernels.OWNER_FILE).write_text(f'{{"pid": {os.getpid()}, "started": {kernels.started(os.getpid())}}}')
+    (live / lifecycle.OWNER_FILE).write_text(f'{{"pid": {os.getpid()}, "started": {processes.started(os.getpid())}}}')
     orphan = subprocess.Popen(["sleep", "60"], start_new_session=True)  # stands for a dead owner's kernel
     gone = subprocess.Popen(["true"])
     gone.wait()
-    (dead / kernels.OWNER_FILE).write_text(
-        f'{{"pid": {gone.pid}, "started": 1.0, "kernel_pid": {orphan.pid}, "kernel_started": {kernels.started(orphan.pid)}}}'
+    (dead / lifecycle.OWNER_FILE).write_text(
+        f'{{"pid": {gone.pid}, "started": 1.0, "kernel_pid": {orphan.pid}, "kernel_started": {processes.started(orphan.pid)}}}'
     )
-    assert kernels.clear_orphaned(str(tmp_path)) == [str(dead)]
+    assert lifecycle.clear_orphaned(str(tmp_path)) == [str(dead)]
     assert wait_for(lambda: not alive(orphan.pid), 10)  # killed (and reaped: it was our child)
     assert live.exists() and other.exists() and not dead.exists()
 
 
 def test_a_runtime_dir_recorded_on_another_machine_is_left_alone(tmp_path):
     """Unit: a temp dir shared with another machine or pid namespace: its pids are not ours to check."""
-    elsewhere = tmp_path / f"{kernels.RUNTIME_PREFIX}elsewhere"
+    elsewhere = tmp_path / f"{lifecycle.RUNTIME_PREFIX}elsewhere"
     elsewhere.mkdir()
-    (elsewhere / kernels.OWNER_FILE).write_text(json.dumps({"pid": 1 << 30, "started": 1.0, "where": "another-boot:1"}))
-    assert kernels.clear_orphaned(str(tmp_path)) == []
+    (elsewhere / lifecycle.OWNER_FILE).write_text(json.dumps({"pid": 1 << 30, "started": 1.0, "where": "another-boot:1"}))
+    assert lifecycle.clear_orphaned(str(tmp_path)) == []
     assert elsewhere.exists()
 
 
@@ -258,14 +260,14 @@ def test_a_kernel_keeps_everything_in_its_runtime_dir_and_drops_the_key_once_sta
     users_runtime_dir.mkdir()
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(users_runtime_dir))  # (restored after: ``start`` sets it in this process)
-    monkeypatch.setattr(kernels.tempfile, "tempdir", None)  # read TMPDIR again
-    kernel = kernels.start("python3")
+    monkeypatch.setattr(lifecycle.tempfile, "tempdir", None)  # read TMPDIR again
+    kernel = lifecycle.start("python3")
     try:
         runtime = Path(kernel.runtime_dir)
         assert runtime.parent == tmp_path and runtime.stat().st_mode & 0o777 == 0o700
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted([runtime.name, users_runtime_dir.name]), left_behind(tmp_path)
         assert list(users_runtime_dir.iterdir()) == []
-        assert wait_for(lambda: not (runtime / kernels.CONNECTION_FILE).exists(), 60), left_behind(tmp_path)
+        assert wait_for(lambda: not (runtime / lifecycle.CONNECTION_FILE).exists(), 60), left_behind(tmp_path)
         client = kernel.manager.client()  # the client has the connection info in memory
         client.start_channels()
         try:

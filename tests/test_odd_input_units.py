@@ -3,10 +3,11 @@ cannot store, names nbsweep keeps for itself, and how refusals quote what users 
 
 import pytest
 
-from nbsweep.config import RunSpec, SweepConfig, check_text_is_utf8, dotted, lone_surrogate, non_utf8_text
 from nbsweep.errors import SweepError, printable, quoted
 from nbsweep.layout import RESULTS, results_file_named
-from nbsweep.plan import MAX_RUNS, Planner, check_run_count, grid_size
+from nbsweep.model.config import check_text_is_utf8, dotted, lone_surrogate, non_utf8_text
+from nbsweep.model.plan import MAX_RUNS, Planner, check_run_count, grid_size
+from nbsweep.model.spec import RunSpec, SweepConfig
 
 
 def test_grid_size_is_the_product_of_value_counts_without_expanding():

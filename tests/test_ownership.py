@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import SNAKEFILE, SNAKEMAKE, Project, one_sentence, stdout_of, wait_for
 
-from nbsweep import workdir
+from nbsweep.smk import workdir
 
 # A run that says it started, then waits for the test to release it (no timing involved).
 HOLD = (

@@ -1,4 +1,4 @@
-"""Unit tests of pipelines' pure logic: the run graph (nbsweep.pipeline) and its provenance."""
+"""Unit tests of pipelines' pure logic: the run graph (nbsweep.model.pipeline) and its provenance."""
 
 from dataclasses import dataclass, field
 
@@ -6,9 +6,9 @@ import pytest
 
 from nbsweep.canonical import digest
 from nbsweep.errors import SweepError
-from nbsweep.pipeline import check_acyclic, fill_outputs, link, producers, upstream_ids
-from nbsweep.plan import fill
-from nbsweep.provenance import FINGERPRINT_KEYS, Provenance, fingerprint
+from nbsweep.model.pipeline import check_acyclic, fill_outputs, link, producers, upstream_ids
+from nbsweep.model.plan import fill
+from nbsweep.provenance.records import FINGERPRINT_KEYS, Provenance, explain, fingerprint
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class FakeTemplate:
 
 @dataclass(frozen=True)
 class FakeRun:
-    """What nbsweep.pipeline reads of a planned run."""
+    """What nbsweep.model.pipeline reads of a planned run."""
 
     name: str
     label: str
@@ -207,21 +207,25 @@ def test_a_run_without_after_keeps_the_fingerprint_of_older_records():
 def test_diff_names_the_producer_of_a_changed_missing_or_added_input():
     producers = {"results/m.pkl": "train/k2", "results/n.pkl": "train/k3"}
     made = provenance()
-    assert provenance(inputs={"results/m.pkl": "bb"}).diff(made, producers) == ["input results/m.pkl changed, produced by train/k2"]
-    assert provenance(inputs={"results/m.pkl": None}).diff(made, producers) == ["input results/m.pkl is missing, produced by train/k2"]
-    assert provenance(inputs={"results/m.pkl": "aa", "results/n.pkl": "cc"}).diff(made, producers) == [
+    assert explain(provenance(inputs={"results/m.pkl": "bb"}).diff(made, producers)) == [
+        "input results/m.pkl changed, produced by train/k2"
+    ]
+    assert explain(provenance(inputs={"results/m.pkl": None}).diff(made, producers)) == [
+        "input results/m.pkl is missing, produced by train/k2"
+    ]
+    assert explain(provenance(inputs={"results/m.pkl": "aa", "results/n.pkl": "cc"}).diff(made, producers)) == [
         "input results/n.pkl added, produced by train/k3"
     ]
-    assert provenance(inputs={"results/m.pkl": "bb"}).diff(made) == ["input results/m.pkl changed"]
+    assert explain(provenance(inputs={"results/m.pkl": "bb"}).diff(made)) == ["input results/m.pkl changed"]
 
 
 def test_diff_explains_upstream_changes():
     made = provenance(upstream={"evaluate/k1": "e1", "evaluate/k2": "e2"})
     now = provenance(upstream={"evaluate/k1": "e9", "evaluate/k2": None, "evaluate/k3": "e3"})
-    assert now.diff(made) == [
+    assert explain(now.diff(made)) == [
         "upstream run evaluate/k1 executed again",
         "upstream run evaluate/k2 has not run",
         "runs after evaluate/k3 now",
     ]
-    assert provenance(upstream={"evaluate/k1": "e1"}).diff(made) == ["no longer runs after evaluate/k2"]
-    assert provenance().diff(made) == ["no longer runs after evaluate/k1", "no longer runs after evaluate/k2"]
+    assert explain(provenance(upstream={"evaluate/k1": "e1"}).diff(made)) == ["no longer runs after evaluate/k2"]
+    assert explain(provenance().diff(made)) == ["no longer runs after evaluate/k1", "no longer runs after evaluate/k2"]

@@ -21,17 +21,17 @@ import pytest
 import yaml
 from conftest import Project, executions, one_sentence, wait_for
 
-from nbsweep.provenance import read_record
-from nbsweep.summary import read_result
+from nbsweep.provenance.records import read_record
+from nbsweep.results.summary import read_result
 
 PREP = "import pathlib\npathlib.Path('results').mkdir(exist_ok=True)\npathlib.Path('results/clean.csv').write_text(f'x\\n{scale}\\n')"
 TRAIN = (
     "import pathlib, time\ntime.sleep(1.5)\nv = int(pathlib.Path('results/clean.csv').read_text().split()[1])\n"
     "pathlib.Path(f'results/model_{k}.pkl').write_text(str(v * k))"
 )
-EVALUATE = "import pathlib\nfrom nbsweep.record import record\nrecord(score=int(pathlib.Path(f'results/model_{k}.pkl').read_text()))"
+EVALUATE = "import pathlib\nfrom nbsweep import record\nrecord(score=int(pathlib.Path(f'results/model_{k}.pkl').read_text()))"
 COMPARE = (
-    "from nbsweep.record import record\n"
+    "from nbsweep import record\n"
     "record(best=max(u['metrics']['score'] for u in upstream), runs=[u['run'] for u in upstream],\n"
     "       ks=[u['parameters']['k'] for u in upstream], notebooks=[u['notebook'] for u in upstream])"
 )
@@ -416,10 +416,10 @@ def test_second_invocation_during_a_chain_is_refused_and_the_first_completes(cha
 
 
 def runners(project: Project) -> list:
-    """The job processes (``nbsweep.run``) of this project still alive."""
+    """The job processes (``nbsweep.execution.job``) of this project still alive."""
     found = []
     for proc in psutil.process_iter(["cmdline", "cwd"]):
-        if proc.info["cwd"] == str(project.root) and "nbsweep.run" in (proc.info["cmdline"] or []):
+        if proc.info["cwd"] == str(project.root) and "nbsweep.execution.job" in (proc.info["cmdline"] or []):
             found.append(proc)
     return found
 

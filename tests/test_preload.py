@@ -130,7 +130,7 @@ def test_preload_is_not_part_of_the_fingerprint(preload_project):
 
 
 def test_the_preload_code_binds_no_name():
-    from nbsweep import preload
+    from nbsweep.kernels import preload
 
     assert preload.code(("pandas", "matplotlib.pyplot")) == "__import__('pandas')\n__import__('matplotlib.pyplot')"
     namespace = {}

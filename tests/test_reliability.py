@@ -11,7 +11,7 @@ import yaml
 
 from nbsweep.errors import SweepError
 from nbsweep.packaged import SCHEMA
-from nbsweep.sweep import Sweep
+from nbsweep.provenance.sweep import Sweep
 
 
 def kill_tree(pid: int) -> None:

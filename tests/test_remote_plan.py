@@ -9,7 +9,7 @@ from conftest import stdout_of
 
 from nbsweep import layout
 from nbsweep.packaged import SCHEMA
-from nbsweep.sweep import Sweep
+from nbsweep.provenance.sweep import Sweep
 
 CONFIG = """\
 output_dir: out
@@ -129,7 +129,7 @@ def test_a_cluster_job_runs_from_its_invocations_plan_without_the_config(project
 def test_a_jobs_process_knows_its_own_runs_from_the_executors_command_line():
     from types import SimpleNamespace
 
-    from nbsweep.hooks import own_runs
+    from nbsweep.smk.hooks import own_runs
 
     parsing = SimpleNamespace(dag_settings=None)  # Snakemake 9, while the Snakefile is parsed
     group = ["--snakefile", "S", "--target-jobs", "nbsweep_run:notebook=t,label=a", "nbsweep_run:notebook=t,label=lr=0.1", "--cores", "2"]

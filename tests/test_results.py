@@ -9,9 +9,9 @@ import sys
 import pytest
 import yaml
 
-from nbsweep import summary
 from nbsweep.packaged import SCHEMA
-from nbsweep.sweep import Sweep
+from nbsweep.provenance.sweep import Sweep
+from nbsweep.results import summary
 
 # A 1x1 PNG, shown by the notebook: renderings must inline it.
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYPj/HwADAgH/eL9GtQAAAABJRU5ErkJggg=="

@@ -11,16 +11,18 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from nbsweep import cells, index, provenance, summary
-from nbsweep.execute import describe_failure, mark_failed_cell
-from nbsweep.parameters import declared_defaults
-from nbsweep.provenance import Provenance, parameter_changes
-from nbsweep.record import MIME, plain
+from nbsweep import MIME, plain
+from nbsweep.execution.execute import describe_failure, mark_failed_cell
+from nbsweep.model import cells
+from nbsweep.model.parameters import declared_defaults
+from nbsweep.provenance import records
+from nbsweep.provenance.records import Change, Provenance, explain, parameter_changes, parameter_phrase
+from nbsweep.results import executed, index, summary
 
 
 def test_flatten_nested_mappings_with_dotted_keys():
     params = {"config": {"data": {"path": "a.csv"}, "target": None}, "lr": 0.1, "empty": {}, "grid": [1, 2]}
-    assert provenance.flatten(params, "params.") == {
+    assert records.flatten(params, "params.") == {
         "params.config.data.path": "a.csv",
         "params.config.target": None,
         "params.lr": 0.1,
@@ -64,10 +66,10 @@ def test_metrics_come_from_outputs_in_order_and_not_from_sources(tmp_path):
         {"nbsweep": {"status": "ok"}},
         source=source,
     )
-    metadata, metrics = summary.read_result(path)
+    metadata, metrics = executed.read_result(path)
     assert metrics == {"acc": 0.75, "n": 3, "nested": {"k": [1]}}
     assert metadata["nbsweep"] == {"status": "ok"}
-    assert summary.read_result(tmp_path / "missing.ipynb") == ({}, {})
+    assert executed.read_result(tmp_path / "missing.ipynb") == ({}, {})
 
 
 def test_metadata_is_read_from_the_end_of_big_notebooks(tmp_path):
@@ -75,11 +77,11 @@ def test_metadata_is_read_from_the_end_of_big_notebooks(tmp_path):
     meta = {"nbsweep": {"fingerprint": "f", "parameters": {"a": "b"}}, "papermill": {"duration": 1.5}}
     nbformat_written = write_notebook(tmp_path / "a.ipynb", big, meta)
     compact = write_notebook(tmp_path / "b.ipynb", big, meta, separators=(",", ":"))
-    assert nbformat_written.stat().st_size > provenance.TAIL_BYTES
+    assert nbformat_written.stat().st_size > records.TAIL_BYTES
     for path in (nbformat_written, compact):
-        assert provenance.read_metadata(path)["nbsweep"] == meta["nbsweep"]
+        assert records.read_metadata(path)["nbsweep"] == meta["nbsweep"]
     (tmp_path / "broken.ipynb").write_text("{not json")
-    assert provenance.read_metadata(tmp_path / "broken.ipynb") is None
+    assert records.read_metadata(tmp_path / "broken.ipynb") is None
     assert summary.metadata_in('{"cells": []}', whole=False) is None
 
 
@@ -114,6 +116,12 @@ def test_parameter_changes_name_each_difference():
     old = {"lr": 0.1, "n": 1, "cfg": {"a": 1, "gone": 2}}
     new = {"lr": 0.01, "n": 1.0, "cfg": {"a": 1, "b": "x"}}
     assert parameter_changes(old, new) == [
+        Change("parameter", "lr", 0.1, 0.01),
+        Change("parameter", "n", 1, 1.0),
+        Change("parameter", "cfg.b", None, "x", "added"),
+        Change("parameter", "cfg.gone", 2, None, "removed"),
+    ]
+    assert [parameter_phrase(change) for change in parameter_changes(old, new)] == [
         "lr 0.1 → 0.01",
         "n 1 → 1.0",
         'cfg.b added ("x")',
@@ -125,6 +133,14 @@ def test_reasons_cover_code_kernel_parameters_and_inputs():
     made = Provenance("c1", "python3", {"x": 1}, {"a.csv": "1", "b.csv": "2"})
     planned = Provenance("c2", "other", {"x": 2}, {"a.csv": "9", "c.csv": "3"})
     assert planned.diff(made) == [
+        Change("template code", "", "c1", "c2"),
+        Change("kernel", "", "python3", "other"),
+        Change("parameter", "x", 1, 2),
+        Change("input", "a.csv", "1", "9"),
+        Change("input", "c.csv", None, "3", "added"),
+        Change("input", "b.csv", "2", None, "removed"),
+    ]
+    assert explain(planned.diff(made)) == [
         "template code changed",
         "kernel changed: python3 → other",
         "parameters changed: x 1 → 2",
@@ -132,7 +148,7 @@ def test_reasons_cover_code_kernel_parameters_and_inputs():
         "input c.csv added",
         "input b.csv removed",
     ]
-    assert made.diff(made) == ["fingerprint changed"]
+    assert explain(made.diff(made)) == ["fingerprint changed"]
 
 
 def index_row(**values):
@@ -267,7 +283,7 @@ def test_parameters_the_same_in_every_run_are_shown_once():
 
 
 def test_the_last_exception_a_log_names_is_the_error_of_a_failure_nothing_recorded(tmp_path):
-    from nbsweep.failures import last_exception
+    from nbsweep.results.failures import last_exception
 
     log = tmp_path / "run.log"
     log.write_text(
@@ -280,7 +296,7 @@ def test_the_last_exception_a_log_names_is_the_error_of_a_failure_nothing_record
 
 
 def test_runs_into_a_folder_that_cannot_be_written_are_blocked_with_the_runs_waiting_for_them(monkeypatch):
-    from nbsweep import writable
+    from nbsweep.smk import writable
 
     class FakeSweep:
         output_dir = "out"
@@ -303,14 +319,14 @@ def test_runs_into_a_folder_that_cannot_be_written_are_blocked_with_the_runs_wai
 
 
 def test_a_folder_that_does_not_exist_yet_is_as_writable_as_the_nearest_one_above(tmp_path):
-    from nbsweep.writable import unwritable
+    from nbsweep.smk.writable import unwritable
 
     seen: dict = {}
     assert unwritable(tmp_path / "out" / "t" / "a", seen) is None and seen == {tmp_path: True}
 
 
 def test_logged_artifacts_holding_a_secret_are_masked_copies(tmp_path):
-    from nbsweep.tracking import masked_copy
+    from nbsweep.results.tracking import masked_copy
 
     secret = 'ab"c<d>'
     notebook, rendering, clean = tmp_path / "run.ipynb", tmp_path / "run.html", tmp_path / "clean.ipynb"

@@ -297,11 +297,11 @@ CHAIN_TEMPLATES = {
         "k = 1",
     ),
     "evaluate": (
-        "import pathlib\nfrom nbsweep.record import record\nrecord(score=int(pathlib.Path(f'results/model_{k}.txt').read_text()))",
+        "import pathlib\nfrom nbsweep import record\nrecord(score=int(pathlib.Path(f'results/model_{k}.txt').read_text()))",
         "k = 1",
     ),
     "compare": (
-        "from nbsweep.record import record\nprint('best', max(u['metrics']['score'] for u in upstream), sorted(u['run'] for u in upstream))",
+        "from nbsweep import record\nprint('best', max(u['metrics']['score'] for u in upstream), sorted(u['run'] for u in upstream))",
         "upstream = []",
     ),
 }
@@ -366,7 +366,7 @@ def chain_target(project: Project, run_id: str) -> Path:
 
 
 def run_chain(project: Project) -> ChainInvocation:
-    from nbsweep.provenance import read_record
+    from nbsweep.provenance.records import read_record
 
     popen = start(
         project,

@@ -8,9 +8,10 @@ import nbformat
 from nbformat.v4 import new_notebook
 
 from nbsweep import layout
-from nbsweep.jobs import job_document
 from nbsweep.packaged import SCHEMA
-from nbsweep.sweep import Sweep
+from nbsweep.provenance.jobs import job_document
+from nbsweep.provenance.state import planned
+from nbsweep.provenance.sweep import Sweep
 
 ECHO = ["if x < 0:\n    raise ValueError('negative x')", "print('ECHO', x)"]
 
@@ -111,7 +112,7 @@ def test_status_of_1000_big_notebooks(project, monkeypatch):
     sweep = Sweep.load([], SCHEMA)
     filler = nbformat.v4.new_code_cell("print('x')", outputs=[nbformat.v4.new_output("stream", name="stdout", text="x" * 20_000)])
     for run in sweep.runs.values():
-        doc = job_document(run, {})
+        doc = job_document(run, planned(run, {}))
         target = layout.target(sweep.output_dir, run.name, run.label)
         target.parent.mkdir(parents=True)
         nb = new_notebook(

@@ -8,12 +8,12 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from nbsweep import packaged
-from nbsweep.config import load_config, load_schema, parse_overrides
 from nbsweep.errors import SweepError
-from nbsweep.hooks import priorities
-from nbsweep.parameters import declared, python_declarations, r_assignments, r_string, translators, type_mismatch
-from nbsweep.plan import Planner, fill, labelled_points, run_inputs
-from nbsweep.sweep import Sweep
+from nbsweep.model.config import load_config, load_schema, parse_overrides
+from nbsweep.model.parameters import declared, python_declarations, r_assignments, r_string, translators, type_mismatch
+from nbsweep.model.plan import Planner, fill, labelled_points, run_inputs
+from nbsweep.provenance.sweep import Sweep
+from nbsweep.smk.hooks import priorities
 
 SCHEMA = load_schema(packaged.SCHEMA)
 

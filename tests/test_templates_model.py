@@ -190,14 +190,14 @@ def test_secrets_reach_the_notebook_and_are_written_nowhere(project):
 
 
 def test_notebooks_of_the_older_code_digest_are_stale_once_and_accept_keeps_them(project):
-    from nbsweep import provenance
-    from nbsweep.templates import legacy_code_digest, read_template
+    from nbsweep.model.templates import legacy_code_digest, read_template
+    from nbsweep.provenance import records
 
     project.notebook("box", CODE, "x = 1")
     project.write_config({"runs": [{"notebook": "notebooks/box.ipynb", "label": "a", "parameters": {"x": 2}}]})
-    made = provenance.Provenance(legacy_code_digest(read_template(str(project.root / "notebooks/box.ipynb")).nb), "python3", {"x": 2}, {})
+    made = records.Provenance(legacy_code_digest(read_template(str(project.root / "notebooks/box.ipynb")).nb), "python3", {"x": 2}, {})
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('AREA', 6)")])
-    provenance.stamp(nb, "box/a", made, None)
+    records.stamp(nb, "box/a", made, None)
     project.target("box", "a").parent.mkdir(parents=True)
     nbformat.write(nb, project.target("box", "a"))
     status = nbsweep(project, "status").stdout

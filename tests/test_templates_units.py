@@ -8,14 +8,18 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from nbsweep import packaged, provenance
-from nbsweep.accept import why_not
-from nbsweep.config import load_config, load_schema, validate
+from nbsweep import packaged
 from nbsweep.errors import SweepError
-from nbsweep.jobs import job_document
-from nbsweep.plan import Planner
-from nbsweep.secrets import with_secrets
-from nbsweep.templates import TEXT_EXTENSIONS, code_cells, code_digest, legacy_code_digest, read_notebook, read_template
+from nbsweep.model.config import load_config, load_schema, validate
+from nbsweep.model.formats import TEXT_EXTENSIONS
+from nbsweep.model.plan import Planner
+from nbsweep.model.secrets import with_secrets
+from nbsweep.model.templates import code_cells, code_digest, legacy_code_digest, read_notebook, read_template
+from nbsweep.provenance import records, state
+from nbsweep.provenance.accept import blocking
+from nbsweep.provenance.jobs import job_document
+from nbsweep.provenance.records import Change, explain
+from nbsweep.provenance.state import planned
 
 SCHEMA = load_schema(packaged.SCHEMA)
 PY = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
@@ -168,9 +172,9 @@ runs:
     assert (
         plain.secrets == {"token": "API_TOKEN"} and secret.secrets == {"token": "API_TOKEN"} and other.secrets == {"token": "OTHER_TOKEN"}
     )
-    made = [provenance.planned(run, {}) for run in (plain, secret, other)]
+    made = [state.planned(run, {}) for run in (plain, secret, other)]
     assert made[0].fingerprint == made[1].fingerprint == made[2].fingerprint
-    document = json.dumps(job_document(secret, {}))
+    document = json.dumps(job_document(secret, planned(secret, {})))
     assert "API_TOKEN" in document and "s3cr3t-value" not in document
 
 
@@ -216,23 +220,24 @@ def test_the_executed_notebook_reads_secrets_in_the_kernel(secret_templates):
 
 
 def test_an_accepted_record_keeps_the_original_and_stays_consistent(tmp_path):
-    made = provenance.Provenance("old-code", "python3", {"x": 1}, {"data.csv": "aaa"})
-    plan = provenance.Provenance("new-code", "python3", {"x": 1}, {"data.csv": "bbb"})
+    made = records.Provenance("old-code", "python3", {"x": 1}, {"data.csv": "aaa"})
+    plan = records.Provenance("new-code", "python3", {"x": 1}, {"data.csv": "bbb"})
     nb = new_notebook(cells=[])
-    provenance.stamp(nb, "t/a", made, None)
-    record = provenance.accepted(nb.metadata["nbsweep"], plan, "2024-01-01T00:00:00+0000")
-    assert provenance.is_accepted(record) and not provenance.is_accepted(nb.metadata["nbsweep"])
+    records.stamp(nb, "t/a", made, None)
+    record = records.accepted(nb.metadata["nbsweep"], plan, "2024-01-01T00:00:00+0000")
+    assert records.is_accepted(record) and not records.is_accepted(nb.metadata["nbsweep"])
     assert record["accepted_from"]["fingerprint"] == made.fingerprint and record["accepted_from"]["template_code"] == "old-code"
     path = tmp_path / "t_a.ipynb"
     nb.metadata["nbsweep"] = record
     nbformat.write(nb, path)
-    assert provenance.recorded(path).fingerprint == plan.fingerprint
-    again = provenance.accepted(record, provenance.Provenance("newer", "python3", {"x": 1}, {"data.csv": "bbb"}), "later")
+    assert records.recorded(path).fingerprint == plan.fingerprint
+    again = records.accepted(record, records.Provenance("newer", "python3", {"x": 1}, {"data.csv": "bbb"}), "later")
     assert again["accepted_from"] == record["accepted_from"]  # the notebook was still executed from the first one
 
 
 def test_only_code_and_input_changes_can_be_accepted():
-    made = provenance.Provenance("c", "python3", {"x": 1}, {"d": "a"})
-    assert why_not(provenance.Provenance("c2", "python3", {"x": 1}, {"d": "b"}), made) is None
-    assert why_not(provenance.Provenance("c", "python3", {"x": 2}, {"d": "a"}), made) == "parameters changed: x 1 → 2"
-    assert why_not(provenance.Provenance("c", "py2", {"x": 1}, {"d": "a"}), made) == "kernel changed: python3 → py2"
+    made = records.Provenance("c", "python3", {"x": 1}, {"d": "a"})
+    assert blocking(records.Provenance("c2", "python3", {"x": 1}, {"d": "b"}).diff(made)) == []
+    assert explain(blocking(records.Provenance("c", "python3", {"x": 2}, {"d": "a"}).diff(made))) == ["parameters changed: x 1 → 2"]
+    assert blocking(records.Provenance("c", "py2", {"x": 1}, {"d": "a"}).diff(made)) == [Change("kernel", "", "python3", "py2")]
+    assert blocking(records.Provenance("c", "python3", {"x": 1}, {"d": None}).diff(made)) == [Change("input", "d", "a", None, "missing")]

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from conftest import make_notebook, one_sentence, stdout_of
 
-from nbsweep.canonical import file_digest
-from nbsweep.provenance import CHANGED_WHILE_READ, Provenance, read_record
-from nbsweep.templates import code_digest, read_notebook
+from nbsweep.file_digests import file_digest
+from nbsweep.model.templates import code_digest, read_notebook
+from nbsweep.provenance.records import CHANGED_WHILE_READ, Provenance, explain, read_record
 
 SWAP_KERNEL = """\
 import os, runpy, sys
@@ -206,7 +206,7 @@ def test_an_input_that_becomes_a_fifo_fails_its_run_in_one_line(project):
 def test_an_input_that_changed_while_read_is_named_by_diff():
     made = Provenance("c", "python3", {}, {"data/x.csv": CHANGED_WHILE_READ})
     planned = Provenance("c", "python3", {}, {"data/x.csv": "0" * 64})
-    assert planned.diff(made) == ["input data/x.csv changed while the run read it"]
+    assert explain(planned.diff(made)) == ["input data/x.csv changed while the run read it"]
     assert made.fingerprint != planned.fingerprint
 
 

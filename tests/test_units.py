@@ -11,7 +11,10 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from nbsweep import layout, packaged
 from nbsweep.canonical import canonical_json, digest
-from nbsweep.config import (
+from nbsweep.errors import CONFIGFILE_ERRORS, SweepError
+from nbsweep.execution import warm_server
+from nbsweep.execution.warm_server import request_key
+from nbsweep.model.config import (
     command_line_configfiles,
     configfile_problem,
     deep_merge,
@@ -21,14 +24,13 @@ from nbsweep.config import (
     load_schema,
     read_document,
 )
-from nbsweep.errors import CONFIGFILE_ERRORS, SweepError
-from nbsweep.plan import Planner, check_output_dir, grid_points, kernel_dirs, labelled_points, non_finite_number, slug, whole_seconds
-from nbsweep.provenance import Provenance, fingerprint, planned, recorded, stamp
-from nbsweep.resources import standard_resources
-from nbsweep.sweep import Sweep, batch_groups
-from nbsweep.templates import code_digest
-from nbsweep.warm import request_key
-from nbsweep.workdir import marker_path, remove_stale_locks, remove_stale_markers
+from nbsweep.model.plan import Planner, check_output_dir, grid_points, kernel_dirs, labelled_points, non_finite_number, slug, whole_seconds
+from nbsweep.model.resources import standard_resources
+from nbsweep.model.templates import code_digest
+from nbsweep.provenance.records import Provenance, explain, fingerprint, recorded, stamp
+from nbsweep.provenance.state import planned
+from nbsweep.provenance.sweep import Sweep, batch_groups
+from nbsweep.smk.workdir import marker_path, remove_stale_locks, remove_stale_markers
 
 SCHEMA = load_schema(packaged.SCHEMA)
 
@@ -290,8 +292,8 @@ def test_provenance_fingerprint_diff_and_records(templates, tmp_path):
     (retimed,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, timeout: 50}]")
     assert planned(retimed, {}).fingerprint == made.fingerprint  # timeout is not provenance
     (changed,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, parameters: {alpha: 3}}]")
-    assert planned(changed, {}).diff(made) == ["parameters changed: alpha added (3)"]
-    assert made.diff(planned(changed, {})) == ["parameters changed: alpha removed (was 3)"]
+    assert explain(planned(changed, {}).diff(made)) == ["parameters changed: alpha added (3)"]
+    assert explain(made.diff(planned(changed, {}))) == ["parameters changed: alpha removed (was 3)"]
 
     nb = new_notebook(cells=[new_code_cell("x = 1")])
     stamp(nb, run.id, made, None)
@@ -362,12 +364,11 @@ def test_a_spare_fits_only_requests_with_the_same_kernel_directory_and_environme
 
 
 def test_a_spare_that_died_is_skipped_for_a_new_child(monkeypatch):
-    from nbsweep import warm
 
     ours, theirs = socket.socketpair()
     theirs.close()  # the spare has gone
-    spares = [warm.Spare(pid=12345, channel=ours, key=("python3", ()))]
-    monkeypatch.setattr(warm, "fork", lambda listener, spares, work, close=(): 999)
+    spares = [warm_server.Spare(pid=12345, channel=ours, key=("python3", ()))]
+    monkeypatch.setattr(warm_server, "fork", lambda listener, spares, work, close=(): 999)
     client, _peer = socket.socketpair()
-    assert warm.hand_over(client, {"argv": []}, [], ("python3", ()), spares, listener=None, zygotes={}) == 999
+    assert warm_server.hand_over(client, {"argv": []}, [], ("python3", ()), spares, listener=None, zygotes={}) == 999
     assert spares == [] and ours.fileno() == -1

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import SNAKEFILE, SNAKEMAKE, servers, stdout_of, stream_of, wait_for
 
+from nbsweep.execution import warm_client, warm_server
+
 
 def run_ids(project, how):
     logs = sorted(project.out.glob("w/*/*.log"))
@@ -49,7 +51,16 @@ def warm_project(project, monkeypatch, tmp_path_factory):
 def socket_path_for(project):
     env = {**os.environ, **project.env}
     out = subprocess.run(
-        [sys.executable, "-c", "from nbsweep import warm; print(warm.socket_path())"], env=env, capture_output=True, text=True, check=True
+        [
+            sys.executable,
+            "-c",
+            "from nbsweep.execution import private_dir, warm_client\nfrom nbsweep.kernels import process_setting\n"
+            "print(private_dir.default_path() / warm_client.socket_name(process_setting.capture()))",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     return None if out == "None" else Path(out)
 
@@ -308,25 +319,25 @@ def test_a_pth_file_installed_after_the_kernel_started_ahead_is_seen(warm_projec
 
 
 def test_the_server_is_keyed_on_the_site_directories_and_what_a_child_cannot_change(tmp_path, monkeypatch):
-    from nbsweep import process_setting, site_state, warm
+    from nbsweep.kernels import process_setting, site_state
 
     site = tmp_path / "site-packages"
     site.mkdir()
     monkeypatch.setattr(site_state, "site_dirs", lambda: [str(site)])
     setting = process_setting.capture()
-    names = [warm.socket_name(setting)]
+    names = [warm_client.socket_name(setting)]
     (site / "extra.pth").write_text("/nowhere\n")
-    names.append(warm.socket_name(setting))
+    names.append(warm_client.socket_name(setting))
     os.utime(site, ns=(0, 0))  # the folder unchanged to the eye; the .pth file edited in place
     (site / "extra.pth").write_text("/elsewhere/longer\n")
-    names.append(warm.socket_name(setting))
-    names.append(warm.socket_name({**setting, "nice": setting["nice"] + 1}))
-    names.append(warm.socket_name({**setting, "umask": 0o077, "affinity": [0]}))  # a child sets these itself
+    names.append(warm_client.socket_name(setting))
+    names.append(warm_client.socket_name({**setting, "nice": setting["nice"] + 1}))
+    names.append(warm_client.socket_name({**setting, "umask": 0o077, "affinity": [0]}))  # a child sets these itself
     assert len(set(names[:4])) == 4 and names[4] == names[2]
 
 
 def test_a_forked_child_takes_on_the_captured_setting():
-    from nbsweep import process_setting
+    from nbsweep.kernels import process_setting
 
     setting = process_setting.capture()
     wanted = {**setting, "umask": 0o027, "nice": setting["nice"] + 2, "affinity": setting["affinity"][:1]}
@@ -347,7 +358,7 @@ def test_a_forked_child_takes_on_the_captured_setting():
 
 def test_a_setting_the_child_cannot_take_on_is_declined_not_run(tmp_path):
     """The client then runs in-process (``run_via_server`` returns None for a declined request)."""
-    from nbsweep import process_setting, warm
+    from nbsweep.kernels import process_setting
 
     setting = {**process_setting.capture(), "affinity": [(os.cpu_count() or 1) + 64]}  # a CPU this machine lacks
     request = {"argv": ["no-job.json", "t.ipynb", "t.log"], "cwd": str(tmp_path), "env": dict(os.environ), "setting": setting}
@@ -355,7 +366,7 @@ def test_a_setting_the_child_cannot_take_on_is_declined_not_run(tmp_path):
     pid = os.fork()
     if pid == 0:
         ours.close()
-        os._exit(warm.serve_one(theirs, request, [], kernel=None))
+        os._exit(warm_server.serve_one(theirs, request, [], kernel=None))
     theirs.close()
     reply = json.loads(b"".join(iter(lambda: ours.recv(4096), b"")))
     _, status = os.waitpid(pid, 0)

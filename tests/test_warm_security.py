@@ -10,8 +10,8 @@ import sys
 import pytest
 from conftest import SNAKEFILE, SNAKEMAKE, stdout_of, wait_for
 
-from nbsweep import private_dir, warm
-from nbsweep.private_dir import NotPrivate, open_private
+from nbsweep.execution import private_dir, warm_client, warm_server
+from nbsweep.execution.private_dir import NotPrivate, open_private
 
 FOLDER_NAME = f"nbsweep-{os.getuid()}"
 
@@ -81,9 +81,9 @@ def test_a_server_of_ours_is_accepted_and_a_foreign_peer_is_refused(tmp_path, mo
         listener.listen(4)
         listener.settimeout(5)
 
-        conn = warm.connect(folder, "s.sock")
+        conn = warm_client.connect(folder, "s.sock")
         assert conn is not None and private_dir.peer_uid(conn) == os.getuid()
-        served = warm.accept_ours(listener)
+        served = warm_server.accept_ours(listener)
         assert served is not None
         conn.sendall(b"hello")
         assert served.recv(5) == b"hello"
@@ -91,11 +91,11 @@ def test_a_server_of_ours_is_accepted_and_a_foreign_peer_is_refused(tmp_path, mo
         served.close()
 
         monkeypatch.setattr(private_dir, "is_our_uid", lambda uid: False)  # as if another user were at the other end
-        assert warm.connect(folder, "s.sock") is None  # the client sends nothing to it
-        assert warm.accept_ours(listener) is None  # (that connection, closed by the client)
+        assert warm_client.connect(folder, "s.sock") is None  # the client sends nothing to it
+        assert warm_server.accept_ours(listener) is None  # (that connection, closed by the client)
         client = socket.socket(socket.AF_UNIX)
         client.connect(folder.entry("s.sock"))
-        assert warm.accept_ours(listener) is None  # the server drops it unread
+        assert warm_server.accept_ours(listener) is None  # the server drops it unread
         client.settimeout(5)
         assert client.recv(1) == b""
         client.close()
@@ -106,11 +106,11 @@ def test_the_server_gets_the_opened_folder_not_its_name(tmp_path, monkeypatch):
     """The server is started with the folder's descriptor; its argv path is only for listings."""
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     code = (
-        "from nbsweep import warm, private_dir, process_setting\n"
+        "from nbsweep.execution import private_dir, warm_client\nfrom nbsweep.kernels import process_setting\n"
         "with private_dir.open_private(private_dir.default_path()) as folder:\n"
-        "    name = warm.socket_name(process_setting.capture())\n"
-        "    warm.start_server(folder, name)\n"
-        "    conn = warm.connect(folder, name, wait=warm.STARTUP_SECONDS)\n"
+        "    name = warm_client.socket_name(process_setting.capture())\n"
+        "    warm_client.start_server(folder, name)\n"
+        "    conn = warm_client.connect(folder, name, wait=warm_client.STARTUP_SECONDS)\n"
         "    print(conn is not None)\n"
     )
     moved = tmp_path / "elsewhere"
@@ -124,7 +124,7 @@ def test_the_server_gets_the_opened_folder_not_its_name(tmp_path, monkeypatch):
 
         for proc in psutil.process_iter(["cmdline"]):
             cmdline = proc.info["cmdline"] or []
-            if "nbsweep.warm" in cmdline and any(arg.startswith(str(tmp_path)) for arg in cmdline):
+            if "nbsweep.execution.warm_server" in cmdline and any(arg.startswith(str(tmp_path)) for arg in cmdline):
                 proc.terminate()
 
 
@@ -139,7 +139,7 @@ def warm_processes(tmpdir) -> dict:
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = proc.info["cmdline"] or []
         try:
-            if "nbsweep.warm" in cmdline and any(arg.startswith(str(tmpdir)) for arg in cmdline):
+            if "nbsweep.execution.warm_server" in cmdline and any(arg.startswith(str(tmpdir)) for arg in cmdline):
                 found[proc.pid] = "server"
             elif len(cmdline) > 1 and cmdline[1].endswith("zygote.py") and proc.environ().get("TMPDIR") == str(tmpdir):
                 found[proc.pid] = "zygote"
@@ -190,7 +190,10 @@ def test_secret_variables_are_named_by_the_planner_and_the_job(tmp_path):
     """Unit: the names come from ``NBSWEEP_SECRET_VARIABLES`` and the run's job file; only those are left out."""
     job = tmp_path / "job.json"
     job.write_text(json.dumps({"secrets": {"token": "JOB_TOKEN"}}))
-    env = {warm.SECRET_VARIABLES: json.dumps(["API_TOKEN"]), "API_TOKEN": "a", "JOB_TOKEN": "b", "PATH": "/bin"}
-    assert warm.secret_variables(env, str(job)) == {"API_TOKEN", "JOB_TOKEN"}
-    assert warm.without_secrets(env, str(job)) == {warm.SECRET_VARIABLES: '["API_TOKEN"]', "PATH": "/bin"}
-    assert warm.without_secrets({**env, warm.SECRET_VARIABLES: "not json"}) == {**env, warm.SECRET_VARIABLES: "not json"}
+    env = {warm_client.SECRET_VARIABLES: json.dumps(["API_TOKEN"]), "API_TOKEN": "a", "JOB_TOKEN": "b", "PATH": "/bin"}
+    assert warm_client.secret_variables(env, str(job)) == {"API_TOKEN", "JOB_TOKEN"}
+    assert warm_client.without_secrets(env, str(job)) == {warm_client.SECRET_VARIABLES: '["API_TOKEN"]', "PATH": "/bin"}
+    assert warm_client.without_secrets({**env, warm_client.SECRET_VARIABLES: "not json"}) == {
+        **env,
+        warm_client.SECRET_VARIABLES: "not json",
+    }

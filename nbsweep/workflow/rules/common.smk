@@ -1,18 +1,18 @@
 # Plan the sweep: read and validate the project's config, expand runs, decide which are current.
-import nbsweep.hooks
+import nbsweep.smk.hooks
 from nbsweep import layout
-from nbsweep.plan import SAFE_NAME
+from nbsweep.model.plan import SAFE_NAME
 
-SWEEP = nbsweep.hooks.plan_or_exit(workflow)
+SWEEP = nbsweep.smk.hooks.plan_or_exit(workflow)
 OUTPUT_DIR = SWEEP.output_dir
 TARGET = layout.TARGET.format(output_dir=OUTPUT_DIR, name="{notebook}", label="{label}")
 # How the jobs start Python (this interpreter, or the conda env's with --sdm conda).
-NBSWEEP_PYTHON = nbsweep.hooks.job_python(workflow)
-# A run's job: its notebook and log; the job file comes from its invocation (nbsweep.run).
-RUN_COMMAND = f"{NBSWEEP_PYTHON} -m nbsweep.run {{output.notebook:q}} {{log:q}}"
-PRIORITY = nbsweep.hooks.priorities(SWEEP)
+NBSWEEP_PYTHON = nbsweep.smk.hooks.job_python(workflow)
+# A run's job: its notebook and log; the job file comes from its invocation (nbsweep.execution.job).
+RUN_COMMAND = f"{NBSWEEP_PYTHON} -m nbsweep.execution.job {{output.notebook:q}} {{log:q}}"
+PRIORITY = nbsweep.smk.hooks.priorities(SWEEP)
 # Batches (batch_size) on clusters: one --group-components entry covers every batch group.
-nbsweep.hooks.join_batches(workflow, SWEEP)
+nbsweep.smk.hooks.join_batches(workflow, SWEEP)
 
 
 wildcard_constraints:
@@ -21,7 +21,7 @@ wildcard_constraints:
 
 
 def get_run(wildcards):
-    return nbsweep.hooks.run_or_exit(SWEEP, wildcards.notebook, wildcards.label)
+    return nbsweep.smk.hooks.run_or_exit(SWEEP, wildcards.notebook, wildcards.label)
 
 
 def get_job_inputs(wildcards):
@@ -35,8 +35,8 @@ def job_inputs_of(run):
     # of upstream runs executing now tell Snakemake to run this one after them. An executing run
     # lists no other file: Snakemake fails a job whose outputs are older than an input, ancient or
     # not, and a data file may be dated in the future (clock skew, a restore from backup).
-    fresh, settled = nbsweep.hooks.upstream_files(workflow, SWEEP, run)
-    job = nbsweep.hooks.job_inputs(workflow, SWEEP, run)
+    fresh, settled = nbsweep.smk.hooks.upstream_files(workflow, SWEEP, run)
+    job = nbsweep.smk.hooks.job_inputs(workflow, SWEEP, run)
     if job:
         return [*job, *fresh]
     waited_for = {*fresh, *settled}

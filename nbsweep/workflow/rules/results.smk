@@ -1,7 +1,7 @@
 # Results: HTML renderings of executed notebooks (target `nbsweep_renderings`) and what
 # nbsweep_all adds. summary.csv/json and index.html are written as the invocation ends
-# (nbsweep.hooks), whatever the outcome.
-from nbsweep import summary
+# (nbsweep.smk.hooks), whatever the outcome.
+from nbsweep.results import summary
 from nbsweep.packaged import WORKFLOW
 
 RENDER = str(layout.RunFiles(Path(TARGET)).html)
@@ -30,7 +30,7 @@ rule nbsweep_render:
     conda:
         "../envs/notebook.yaml"
     shell:
-        f"{NBSWEEP_PYTHON} -m nbsweep.render {{input:q}} {{output:q}} 2> {{log:q}}"
+        f"{NBSWEEP_PYTHON} -m nbsweep.results.render {{input:q}} {{output:q}} 2> {{log:q}}"
 
 
 rule nbsweep_renderings:

@@ -1,0 +1,1 @@
+"""The ``nbsweep`` command: formats what the package's Python API returns."""

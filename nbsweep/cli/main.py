@@ -1,0 +1,126 @@
+"""The ``nbsweep`` command (also ``python -m nbsweep``): a thin layer over the package."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from nbsweep.errors import SweepError
+
+
+def add_configfile_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--configfile",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="config files, as given to snakemake (default: config/config.yaml)",
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(
+        prog="nbsweep",
+        description="Run one Jupyter notebook template over many parameter sets with Snakemake. "
+        "In a project folder: `nbsweep init`, edit config/config.yaml, then `snakemake --cores 8`.",
+    )
+    commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    init = commands.add_parser(
+        "init",
+        help="make this folder an nbsweep project (Snakefile, config, profile, .gitignore)",
+        description="Write a Snakefile using the packaged workflow, config/config.yaml listing the templates found, "
+        "profiles/default/ with nbsweep's defaults and .gitignore entries; never overwrites a file.",
+    )
+    init.add_argument("folder", nargs="?", type=Path, default=Path("."), help="the project folder (default: here)")
+    init.add_argument(
+        "--cluster",
+        action="append",
+        choices=["slurm", "cluster-generic"],
+        default=[],
+        help="also write profiles/<name>/ for `snakemake --profile profiles/<name>` (repeatable)",
+    )
+    status = commands.add_parser(
+        "status",
+        help="show which runs are up to date, stale (and why), failed or missing",
+        description="Show each configured run's state and why stale runs would re-run; executes and changes nothing.",
+    )
+    add_configfile_option(status)
+    status.add_argument(
+        "--remove-orphans",
+        action="store_true",
+        help="delete the outputs of runs that are no longer in the config (refused while another invocation runs here)",
+    )
+    accept = commands.add_parser(
+        "accept",
+        help="mark runs' existing notebooks up to date after a change that does not matter (executes nothing)",
+        description="Re-stamp the record of each chosen run's notebook with what is planned now, so a deliberate template-code "
+        "or input change that changes no result reruns nothing; the original record is kept (accepted_from). Parameter and "
+        "kernel changes cannot be accepted.",
+    )
+    accept.add_argument(
+        "targets",
+        nargs="*",
+        metavar="TARGET",
+        help="run ids (template/label), template names or notebook paths (default: every run with a notebook)",
+    )
+    add_configfile_option(accept)
+    params = commands.add_parser(
+        "params",
+        help="list the parameters a template declares",
+        description="List the parameters declared in a template's cell tagged `parameters`.",
+    )
+    params.add_argument("notebook", type=Path)
+    commands.add_parser("snakefile", help="print the packaged workflow's Snakefile (for `snakemake -s` or `module:`)")
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "init":
+            from nbsweep.cli.scaffold import init
+
+            print("\n".join(f"nbsweep: {line}" for line in init(args.folder, tuple(args.cluster))))
+            print("nbsweep: next, list your runs in config/config.yaml, then run `snakemake --cores 8`")
+        elif args.command == "status":
+            from nbsweep import api
+            from nbsweep.cli import reports
+
+            print(reports.status_report(api.status(args.configfile, remove_orphans=args.remove_orphans)))
+        elif args.command == "accept":
+            from nbsweep import api
+            from nbsweep.cli import reports
+
+            lines = reports.accept_report(api.accept(args.configfile, args.targets), args.targets)
+            print("\n".join(line if line.startswith(" ") else f"nbsweep: {line}" for line in lines))
+        elif args.command == "params":
+            print(describe_parameters(args.notebook))
+        elif args.command == "snakefile":
+            from nbsweep import snakefile
+
+            print(snakefile())
+    except SweepError as err:
+        print(f"nbsweep: {err}.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def describe_parameters(path: Path) -> str:
+    from nbsweep.model.parameters import declared
+    from nbsweep.model.templates import read_template
+
+    template = read_template(str(path))
+    found = declared(template.nb, template.kernelspec, template.language)
+    if not template.has_parameters_cell:
+        return f"{path} has no cell tagged `parameters`: papermill injects parameters at the top."
+    if found is None:
+        return f"{path}: nbsweep cannot read {template.language} parameters cells (names are checked for Python and R)."
+    if not found:
+        return f"{path}: its parameters cell declares no parameters."
+    width = max(len(p.name) for p in found)
+    lines = [f"Parameters declared in {path}:"]
+    for p in found:
+        kind = "" if p.type_name == "None" else f" ({p.type_name})"
+        note = f"  # {p.help}" if p.help else ""
+        lines.append(f"  {p.name:<{width}} = {p.default}{kind}{note}")
+    return "\n".join(lines)

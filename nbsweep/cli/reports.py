@@ -1,0 +1,56 @@
+"""What ``nbsweep status`` and ``nbsweep accept`` print: the data of ``nbsweep.api``, formatted."""
+
+from collections import Counter
+
+from nbsweep.provenance.accept import Acceptance
+from nbsweep.provenance.records import explain
+from nbsweep.provenance.state import STATES, RunState
+
+
+def table(states: list[RunState]) -> str:
+    width = max([len("run"), *(len(s.run) for s in states)])
+    state_width = max([10, *(len(s.state) for s in states)])
+    lines = [f"{'run':<{width}}  {'state':<{state_width}}  detail"]
+    lines += [f"{s.run:<{width}}  {s.state:<{state_width}}  {s.detail}".rstrip() for s in states]
+    return "\n".join(lines)
+
+
+def status_report(status) -> str:
+    """The states as a table, their tally, and the outputs of runs no longer in the config."""
+    counts = Counter(s.state for s in status.states)
+    tally = ", ".join(f"{counts[s]} {s}" for s in STATES if counts[s])
+    report = [table(status.states), "", f"{len(status.states)} runs: {tally or 'none configured'}"]
+    found = status.orphans
+    runs = f"{len(found)} run{'s' if len(found) != 1 else ''} no longer in the config"
+    if status.removed or status.kept:
+        report.append(f"removed the outputs of {runs}")
+        report += [f"  kept {folder}/: it holds files nbsweep did not write" for folder in status.kept]
+    elif found:
+        report.append(f"outputs of {runs} (delete them with --remove-orphans):")
+        report += [f"  {folder}/" for folder in found]
+    return "\n".join(report)
+
+
+def accept_report(done: Acceptance, targets: list[str]) -> list[str]:
+    """Lines saying what ``accept`` accepted, found current, missing or refused."""
+    count = len(done.accepted)
+    lines = [f"accepted {count} run{'s' if count != 1 else ''} as up to date without executing them" + (":" if count else "")]
+    lines += [f"  {run_id}: {'; '.join(explain(changes))} ({path})" for run_id, changes, path in done.accepted]
+    if done.current:
+        lines.append(f"{len(done.current)} already up to date")
+    if done.missing:
+        lines.append(
+            f"{len(done.missing)} not run yet, nothing to accept: {', '.join(done.missing)}"
+            if targets
+            else f"{len(done.missing)} not run yet"
+        )
+    if done.refused:
+        lines.append("not accepted:")
+        for run_id, changes in done.refused:
+            why = (
+                "; ".join(explain(changes)) + "; only template code and input changes can be accepted"
+                if changes
+                else "its notebook has no readable nbsweep record"
+            )
+            lines.append(f"  {run_id}: {why}, so run it" if changes else f"  {run_id}: {why}; run it")
+    return lines

@@ -1,0 +1,31 @@
+"""Whether anyone still waits for a job: the Snakemake process that planned it, and the job's parent."""
+
+import os
+import time
+
+SNAKEMAKE_PID = "NBSWEEP_SNAKEMAKE_PID"  # set by every Snakemake process that plans (nbsweep.smk.hooks)
+
+
+def snakemake_alive() -> bool:
+    """Whether the Snakemake process that planned this job (``NBSWEEP_SNAKEMAKE_PID``) still runs:
+    a job it started just before it was killed must not execute with nobody waiting for it."""
+    try:
+        os.kill(int(os.environ[SNAKEMAKE_PID]), 0)
+    except (KeyError, ValueError):
+        return True  # started some other way
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, as another user (a cluster node's pid space)
+        return True
+    return True
+
+
+def parent_gone(parent: int, interval: float = 0.5):
+    """A ``gone`` check for ``watch``: true once this process's parent (pid ``parent``, read as
+    the job started) has died, even by SIGKILL."""
+
+    def gone():
+        time.sleep(interval)
+        return os.getppid() != parent
+
+    return gone

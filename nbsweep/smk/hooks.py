@@ -1,0 +1,294 @@
+"""What the packaged workflow's rules call into: plan the sweep, and write results at the end.
+
+The same calls serve every way a project uses the workflow (``module:``, ``include:``, ``-s``).
+Snakemake runs ``onsuccess``/``onerror`` handlers only for the main Snakefile and not at all
+when nothing is to be done, so the results are written by a hook on the Snakemake process's exit.
+"""
+
+import os
+import shlex
+import sys
+import threading
+import time
+from pathlib import Path
+
+from nbsweep import layout
+from nbsweep.errors import SweepError
+from nbsweep.execution import warm_client
+from nbsweep.execution.liveness import SNAKEMAKE_PID
+from nbsweep.model.plan import check_output_dir
+from nbsweep.model.rule_names import RUN_RULE, rule_run
+from nbsweep.packaged import SCHEMA
+from nbsweep.provenance.sweep import DEFAULT_CONFIG, Sweep, shown
+from nbsweep.results import failures, summary, tracking
+from nbsweep.smk import interrupts, main_process, workdir, writable
+from nbsweep.smk.output_dir import check_output_dir_is_ours
+
+INVOCATION = "NBSWEEP_INVOCATION"  # names the invocation whose job files a job reads
+
+
+def config_files(workflow) -> list[Path]:
+    """The config files of this invocation: ``--configfile`` ones, else those of the project's
+    ``configfile:`` directives, else config/config.yaml. nbsweep reads them itself."""
+    files = workflow.overwrite_configfiles or workflow.configfiles
+    return [Path(path) for path in files] or [DEFAULT_CONFIG]
+
+
+def config_overrides(workflow) -> list[str]:
+    """The ``--config KEY=VALUE`` entries of this invocation (its command line's and its profile's),
+    as written: nbsweep reads the values itself, as YAML 1.2 (``nbsweep.model.config.parse_overrides``)."""
+    return list(workflow.config_settings.config_args or [])
+
+
+def plan_or_exit(workflow) -> Sweep:
+    """Plan the sweep, writing nothing in the project; bad input ends the process with one
+    sentence and no traceback.
+
+    The main process also takes the folder's ownership (recovering what a killed invocation
+    left; the output folder's comes once it executes: ``claim_output``) and names this invocation
+    for its jobs (``NBSWEEP_INVOCATION``, inherited by every job, on a cluster too). Job files
+    are written while the DAG is built: see ``job_inputs``. A job's own process (on a cluster
+    node) reads what the main process planned instead, when it can.
+    """
+    os.environ[SNAKEMAKE_PID] = str(os.getpid())  # for its jobs: nbsweep.execution.liveness.snakemake_alive
+    if not workflow.is_main_process and (sweep := planned_by_main(workflow)) is not None:
+        return sweep
+    files = config_files(workflow)
+    where = ", ".join(str(shown(path)) for path in files)
+    try:
+        sweep = Sweep.load(files, SCHEMA, config_overrides(workflow))
+        check_output_dir(sweep.output_dir, where)
+        check_output_dir_is_ours(sweep.output_dir, where, summary.FILES)
+    except SweepError as err:
+        sys.exit(f"nbsweep: {err}.")
+    if workflow.is_main_process:
+        sweep.owner = workdir.take_ownership()
+        if sweep.owner:
+            workdir.recover(outputs={path: sweep.target(run) for run in sweep.producing_runs for path in run.outputs})
+        os.environ[INVOCATION] = sweep.invocation = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        warm_client.export_secret_variables(sweep.runs.values())  # for its jobs: the warm runner keeps these out of its environment
+        on_exit(lambda: finish_as_owner(workflow, sweep))
+        interrupts.install()
+        remember(sweep)
+    else:
+        sweep.invocation = os.environ.get(INVOCATION, "")
+    return sweep
+
+
+def refuse(sweep: Sweep, sentence: str) -> None:
+    """End the invocation with one sentence (nothing was executed, so no results are written)."""
+    sweep.refused = True
+    sys.exit(f"nbsweep: {sentence}.")
+
+
+def run_or_exit(sweep: Sweep, name: str, label: str):
+    """The configured run for a target's wildcards; a target of no run ends with one sentence."""
+    try:
+        return sweep.run(name, label)
+    except SweepError as err:
+        refuse(sweep, str(err))
+
+
+def job_inputs(workflow, sweep: Sweep, run) -> list[str]:
+    """The run's job file when the run executes in this invocation (it is not current, or
+    Snakemake was told to force it: ``-F``, ``-R nbsweep_run``, ``-R``/``-f`` with its target);
+    else nothing, so Snakemake finds the run up to date. In a job's own process (a cluster job)
+    the main process has decided: the job file it wrote, if any."""
+    if not workflow.is_main_process:
+        path = layout.job_file(sweep.invocation, run.name, run.label)
+        return [str(path)] if path.exists() else []
+    output_refusal = claim_output(workflow, sweep)
+    is_forced = forcing(workflow, sweep)
+    if not sweep.executes(run, is_forced):
+        return []
+    if not workflow.dryrun and not sweep.owner:
+        refuse(sweep, output_refusal or workdir.refusal())
+    if not workflow.dryrun and (folder := writable.unwritable(Path(sweep.target(run)).parent, {})):  # forced or named: still in the DAG
+        refuse(sweep, f"run {run.id} cannot execute: its folder {folder} cannot be written; {writable.FIX}")
+    try:
+        path = sweep.job_file(run, dry=workflow.dryrun, forced=is_forced(run))
+    except OSError as err:  # e.g. a full disk
+        refuse(sweep, f"cannot write the job file of run {run.id} ({err.strerror}); free space and run again")
+    if not workflow.dryrun and workflow.local_exec and not main_process.MAIN.get("warm"):
+        main_process.MAIN["warm"] = True
+        warm_client.start_early()  # a run executes here: the warm runner's imports overlap the rest of planning
+    return [str(path)]
+
+
+def claim_output(workflow, sweep: Sweep) -> str | None:
+    """In the main process of an invocation that executes (not -n, --lint, --list, ...) and owns the
+    project folder: own the output folder too, once (``workdir.claim_output``, which creates it).
+    The sentence refusing this invocation when another one owns that folder, one inside it or one
+    around it; this invocation is then no owner, and writes no results."""
+    executes = workflow.is_main_process and workflow.executor_plugin is not None and not workflow.dryrun
+    if "output_refusal" not in main_process.MAIN and executes and sweep.owner:
+        main_process.MAIN["output_refusal"] = workdir.claim_output(sweep.output_dir)
+        sweep.owner = main_process.MAIN["output_refusal"] is None
+    return main_process.MAIN.get("output_refusal")
+
+
+def finish_as_owner(workflow, sweep: Sweep) -> None:
+    """At exit: ``finish``, writing results only as the output folder's owner too (an invocation
+    in which no run was planned into the DAG claims it here; a refused one claims nothing)."""
+    if not sweep.refused:
+        claim_output(workflow, sweep)
+    finish(workflow, sweep)
+
+
+def upstream_files(workflow, sweep: Sweep, run) -> tuple[list[str], list[str]]:
+    """The files a run waits for (inputs other runs produce, notebooks of the runs it is after),
+    split into those of upstream runs that execute in this invocation and the others.
+
+    Snakemake passes "this job runs" on to the jobs that depend on it only through inputs not
+    marked ``ancient``; marking the others ancient keeps their mtimes from ever counting."""
+    files = [(path, producer) for path, producer in run.produced] + [(target, run_id) for run_id, target in run.after]
+    if not files or not workflow.is_main_process:
+        return [], [path for path, _ in files]
+    is_forced = forcing(workflow, sweep)
+    fresh = {up for up in sweep.upstream_keys(run) if sweep.executes(sweep.runs[up], is_forced)}
+    split: tuple[list[str], list[str]] = ([], [])
+    for path, run_id in files:
+        split[tuple(run_id.split("/", 1)) not in fresh].append(path)
+    return split
+
+
+def forcing(workflow, sweep: Sweep):
+    """``forced`` for a run of this sweep."""
+    return lambda run: forced(workflow, sweep.target(run), sweep.rule_name(run))
+
+
+def planned_by_main(workflow) -> Sweep | None:
+    """In a job's process: the sweep as its invocation's main process planned it (the plan
+    snapshot), with only the job's own runs; None when there is no snapshot to read (the process
+    then plans from the config, as the main process did)."""
+    invocation = os.environ.get(INVOCATION, "")
+    if not invocation:
+        return None
+    try:
+        sweep = Sweep.from_snapshot(layout.plan_snapshot(invocation), only=own_runs(workflow))
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+    sweep.invocation = invocation
+    return sweep
+
+
+def own_runs(workflow, argv: list[str] | None = None) -> set[tuple[str, str]] | None:
+    """(name, label) of the runs a job's process was started for (by nbsweep_run's wildcards, or
+    by the name of a run's own rule, ``nbsweep.model.rule_names``); None when it was started for
+    anything else (which then needs every run).
+
+    Snakemake 9 sets ``workflow.dag_settings`` only after the Snakefile is parsed, so while it is
+    parsed the targets are read from the command line Snakemake's executors wrote
+    (``--target-jobs RULE:WILDCARD=VALUE,... ...``, parsed by Snakemake's own parser).
+    """
+    from snakemake.target_jobs import parse_target_jobs_cli_args
+
+    settings = workflow.dag_settings
+    if settings is not None:
+        specs = settings.target_jobs
+    else:
+        argv = sys.argv[1:] if argv is None else argv
+        if argv.count("--target-jobs") != 1:
+            return None
+        values = argv[argv.index("--target-jobs") + 1 :]
+        values = values[: next((i for i, value in enumerate(values) if value.startswith("-")), len(values))]
+        try:
+            specs = parse_target_jobs_cli_args(values)
+        except Exception:  # noqa: BLE001 -- not a command line we know: plan every run
+            return None
+    runs = set()
+    for spec in specs or ():
+        run = rule_run(spec.rulename)  # a run with its own rule, else nbsweep_run's wildcards
+        if run is None and spec.rulename == RUN_RULE and {"notebook", "label"} <= set(spec.wildcards_dict):
+            run = (spec.wildcards_dict["notebook"], spec.wildcards_dict["label"])
+        if run is None:
+            return None
+        runs.add(run)
+    return runs or None
+
+
+def forced(workflow, target: str, rule: str = RUN_RULE) -> bool:
+    """Whether the command line forces the run with this target and rule (read while the DAG is built)."""
+    settings = workflow.dag_settings
+    forced_names = set(map(str, settings.forcerun))
+    targets = set(map(str, settings.targets)) if settings.forcetargets else set()
+    return bool(settings.forceall or {RUN_RULE, rule, target} & forced_names or target in targets)
+
+
+def job_python(workflow) -> str:
+    """The shell words that start the jobs' Python with nbsweep importable: this interpreter, or
+    the job's conda env's ``python`` (``--sdm conda``) with this nbsweep on its path."""
+    package_root = shlex.quote(str(Path(__file__).resolve().parents[2]))
+    if workflow.deployment_settings.deployment_method:
+        return f"PYTHONPATH={package_root}${{PYTHONPATH:+:$PYTHONPATH}} exec python"
+    return f"exec {shlex.quote(sys.executable)}"
+
+
+def priorities(sweep: Sweep) -> dict[tuple[str, str], int]:
+    """Snakemake job priority of each run, by its place in the config: the first run highest.
+    Snakemake's schedulers start the ready jobs of highest priority first (the greedy one breaks
+    ties between equal priorities in no particular order), so runs start in config order when
+    nothing else decides (``--prioritize`` targets, input sizes come after priority)."""
+    return {key: len(sweep.runs) - position for position, key in enumerate(sweep.runs)}
+
+
+def join_batches(workflow, sweep: Sweep) -> None:
+    """Map every batch group (``batch_size``) to one parent group id, so that a single
+    ``--group-components nbsweep_batch=N`` entry (profiles/slurm) joins each batch into one job."""
+    workflow.parent_groupids.update(dict.fromkeys(filter(None, sweep.groups.values()), "nbsweep_batch"))
+
+
+def on_exit(callback) -> None:
+    """Call ``callback`` when the Snakemake process ends, before Python waits for its threads.
+
+    ``threading._register_atexit`` (CPython >= 3.9; what concurrent.futures uses) runs before
+    non-daemon threads are joined; plain ``atexit`` would run only after Snakemake's pending
+    rate-limiter timers have expired (up to a second later).
+    """
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:
+        import atexit
+
+        register = atexit.register
+    register(callback)
+
+
+def finish(workflow, sweep: Sweep) -> None:
+    """At exit of an invocation that executed (not -n, --lint, --unlock, ...) as the folder's
+    owner: write the results, drop the invocation's job files, then cancel Snakemake's
+    rate-limiter timers, which only wait to look at jobs again. A run left out of the DAG because
+    its folder cannot be written failed, which Snakemake never saw: the process then exits 1."""
+    sweep.remove_job_files()
+    if workflow.executor_plugin is None or workflow.dryrun or not sweep.owner or sweep.refused:
+        return
+    summary.write_results(sweep)
+    tracking.log_executed(sweep, sweep.mlflow, main_process.MAIN.get("notebooks"))
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer) and getattr(thread.function, "__module__", "").startswith("snakemake"):
+            thread.cancel()
+    if any(failure.status == "failed" for failure in sweep.blocked.values()):
+        exit_failed()
+
+
+def exit_failed() -> None:
+    """End the process with status 1 now. Snakemake has finished (this runs at its exit) and
+    decided its status without the runs nbsweep kept from it; flush what it printed first."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(1)
+
+
+def remember(sweep: Sweep) -> None:
+    """Keep the main process's sweep for ``refresh`` and its secrets' values for the console to
+    mask; when MLflow tracking is on, the identity of every executed notebook, so that its end logs
+    exactly the runs that executed. Runs whose folder cannot be written are left out of the DAG
+    here, before it is built (``nbsweep.smk.writable``)."""
+    main_process.MAIN["sweep"] = sweep
+    main_process.MAIN["secrets"] = summary.secrets_of(sweep.runs.values())
+    main_process.MAIN["notebooks"] = tracking.notebook_states(sweep) if sweep.mlflow else None
+    files = [layout.RunFiles(Path(sweep.target(run))) for run in sweep.runs.values()]
+    failures.remember_notebooks(path for each in files for path in (each.target, each.failed))
+    writable.leave_out_blocked(sweep)

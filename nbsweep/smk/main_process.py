@@ -1,0 +1,15 @@
+"""What the main Snakemake process knows once it has planned, shared by the planning hooks and the console."""
+
+from nbsweep.results import summary
+
+# The main process's sweep and, with MLflow on, its executed notebooks as planned (remember).
+MAIN: dict = {}
+
+
+def refresh() -> None:
+    """Rewrite summary.csv/json and index.html while the sweep runs (nbsweep's console calls this
+    as runs finish); silent, and a failure only waits for the final write to report it."""
+    sweep = MAIN.get("sweep")
+    if sweep is None or not sweep.owner:
+        return
+    summary.write_results(sweep, announce=False)
