@@ -7,7 +7,7 @@ from nbsweep.provenance.records import explain
 from nbsweep.provenance.state import STATES, RunState
 
 
-def table(states: list[RunState]) -> str:
+def states_table(states: list[RunState]) -> str:
     width = max([len("run"), *(len(s.run) for s in states)])
     state_width = max([10, *(len(s.state) for s in states)])
     lines = [f"{'run':<{width}}  {'state':<{state_width}}  detail"]
@@ -19,7 +19,7 @@ def status_report(status) -> str:
     """The states as a table, their tally, and the outputs of runs no longer in the config."""
     counts = Counter(s.state for s in status.states)
     tally = ", ".join(f"{counts[s]} {s}" for s in STATES if counts[s])
-    report = [table(status.states), "", f"{len(status.states)} runs: {tally or 'none configured'}"]
+    report = [states_table(status.states), "", f"{len(status.states)} runs: {tally or 'none configured'}"]
     found = status.orphans
     runs = f"{len(found)} run{'s' if len(found) != 1 else ''} no longer in the config"
     if status.removed or status.kept:

@@ -105,7 +105,7 @@ def wait_if_aborting() -> None:
         threading.Event().wait(ABORT_WAIT)
 
 
-def watch(gone, partial: Path, reported: threading.Event) -> None:
+def abort_when_gone(gone, partial: Path, reported: threading.Event) -> None:
     """Abort the run as soon as ``gone()`` says whoever asked for it has gone (unless ``reported``)."""
 
     def poll():
@@ -136,7 +136,7 @@ def failing_cell(nb) -> tuple[int | None, dict | None]:
     return None, None
 
 
-def record(nb, job: dict, actual_code: str, error: dict | None, outputs: dict | None = None) -> None:
+def stamp_run(nb, job: dict, actual_code: str, error: dict | None, outputs: dict | None = None) -> None:
     """Store in the notebook what it was made from, so staleness survives losing all other state."""
     made = Provenance(actual_code, job["kernel"], job["parameters"], job["inputs"], upstream=job.get("upstream") or {})
     stamp(nb, job["run"], made, error, outputs)
@@ -238,7 +238,7 @@ def execute(
             record_inputs_read(job, source)
         nb.metadata.papermill["input_path"] = job["notebook"]  # the template's path, not a NotebookNode papermill was given
         outputs = run_io.written_outputs(job)
-        record(nb, job, actual_code, None, outputs)
+        stamp_run(nb, job, actual_code, None, outputs)
         write_durably(nb, partial)
         if not snakemake_alive():  # killed while the run executed: nobody waits for it, the next invocation reruns it
             abort(partial, EXIT_INTERRUPTED)
@@ -307,7 +307,7 @@ def report_failure(err: Exception, job: dict, files: layout.RunFiles, actual_cod
     if nb is not None:
         nb.metadata.setdefault("papermill", {})["input_path"] = job["notebook"]  # not a text template's whole notebook
         mark_failed_cell(nb, error)
-        record(nb, job, actual_code, error)
+        stamp_run(nb, job, actual_code, error)
         try:
             write_durably(nb, files.partial)
             os.replace(files.partial, files.failed)
@@ -384,7 +384,7 @@ def run_job(argv: list[str], gone, how: str, kernel: lifecycle.Kernel | None = N
             report(code)
 
     handle_signals(partial, outcome)
-    watch(gone, partial, reported)
+    abort_when_gone(gone, partial, reported)
     run_io.settle(job)
     try:
         source = run_io.read_source(job)  # the template read once, the inputs hashed: now, as the run starts

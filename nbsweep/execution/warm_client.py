@@ -112,8 +112,6 @@ def lock_name(name: str) -> str:
     return name.removesuffix(".sock") + ".lock"
 
 
-
-
 def run_via_server(argv: list[str], parent: int) -> int | None:
     """Have the warm server execute the run (starting it if needed); None if it can't.
     ``parent``: the pid of the Snakemake process the job started under."""

@@ -62,7 +62,7 @@ def main(control_fd: int, modules: list[str]) -> None:
                 break
             connections += [socket.socket(fileno=fd) for fd in fds]
         for conn in [c for c in ready if c is not control]:
-            if not serve(conn, why, changes, [control, *connections]):
+            if not answer(conn, why, changes, [control, *connections]):
                 connections.remove(conn)
                 conn.close()
     for conn in [control, *connections]:
@@ -153,7 +153,7 @@ def cwd_position() -> int:
     return 0
 
 
-def serve(conn: socket.socket, why: str | None, changes: dict, ours: list[socket.socket]) -> bool:
+def answer(conn: socket.socket, why: str | None, changes: dict, ours: list[socket.socket]) -> bool:
     """Answer one launch request on ``conn``; False once the requester has closed it."""
     try:
         message, fds, _, _ = socket.recv_fds(conn, MESSAGE, 2)

@@ -80,7 +80,7 @@ def not_a_regular_file(path: str) -> str | None:
     return None
 
 
-def link(runs: list, output_dir: str, is_file) -> list:
+def link_runs(runs: list, output_dir: str, is_file) -> list:
     """The runs with their produced inputs and ``after`` runs resolved; raises SweepError for an
     output claimed twice, a missing input no run produces, an unknown name in ``after`` or a cycle.
     ``is_file(path)`` says whether an input exists (cached by the planner)."""

@@ -14,7 +14,7 @@ from nbsweep import layout
 from nbsweep.canonical import canonical_json
 from nbsweep.errors import SweepError, quoted
 from nbsweep.model.parameters import type_mismatch
-from nbsweep.model.pipeline import fill_outputs, link
+from nbsweep.model.pipeline import fill_outputs, link_runs
 from nbsweep.model.resources import standard_resources
 from nbsweep.model.secrets import run_secrets
 from nbsweep.model.spec import RunSpec, SweepConfig, deep_merge
@@ -472,4 +472,4 @@ class Planner:
                     )
                 by_id[run.id] = run
                 runs.append(run)
-        return link(runs, self.config.output_dir, self.is_file)
+        return link_runs(runs, self.config.output_dir, self.is_file)

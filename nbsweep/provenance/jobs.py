@@ -81,10 +81,6 @@ def date_beyond(path: Path, files) -> None:
     os.utime(path, ns=(stamp, stamp))
 
 
-def read_job_file(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def private_folder() -> Path:
     """A new folder only this user can enter, under the temp dir (for a dry-run's job files)."""
     return Path(tempfile.mkdtemp(prefix=f"nbsweep-dryrun-{os.getuid()}-"))

@@ -73,7 +73,7 @@ class Sweep:
     @classmethod
     def load(cls, config_files: list[Path], schema_file: Path, overrides: list[str] = ()) -> "Sweep":
         """Plan from the config files, with Snakemake's ``--config KEY=VALUE`` entries on top."""
-        files = [shown(Path(path)) for path in config_files] or [DEFAULT_CONFIG]
+        files = [as_given(Path(path)) for path in config_files] or [DEFAULT_CONFIG]
         config = load_config(files, load_schema(schema_file), list(overrides))
         sweep = cls(config.output_dir, Planner(config).plan())
         sweep.mlflow = config.mlflow
@@ -270,7 +270,7 @@ class Sweep:
         return self.runs[name_label].resources.get(name, self.resource_defaults[name])
 
 
-def shown(path: Path) -> Path:
+def as_given(path: Path) -> Path:
     """A config path as users wrote it: relative to the working directory when inside it."""
     return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
 

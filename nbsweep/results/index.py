@@ -40,7 +40,7 @@ def cell_text(value) -> str:
     return str(value)
 
 
-def shown(value) -> str:
+def display_text(value) -> str:
     """A value as table text: floats to 4 significant digits (the full value is the tooltip)."""
     return format(value, ".4g") if isinstance(value, float) else cell_text(value)
 
@@ -63,7 +63,7 @@ def href(path: str | None, base: Path) -> str | None:
     return quote(Path(os.path.relpath(path, base)).as_posix()) if path else None
 
 
-def link(path: str | None, base: Path, text: str) -> str:
+def html_link(path: str | None, base: Path, text: str) -> str:
     if not path:
         return ""
     return f'<a href="{esc(href(path, base))}">{esc(text)}</a>'
@@ -87,9 +87,9 @@ def header(column: str) -> str:
 def value_cell(value, default: bool = False) -> str:
     css, title = (["default"], "template default: ") if default else ([], "")
     if number(value):
-        return f'<td class="{" ".join(["num", *css])}" data-sort="{value!r}" title="{esc(title + repr(value))}">{esc(shown(value))}</td>'
+        return f'<td class="{" ".join(["num", *css])}" data-sort="{value!r}" title="{esc(title + repr(value))}">{esc(display_text(value))}</td>'
     attrs = f' class="default" title="{esc(title + cell_text(value))}"' if default else ""
-    return f"<td{attrs}>{esc(shown(value))}</td>"
+    return f"<td{attrs}>{esc(display_text(value))}</td>"
 
 
 def error_text(r: dict) -> str:
@@ -113,10 +113,10 @@ def row_html(r: dict, varying: list[str], base: Path) -> str:
         filter(
             None,
             [
-                link(r["html"], base, "html"),
-                link(r["notebook"], base, notebook_text),
-                link(r["log"], base, "log"),
-                link(r.get("previous"), base, "previous good"),
+                html_link(r["html"], base, "html"),
+                html_link(r["notebook"], base, notebook_text),
+                html_link(r["log"], base, "log"),
+                html_link(r.get("previous"), base, "previous good"),
             ],
         )
     )
@@ -152,7 +152,7 @@ def constants_html(rows: list[dict], constant: list[str]) -> str:
         default = all(defaulted(r, column) for r in rows)
         mark = ' <small title="the template\'s default: no run sets it">default</small>' if default else ""
         value = rows[0].get(column)
-        text = shown(value) if number(value) else canonical_json(value)
+        text = display_text(value) if number(value) else canonical_json(value)
         items.append(f'<span class="const{" default" if default else ""}"><b>{esc(column[7:])}</b> = {esc(text)}{mark}</span>')
     return f'<p class="constants">Same in every run: {", ".join(items)}</p>'
 

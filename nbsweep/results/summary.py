@@ -172,7 +172,7 @@ def rows(sweep) -> list[dict]:
     return [row(run, sweep.output_dir, digests, by_id, secrets) for run in sweep.runs.values()]
 
 
-def table(rows: list[dict]) -> tuple[list[str], list[dict]]:
+def full_table(rows: list[dict]) -> tuple[list[str], list[dict]]:
     """Columns (fixed ones, then parameters and metrics in first-seen order) and full rows."""
     seen = dict.fromkeys(key for r in rows for key in r if key not in HEAD and key not in TAIL)
     varying = [key for key in seen if key.startswith("params.")] + [key for key in seen if key.startswith("metrics.")]
@@ -193,7 +193,7 @@ def labels(r: dict) -> dict[str, str]:
     keep = {"run": r["label"], "status": r["status"]}
     for key, value in r.items():
         if key.startswith(("params.", "metrics.")):
-            keep[key.split(".", 1)[1]] = index.shown(value)
+            keep[key.split(".", 1)[1]] = index.display_text(value)
     return keep
 
 
@@ -215,7 +215,7 @@ def write_results(sweep, announce: bool = True) -> None:
     ``announce``: print the closing line (or the warning); off for refreshes during a sweep."""
     out = Path(sweep.output_dir)
     try:
-        columns, full_rows = table(rows(sweep))
+        columns, full_rows = full_table(rows(sweep))
         out.mkdir(parents=True, exist_ok=True)
         write_atomically(out / "summary.csv", to_csv(columns, full_rows))
         write_atomically(out / "summary.json", json.dumps(full_rows, indent=1, ensure_ascii=False) + "\n")

@@ -30,7 +30,7 @@ MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
 BATCH = 100  # MLflow's limit on params per log_batch call
 
 
-def identity(path: Path) -> tuple[int, int, int] | None:
+def notebook_identity(path: Path) -> tuple[int, int, int] | None:
     """(mtime, inode, size) of a notebook. Every execution writes a new file (a new inode), while
     a run kept by early cutoff gets its old file back (the same inode; Snakemake touches it)."""
     try:
@@ -48,7 +48,7 @@ def notebooks(run, output_dir: str) -> list[Path]:
 
 def notebook_states(sweep) -> dict[Path, tuple[int, int, int] | None]:
     """The identity of every run's executed notebooks, before anything executes."""
-    return {path: identity(path) for run in sweep.runs.values() for path in notebooks(run, sweep.output_dir)}
+    return {path: notebook_identity(path) for run in sweep.runs.values() for path in notebooks(run, sweep.output_dir)}
 
 
 def executed(sweep, before: dict) -> list[tuple[object, Path]]:
@@ -56,7 +56,7 @@ def executed(sweep, before: dict) -> list[tuple[object, Path]]:
     found = []
     for run in sweep.runs.values():
         changed = [
-            (now, path) for path in notebooks(run, sweep.output_dir) if (now := identity(path)) and now[1:] != (before.get(path) or ())[1:]
+            (now, path) for path in notebooks(run, sweep.output_dir) if (now := notebook_identity(path)) and now[1:] != (before.get(path) or ())[1:]
         ]
         if changed:
             found.append((run, max(changed)[1]))
@@ -79,7 +79,7 @@ def millis(timestamp: str | None) -> int | None:
         return None
 
 
-def record(run, notebook: Path, output_dir: str, digests: dict, secrets: list[str] = ()) -> dict:
+def logged_run(run, notebook: Path, output_dir: str, digests: dict, secrets: list[str] = ()) -> dict:
     """What one execution logs: tags, params, metrics, artifacts, status and times; the values of
     ``secrets`` masked in its text (the artifacts are masked as they are logged: ``masked_copy``)."""
     # Imported here, not above: nbsweep.model.config imports this module for `settings`.
@@ -146,7 +146,7 @@ def log_executed(sweep, tracking: Settings | None, before: dict | None) -> None:
         experiment_id = experiment.experiment_id if experiment else client.create_experiment(tracking.experiment)
         digests: dict[str, str] = {}
         for run, notebook in runs:
-            item = record(run, notebook, sweep.output_dir, digests, secrets)
+            item = logged_run(run, notebook, sweep.output_dir, digests, secrets)
             created = client.create_run(experiment_id, start_time=item["start"], tags=item["tags"], run_name=item["tags"]["mlflow.runName"])
             run_id = created.info.run_id
             stamp = item["end"] or item["start"] or 0

@@ -19,7 +19,7 @@ from nbsweep.execution.liveness import SNAKEMAKE_PID
 from nbsweep.model.plan import check_output_dir
 from nbsweep.model.rule_names import RUN_RULE, rule_run
 from nbsweep.packaged import SCHEMA
-from nbsweep.provenance.sweep import DEFAULT_CONFIG, Sweep, shown
+from nbsweep.provenance.sweep import DEFAULT_CONFIG, Sweep, as_given
 from nbsweep.results import failures, summary, tracking
 from nbsweep.smk import interrupts, main_process, workdir, writable
 from nbsweep.smk.output_dir import check_output_dir_is_ours
@@ -54,7 +54,7 @@ def plan_or_exit(workflow) -> Sweep:
     if not workflow.is_main_process and (sweep := planned_by_main(workflow)) is not None:
         return sweep
     files = config_files(workflow)
-    where = ", ".join(str(shown(path)) for path in files)
+    where = ", ".join(str(as_given(path)) for path in files)
     try:
         sweep = Sweep.load(files, SCHEMA, config_overrides(workflow))
         check_output_dir(sweep.output_dir, where)

@@ -10,7 +10,7 @@ process; each stops its notebook within a second or so (``nbsweep.execution.job`
 started are killed, the partial notebook is removed, nothing else is printed). One line says
 so, and Snakemake goes on to exit as it would have, once its jobs have ended.
 
-What this relies on, tested in tests/test_interrupts.py: the local executor starts a job as a
+What this relies on, tested in tests/e2e/test_interrupts.py: the local executor starts a job as a
 child process of Snakemake (``sh -c "... exec python -m nbsweep.execution.job ..."``: ``hooks.job_python``
 makes the job process replace the shell), so the job processes are found among Snakemake's
 descendants by their command line. The signals are seen through ``signal.set_wakeup_fd``: the
@@ -46,11 +46,11 @@ def install() -> bool:
         writer.close()
         return False
     _installed[:] = [reader, writer]
-    threading.Thread(target=watch, args=(reader,), name="nbsweep-interrupts", daemon=True).start()
+    threading.Thread(target=watch_stop_requests, args=(reader,), name="nbsweep-interrupts", daemon=True).start()
     return True
 
 
-def watch(reader: socket.socket) -> None:
+def watch_stop_requests(reader: socket.socket) -> None:
     """Wait for the first stop signal; then stop the running jobs, saying so in one line first
     (before Snakemake reports the jobs it sees fail, and its summary at exit)."""
     while data := reader.recv(64):

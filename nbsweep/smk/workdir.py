@@ -70,7 +70,7 @@ def refusal() -> str:
     return f"another nbsweep invocation{who} is running in this folder; wait for it to finish (`snakemake --unlock` does not stop it), or stop it first"
 
 
-def identity(fd: int) -> tuple[int, int]:
+def folder_identity(fd: int) -> tuple[int, int]:
     st = os.fstat(fd)
     return st.st_dev, st.st_ino
 
@@ -93,7 +93,7 @@ def lock_tree(folder: Path, held: set[tuple[int, int]]) -> tuple[list[int], Path
         except OSError:
             continue
         try:
-            if identity(fd) in held:
+            if folder_identity(fd) in held:
                 os.close(fd)
                 continue
             fcntl.flock(fd, (fcntl.LOCK_EX if path == folder else fcntl.LOCK_SH) | fcntl.LOCK_NB)
@@ -114,7 +114,7 @@ def claim_output(output_dir: str) -> str | None:
     invocation owns it, a folder inside it or one around it: then the sentence refusing this one."""
     folder = Path(output_dir).resolve()
     try:
-        taken, conflict = lock_tree(folder, {identity(fd) for fd in _held + _claimed})
+        taken, conflict = lock_tree(folder, {folder_identity(fd) for fd in _held + _claimed})
     except OSError as err:
         return printable(f"cannot create the output folder {folder} ({err.strerror}); set output_dir to a folder you can write")
     _claimed.extend(taken)

@@ -44,7 +44,7 @@ def sample_rows(n: int) -> list[dict]:
 def write_index(tmp_path, rows) -> str:
     out = tmp_path / "out"
     out.mkdir()
-    columns, full = summary.table(rows)
+    columns, full = summary.full_table(rows)
     (out / "index.html").write_text(index.page(columns, full, Path("out")), encoding="utf-8")
     return (out / "index.html").as_uri()
 
@@ -116,6 +116,6 @@ def test_index_of_1000_runs_sorts_quickly(page, tmp_path):
     accuracy = column(page, "accuracy")
     start = time.perf_counter()
     page.click(f"{MODEL} thead th:nth-child({accuracy + 1}) button")
-    assert values(page, accuracy)[0] == index.shown(lowest)
+    assert values(page, accuracy)[0] == index.display_text(lowest)
     assert time.perf_counter() - start < 2
     assert page.errors() == []

@@ -180,7 +180,7 @@ def test_folders_this_process_holds_are_skipped(tmp_path, taken):
     taken.append(fd)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as the project folder's owner
     assert lock(project / "out", taken) == project  # another descriptor of it conflicts with its own lock
-    assert lock(project / "out", taken, held={workdir.identity(fd)}) is None
+    assert lock(project / "out", taken, held={workdir.folder_identity(fd)}) is None
 
 
 @pytest.mark.parametrize("shared", [False, True])

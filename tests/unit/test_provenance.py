@@ -1,0 +1,237 @@
+"""nbsweep.provenance: fingerprints, structured changes, run states, job files, accept."""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from nbsweep import packaged
+from nbsweep.canonical import digest
+from nbsweep.model.config import (
+    load_config,
+    load_schema,
+)
+from nbsweep.model.plan import Planner
+from nbsweep.provenance import records, state
+from nbsweep.provenance.accept import blocking
+from nbsweep.provenance.jobs import job_document
+from nbsweep.provenance.records import (
+    FINGERPRINT_KEYS,
+    Change,
+    Provenance,
+    explain,
+    fingerprint,
+    parameter_changes,
+    parameter_phrase,
+    recorded,
+    stamp,
+)
+from nbsweep.provenance.state import planned
+
+SCHEMA = load_schema(packaged.SCHEMA)
+
+
+def test_fingerprint_uses_only_what_decides_the_output():
+    doc = {"template_code": "t", "kernel": "python3", "parameters": {"a": 1}, "inputs": {}, "timeout": 5, "run": "x/y"}
+    assert fingerprint(doc) == fingerprint({**doc, "timeout": None, "run": "z/w"})
+    assert fingerprint(doc) != fingerprint({**doc, "parameters": {"a": 2}})
+
+
+def notebook(code="x = 1", markdown="intro", tags=(), kernel="python3"):
+    cell = new_code_cell(code)
+    cell.metadata["tags"] = list(tags)
+    return new_notebook(cells=[new_markdown_cell(markdown), cell], metadata={"kernelspec": {"name": kernel, "display_name": kernel}})
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def templates(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "nb").mkdir()
+    with_params = notebook(code="alpha = 1\nbeta = 2", tags=["parameters"])
+    nbformat.write(with_params, tmp_path / "nb" / "t.ipynb")
+    nbformat.write(notebook(), tmp_path / "nb" / "plain.ipynb")
+    return tmp_path
+
+
+def plan(tmp_path, text):
+    return Planner(load_config([write(tmp_path / "c.yaml", text)], SCHEMA), kernels={"python3"}).plan()
+
+
+def test_provenance_fingerprint_diff_and_records(templates, tmp_path):
+    (run,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, timeout: 5}]")
+    made = planned(run, {})
+    assert made.fingerprint == fingerprint(made.as_dict())  # the hash older notebooks were stamped with
+    (retimed,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, timeout: 50}]")
+    assert planned(retimed, {}).fingerprint == made.fingerprint  # timeout is not provenance
+    (changed,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, parameters: {alpha: 3}}]")
+    assert explain(planned(changed, {}).diff(made)) == ["parameters changed: alpha added (3)"]
+    assert explain(made.diff(planned(changed, {}))) == ["parameters changed: alpha removed (was 3)"]
+
+    nb = new_notebook(cells=[new_code_cell("x = 1")])
+    stamp(nb, run.id, made, None)
+    target = tmp_path / "t_a.ipynb"
+    nbformat.write(nb, target)
+    assert recorded(target) == made
+    text = target.read_text()
+    target.write_text(text[: len(text) // 2])  # truncated
+    assert recorded(target) is None
+    nb.metadata["nbsweep"]["parameters"] = {"alpha": 9}  # edited: no longer its fingerprint
+    nbformat.write(nb, target)
+    assert recorded(target) is None
+
+
+def test_flatten_nested_mappings_with_dotted_keys():
+    params = {"config": {"data": {"path": "a.csv"}, "target": None}, "lr": 0.1, "empty": {}, "grid": [1, 2]}
+    assert records.flatten(params, "params.") == {
+        "params.config.data.path": "a.csv",
+        "params.config.target": None,
+        "params.lr": 0.1,
+        "params.empty": {},
+        "params.grid": [1, 2],
+    }
+
+
+def test_parameter_changes_name_each_difference():
+    old = {"lr": 0.1, "n": 1, "cfg": {"a": 1, "gone": 2}}
+    new = {"lr": 0.01, "n": 1.0, "cfg": {"a": 1, "b": "x"}}
+    assert parameter_changes(old, new) == [
+        Change("parameter", "lr", 0.1, 0.01),
+        Change("parameter", "n", 1, 1.0),
+        Change("parameter", "cfg.b", None, "x", "added"),
+        Change("parameter", "cfg.gone", 2, None, "removed"),
+    ]
+    assert [parameter_phrase(change) for change in parameter_changes(old, new)] == [
+        "lr 0.1 → 0.01",
+        "n 1 → 1.0",
+        'cfg.b added ("x")',
+        "cfg.gone removed (was 2)",
+    ]
+
+
+def test_reasons_cover_code_kernel_parameters_and_inputs():
+    made = Provenance("c1", "python3", {"x": 1}, {"a.csv": "1", "b.csv": "2"})
+    planned = Provenance("c2", "other", {"x": 2}, {"a.csv": "9", "c.csv": "3"})
+    assert planned.diff(made) == [
+        Change("template code", "", "c1", "c2"),
+        Change("kernel", "", "python3", "other"),
+        Change("parameter", "x", 1, 2),
+        Change("input", "a.csv", "1", "9"),
+        Change("input", "c.csv", None, "3", "added"),
+        Change("input", "b.csv", "2", None, "removed"),
+    ]
+    assert explain(planned.diff(made)) == [
+        "template code changed",
+        "kernel changed: python3 → other",
+        "parameters changed: x 1 → 2",
+        "input a.csv changed",
+        "input c.csv added",
+        "input b.csv removed",
+    ]
+    assert explain(made.diff(made)) == ["fingerprint changed"]
+
+
+def provenance(**changes) -> Provenance:
+    base = {"template_code": "c", "kernel": "python3", "parameters": {"k": 1}, "inputs": {"results/m.pkl": "aa"}}
+    return Provenance(**{**base, **changes})
+
+
+def test_a_run_without_after_keeps_the_fingerprint_of_older_records():
+    made = provenance()
+    assert made.fingerprint == digest({key: made.as_dict()[key] for key in FINGERPRINT_KEYS})
+    assert fingerprint({**made.as_dict(), "upstream": {}}) == made.fingerprint
+    assert provenance(upstream={"evaluate/k1": "e1"}).fingerprint != made.fingerprint
+    assert provenance(upstream={"evaluate/k1": "e1"}).fingerprint != provenance(upstream={"evaluate/k1": "e2"}).fingerprint
+
+
+def test_diff_names_the_producer_of_a_changed_missing_or_added_input():
+    producers = {"results/m.pkl": "train/k2", "results/n.pkl": "train/k3"}
+    made = provenance()
+    assert explain(provenance(inputs={"results/m.pkl": "bb"}).diff(made, producers)) == [
+        "input results/m.pkl changed, produced by train/k2"
+    ]
+    assert explain(provenance(inputs={"results/m.pkl": None}).diff(made, producers)) == [
+        "input results/m.pkl is missing, produced by train/k2"
+    ]
+    assert explain(provenance(inputs={"results/m.pkl": "aa", "results/n.pkl": "cc"}).diff(made, producers)) == [
+        "input results/n.pkl added, produced by train/k3"
+    ]
+    assert explain(provenance(inputs={"results/m.pkl": "bb"}).diff(made)) == ["input results/m.pkl changed"]
+
+
+def test_diff_explains_upstream_changes():
+    made = provenance(upstream={"evaluate/k1": "e1", "evaluate/k2": "e2"})
+    now = provenance(upstream={"evaluate/k1": "e9", "evaluate/k2": None, "evaluate/k3": "e3"})
+    assert explain(now.diff(made)) == [
+        "upstream run evaluate/k1 executed again",
+        "upstream run evaluate/k2 has not run",
+        "runs after evaluate/k3 now",
+    ]
+    assert explain(provenance(upstream={"evaluate/k1": "e1"}).diff(made)) == ["no longer runs after evaluate/k2"]
+    assert explain(provenance().diff(made)) == ["no longer runs after evaluate/k1", "no longer runs after evaluate/k2"]
+
+
+PY = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+
+
+R = {"kernelspec": {"name": "ir", "display_name": "R", "language": "R"}, "language_info": {"name": "R"}}
+
+
+def code_notebook(*cells, metadata=PY):
+    """A notebook of code cells (strings) and other cells (given as nodes)."""
+    return new_notebook(cells=[new_code_cell(c) if isinstance(c, str) else c for c in cells], metadata=metadata)
+
+
+@pytest.fixture
+def secret_templates(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "nb").mkdir()
+    params = new_code_cell('token = ""\nn = 1', metadata={"tags": ["parameters"]})
+    nbformat.write(code_notebook(params, "print(n)"), tmp_path / "nb" / "t.ipynb")
+    nbformat.write(code_notebook("print(1)"), tmp_path / "nb" / "plain.ipynb")
+    r_params = new_code_cell('token <- ""', metadata={"tags": ["parameters"]})
+    nbformat.write(
+        code_notebook(r_params, metadata={**R, "kernelspec": {**R["kernelspec"], "name": "python3"}}), tmp_path / "nb" / "r.ipynb"
+    )
+    jl = new_code_cell('token = ""', metadata={"tags": ["parameters"]})
+    nbformat.write(
+        code_notebook(jl, metadata={"kernelspec": {"name": "python3", "display_name": "J", "language": "julia"}}),
+        tmp_path / "nb" / "jl.ipynb",
+    )
+    return tmp_path
+
+
+def test_secrets_come_from_defaults_and_runs_and_stay_out_of_the_fingerprint(secret_templates, monkeypatch):
+    monkeypatch.setenv("API_TOKEN", "s3cr3t-value")
+    monkeypatch.setenv("OTHER_TOKEN", "other-value")
+    plain, secret, other = plan(
+        secret_templates,
+        """
+defaults: {secrets: {token: API_TOKEN}}
+runs:
+  - {notebook: nb/t.ipynb, label: a, secrets: {}}
+  - {notebook: nb/t.ipynb, label: b}
+  - {notebook: nb/t.ipynb, label: c, secrets: {token: OTHER_TOKEN}}
+""",
+    )
+    assert (
+        plain.secrets == {"token": "API_TOKEN"} and secret.secrets == {"token": "API_TOKEN"} and other.secrets == {"token": "OTHER_TOKEN"}
+    )
+    made = [state.planned(run, {}) for run in (plain, secret, other)]
+    assert made[0].fingerprint == made[1].fingerprint == made[2].fingerprint
+    document = json.dumps(job_document(secret, planned(secret, {})))
+    assert "API_TOKEN" in document and "s3cr3t-value" not in document
+
+
+def test_only_code_and_input_changes_can_be_accepted():
+    made = records.Provenance("c", "python3", {"x": 1}, {"d": "a"})
+    assert blocking(records.Provenance("c2", "python3", {"x": 1}, {"d": "b"}).diff(made)) == []
+    assert explain(blocking(records.Provenance("c", "python3", {"x": 2}, {"d": "a"}).diff(made))) == ["parameters changed: x 1 → 2"]
+    assert blocking(records.Provenance("c", "py2", {"x": 1}, {"d": "a"}).diff(made)) == [Change("kernel", "", "python3", "py2")]
+    assert blocking(records.Provenance("c", "python3", {"x": 1}, {"d": None}).diff(made)) == [Change("input", "d", "a", None, "missing")]

@@ -1,0 +1,173 @@
+"""nbsweep.results: reading executed notebooks, the summary table, index.html, failures, MLflow records."""
+
+import csv
+import html
+import io
+import json
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+from nbsweep.provenance import records
+from nbsweep.results import index, summary
+
+
+def write_notebook(path, outputs, metadata, source="x = 1", **write_args):
+    cell = new_code_cell(source)
+    cell.outputs = outputs
+    nb = new_notebook(cells=[cell], metadata=metadata)
+    if write_args:
+        path.write_text(json.dumps(nb, **write_args))
+    else:
+        nbformat.write(nb, path)
+    return path
+
+
+def test_metadata_is_read_from_the_end_of_big_notebooks(tmp_path):
+    big = [new_output("stream", name="stdout", text="y" * 100_000)]
+    meta = {"nbsweep": {"fingerprint": "f", "parameters": {"a": "b"}}, "papermill": {"duration": 1.5}}
+    nbformat_written = write_notebook(tmp_path / "a.ipynb", big, meta)
+    compact = write_notebook(tmp_path / "b.ipynb", big, meta, separators=(",", ":"))
+    assert nbformat_written.stat().st_size > records.TAIL_BYTES
+    for path in (nbformat_written, compact):
+        assert records.read_metadata(path)["nbsweep"] == meta["nbsweep"]
+    (tmp_path / "broken.ipynb").write_text("{not json")
+    assert records.read_metadata(tmp_path / "broken.ipynb") is None
+    assert summary.metadata_in('{"cells": []}', whole=False) is None
+
+
+def test_table_orders_columns_and_csv_round_trips():
+    rows = [
+        {"template": "a", "label": "1", "status": "ok", "stale": False, "params.x": 1, "metrics.acc": 0.5},
+        {"template": "b", "label": "2", "status": "failed", "stale": None, "params.y": [1, 2], "params.x": None},
+    ]
+    columns, full = summary.full_table(rows)
+    assert columns[:4] == list(summary.HEAD) and columns[-len(summary.TAIL) :] == list(summary.TAIL)
+    assert columns[4 : -len(summary.TAIL)] == ["params.x", "params.y", "metrics.acc"]
+    parsed = list(csv.DictReader(io.StringIO(summary.to_csv(columns, full))))
+    assert parsed[0]["stale"] == "false" and parsed[0]["metrics.acc"] == "0.5"
+    assert parsed[1]["params.y"] == "[1,2]" and parsed[1]["params.x"] == "" and parsed[1]["stale"] == ""
+
+
+def test_report_labels_are_text_as_in_the_index():
+    row = {
+        "label": "r1",
+        "status": "ok",
+        "params.lr": 0.0,
+        "params.on": True,
+        "metrics.acc": 0.794258373,
+        "metrics.hist": [1, 2],
+        "metrics.none": None,
+        "log": "x",
+    }
+    assert summary.labels(row) == {"run": "r1", "status": "ok", "lr": "0", "on": "true", "acc": "0.7943", "hist": "[1,2]", "none": ""}
+
+
+def index_row(**values):
+    row = dict.fromkeys([*summary.HEAD, *summary.TAIL])
+    row.update(template="t", label="l", status="ok", stale=False, target="out/t/l/t_l.ipynb")
+    row.update(values)
+    return row
+
+
+def test_index_escapes_text_and_links_relative_to_the_output_folder():
+    rows = [
+        index_row(
+            label="a+b=1",
+            **{"params.note": "<script>alert(1)</script>"},
+            notebook="out/t/a+b=1/t_a+b=1.ipynb",
+            log="out/t/a+b=1/t_a+b=1.log",
+        ),
+        index_row(
+            label="bad",
+            status="failed",
+            error_name="ValueError",
+            error_message="x < 0 & y",
+            error_cell_index=2,
+            error_cell_line="y = f(x)",
+            notebook="out/t/bad/t_bad.failed.ipynb",
+        ),
+        index_row(label="later", status="not run", stale=None),
+    ]
+    columns, full = summary.full_table(rows)
+    page = index.page(columns, full, Path("out"))
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert 'href="t/a%2Bb%3D1/t_a%2Bb%3D1.ipynb"' in page and 'href="t/a%2Bb%3D1/t_a%2Bb%3D1.log"' in page
+    assert '<a href="t/bad/t_bad.failed.ipynb">failed.ipynb</a>' in page
+    assert 'ValueError: x &lt; 0 &amp; y <span class="where">in cell 3 (`y = f(x)`)</span>' in page
+    assert page.count("<tr class=") == 3 and 'data-status="not run"' in page
+    assert "snakemake nbsweep_renderings" in page  # no renderings yet: say how to make them
+    assert "http://" not in page and "https://" not in page
+
+
+def test_page_data_cannot_close_its_script_element():
+    rows = [index_row(label="a", **{"params.note": "</script><script>alert(1)</script>", "metrics.x": float("nan")})]
+    page = index.page(*summary.full_table(rows), Path("out"))
+    data = page.split('<script type="application/json" id="runs-data">')[1].split("</script>")[0]
+    assert json.loads(data)[0]["params"]["note"] == "</script><script>alert(1)</script>"
+    assert json.loads(data)[0]["metrics"]["x"] is None
+
+
+def with_parameters(source: str, language: str = "python"):
+    cell = new_code_cell(source, metadata={"tags": ["parameters"]})
+    return new_notebook(cells=[new_code_cell("x = 99"), cell], metadata={"language_info": {"name": language}})
+
+
+def test_effective_parameters_put_the_run_over_the_template_defaults(tmp_path):
+    class Template:
+        path, code_digest, nb = "t.ipynb", "code1", with_parameters("lr = 0.1\nepochs = 300\ncfg = {'a': 1, 'b': 2}")
+
+    class Run:
+        template, parameters, after = Template, {"lr": 0.3, "cfg": {"a": 5}}, ()
+
+    assert summary.effective_parameters(Run, {}, None) == ({"lr": 0.3, "epochs": 300, "cfg": {"a": 5}}, ["epochs"])
+    # A notebook made from another version of the template: its own parameters cell and parameters count.
+    executed = tmp_path / "old.ipynb"
+    nbformat.write(with_parameters("lr = 0.1\nepochs = 10"), executed)
+    made = {"template_code": "code0", "parameters": {"lr": 0.2}}
+    assert summary.effective_parameters(Run, made, executed) == ({"lr": 0.2, "epochs": 10}, ["epochs"])
+
+
+def test_parameters_the_same_in_every_run_are_shown_once():
+    rows = [
+        index_row(label="a", default_params=["seed"], **{"params.lr": 0.1, "params.seed": 0, "params.gone": None}),
+        index_row(label="b", default_params=["seed"], **{"params.lr": 0.3, "params.seed": 0, "params.gone": None}),
+    ]
+    assert index.split_parameters(rows, ["params.lr", "params.seed", "params.gone"]) == (["params.seed"], ["params.lr"])
+    page = index.page(*summary.full_table(rows), Path("out"))
+    assert 'Same in every run: <span class="const default"><b>seed</b> = 0 <small' in page
+    assert '<button type="button">seed</button>' not in page and '<button type="button">lr</button>' in page
+    assert index.tally([*rows, index_row(status="stale"), index_row(status="not run")]) == "2 ok, 1 stale, 1 not run"
+
+
+def test_the_last_exception_a_log_names_is_the_error_of_a_failure_nothing_recorded(tmp_path):
+    from nbsweep.results.failures import last_exception
+
+    log = tmp_path / "run.log"
+    log.write_text(
+        "2026-12-03 INFO run t/a executes\nTraceback (most recent call last):\n  File x\nValueError: first\nOSError: [Errno 28] No space left on device\n"
+    )
+    assert last_exception(log) == ("OSError", "[Errno 28] No space left on device")
+    log.write_text("2026-12-03 INFO Executing Cell 1\nxxxxxxxx")
+    assert last_exception(log) == (None, None)
+    assert last_exception(tmp_path / "missing.log") == (None, None)
+
+
+def test_logged_artifacts_holding_a_secret_are_masked_copies(tmp_path):
+    from nbsweep.results.tracking import masked_copy
+
+    secret = 'ab"c<d>'
+    notebook, rendering, clean = tmp_path / "run.ipynb", tmp_path / "run.html", tmp_path / "clean.ipynb"
+    nbformat.write(
+        new_notebook(cells=[new_code_cell("x", outputs=[new_output("error", ename="E", evalue=f"t {secret}", traceback=[])])]), notebook
+    )
+    rendering.write_text(f"<pre>{html.escape(secret)}</pre>")
+    nbformat.write(new_notebook(cells=[new_code_cell("x")]), clean)
+    folder = tmp_path / "copies"
+    folder.mkdir()
+    copy = masked_copy(notebook, folder, [secret])
+    assert copy == folder / "run.ipynb" and nbformat.read(copy, as_version=4).cells[0].outputs[0].evalue == "t ***"
+    assert secret not in copy.read_text() and json.dumps(secret)[1:-1] not in copy.read_text()
+    assert (folder / "run.html").exists() is False and masked_copy(rendering, folder, [secret]).read_text() == "<pre>***</pre>"
+    assert masked_copy(clean, folder, [secret]) == clean and masked_copy(notebook, folder, []) == notebook
