@@ -65,8 +65,27 @@ class Project:
         env["JUPYTER_PATH"] = str(self.root / "share" / "jupyter")
         return env
 
+    def nbsweep(self, *args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+        """``python -m nbsweep ARGS`` in the project (the ``nbsweep`` command), output captured."""
+        cmd = [sys.executable, "-m", "nbsweep", *args]
+        return subprocess.run(cmd, cwd=self.root, env=env or self.env, capture_output=True, text=True, timeout=timeout)
+
     def target(self, name: str, label: str) -> Path:
         return self.out / name / label / f"{name}_{label}.ipynb"
+
+    def record(self, name: str, label: str) -> dict:
+        """The nbsweep record (``metadata.nbsweep``) of a run's target notebook."""
+        return json.loads(self.target(name, label).read_text())["metadata"]["nbsweep"]
+
+    def papermill_times(self, name: str, label: str) -> tuple[str, str]:
+        """When papermill started and ended executing a run's target notebook (ISO strings)."""
+        meta = json.loads(self.target(name, label).read_text())["metadata"]["papermill"]
+        return meta["start_time"], meta["end_time"]
+
+    def log(self, name: str, label: str) -> str:
+        """A run's log ("" when there is none)."""
+        path = self.target(name, label).with_suffix(".log")
+        return path.read_text() if path.exists() else ""
 
     def outputs(self) -> dict[Path, int]:
         """Every file under the output folder (targets, failed copies, job files) with its mtime."""

@@ -5,7 +5,6 @@ is compared with a fresh one, the same notebook runs with ``NBSWEEP_WARM_RUNNER=
 import the modules themselves) and what it printed must be the same.
 """
 
-import json
 import os
 import signal
 import subprocess
@@ -23,10 +22,6 @@ FORKED = "import psutil\nprint('FORKED', any(arg.endswith('zygote.py') for arg i
 def attack(forking_project):  # noqa: F811 -- the fixture imported above
     """A project with a warm runner of its own (``test_forking.forking_project``)."""
     return forking_project
-
-
-def status(project, label) -> str:
-    return json.loads(project.target("w", label).read_text())["metadata"]["nbsweep"]["status"]
 
 
 def forked_then_fresh(project, monkeypatch, labels, cores=2) -> tuple[dict, dict]:
@@ -138,7 +133,7 @@ def test_a_module_that_exits_or_prints_a_lot_at_import_leaves_runs_on_fresh_kern
     configure(p, ["loud_module", "exit_module"])
     proc = p.snakemake("--cores", "2")
     for x in range(2):
-        assert status(p, f"r{x}") == "ok"
+        assert p.record("w", f"r{x}")["status"] == "ok"
         assert printed(p, f"r{x}")["LOADED"] == "[]"  # nothing half-imported is handed to a run
         assert "could not preload loud_module, exit_module" in p.target("w", f"r{x}").with_suffix(".log").read_text()
     assert "noise" not in proc.stderr
@@ -206,7 +201,7 @@ def test_a_cell_timeout_on_a_forked_kernel_fails_the_run(attack):
     configure(p, ["fractions"], timeout=2)
     proc = p.snakemake("--cores", "2", "--keep-going", check=False, timeout=60)
     assert proc.returncode != 0
-    assert status(p, "r1") == "ok" and printed(p, "r1") == {"FORKED": "True", "DONE": "1"}
+    assert p.record("w", "r1")["status"] == "ok" and printed(p, "r1") == {"FORKED": "True", "DONE": "1"}
     assert not p.target("w", "r0").exists()
     failed = p.target("w", "r0").with_suffix(".failed.ipynb")
     assert failed.exists()
@@ -274,7 +269,7 @@ def test_invocations_at_once_in_projects_with_their_own_zygotes(attack, tmp_path
         assert proc.wait(timeout=120) == 0
     for i, sub in enumerate(subs):
         for x in range(3):
-            assert status(sub, f"r{x}") == "ok"
+            assert sub.record("w", f"r{x}")["status"] == "ok"
             assert printed(sub, f"r{x}")["DONE"] == f"{x} {i}"
     tmpdir = os.environ["TMPDIR"]
     stop_server(attack)
@@ -311,13 +306,8 @@ def sweep_under_fire(project, victim, runs=6, preload=("fractions",)):
     for x in range(runs):
         target = project.target("w", f"r{x}")
         if target.exists():
-            assert status(project, f"r{x}") == "ok" and printed(project, f"r{x}")["DONE"] == str(x)  # never a wrong "ok"
+            assert project.record("w", f"r{x}")["status"] == "ok" and printed(project, f"r{x}")["DONE"] == str(x)  # never a wrong "ok"
     return proc, killed
-
-
-def log_of(project, x) -> str:
-    log = project.target("w", f"r{x}").with_suffix(".log")
-    return log.read_text() if log.exists() else ""
 
 
 def server_itself(tmpdir) -> list:
@@ -334,7 +324,7 @@ def unread(server) -> int:
 
 def executing(project, runs=6) -> set[int]:
     """Runs whose notebook has started executing and not yet ended."""
-    return {x for x in range(runs) if not project.target("w", f"r{x}").exists() and "Executing Cell" in log_of(project, x)}
+    return {x for x in range(runs) if not project.target("w", f"r{x}").exists() and "Executing Cell" in project.log("w", f"r{x}")}
 
 
 def server_between_requests(project, tmpdir, snakemake: subprocess.Popen) -> list:

@@ -55,11 +55,6 @@ def wait_until_started(gate: Path, labels: list[int], sweep: subprocess.Popen) -
     assert wait_for(lambda: started() or sweep.poll() is not None, 300) and started(), sweep.communicate()
 
 
-def nbsweep(project: Project, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "nbsweep", *args]
-    return subprocess.run(cmd, cwd=project.root, env=project.env, capture_output=True, text=True, timeout=300)
-
-
 def finished_ok(sweep: subprocess.Popen) -> None:
     out, err = sweep.communicate(timeout=600)
     assert sweep.returncode == 0, err[-3000:]
@@ -79,13 +74,13 @@ def test_remove_orphans_of_another_config_is_refused_while_a_sweep_runs(project,
         wait_until_started(gate, [1, 2], sweep)
         folders = sorted(project.out.glob("hold/*/"))
         before = sorted(p for p in project.out.rglob("*") if p.is_file() and "summary" not in p.name and p.suffix != ".html")
-        refused = nbsweep(project, "status", "--remove-orphans", "--configfile", "config/other.yaml")
+        refused = project.nbsweep("status", "--remove-orphans", "--configfile", "config/other.yaml")
         assert one_sentence(refused) == (
             f"nbsweep: another nbsweep invocation (pid {sweep.pid}) is running in this folder; "
             "wait for it to finish (`snakemake --unlock` does not stop it), or stop it first."
         )
         assert [f.name for f in folders] == ["r1", "r2"] and all(p.exists() for p in before)
-        shown = nbsweep(project, "status", "--configfile", "config/other.yaml")  # reading still works
+        shown = project.nbsweep("status", "--configfile", "config/other.yaml")  # reading still works
         assert shown.returncode == 0 and "outputs of 2 runs no longer in the config" in shown.stdout
     finally:
         gate.touch()
@@ -93,7 +88,7 @@ def test_remove_orphans_of_another_config_is_refused_while_a_sweep_runs(project,
     assert statuses(project.out) == {"hold/r1": "ok", "hold/r2": "ok"}
     assert "HELD 1" in stdout_of(project.target("hold", "r1")) and "HELD 2" in stdout_of(project.target("hold", "r2"))
 
-    removed = nbsweep(project, "status", "--remove-orphans", "--configfile", "config/other.yaml")
+    removed = project.nbsweep("status", "--remove-orphans", "--configfile", "config/other.yaml")
     assert removed.returncode == 0 and "removed the outputs of 2 runs no longer in the config" in removed.stdout
     assert not (project.out / "hold").exists()
 
@@ -113,8 +108,8 @@ def test_a_second_project_writing_into_or_around_a_running_ones_output_folder_is
             f"nbsweep: another nbsweep invocation (pid {sweep.pid}) is writing to the output folder {shared} (or a folder inside it); {fix}"
         )
         assert one_sentence(second.snakemake(check=False)) == same
-        assert one_sentence(nbsweep(second, "accept")) == same
-        assert nbsweep(second, "status").returncode == 0  # reading still works
+        assert one_sentence(second.nbsweep("accept")) == same
+        assert second.nbsweep("status").returncode == 0  # reading still works
         # One inside it, and one around it.
         within = f"nbsweep: another nbsweep invocation (pid {sweep.pid}) is writing to {shared}, which holds the output folder {shared / 'inner'}; {fix}"
         assert one_sentence(inside.snakemake(check=False)) == within

@@ -11,8 +11,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -98,14 +96,9 @@ def metrics(project: Project, run: str) -> dict:
     return read_result(project.target(*run.split("/")))[1]
 
 
-def papermill_times(project: Project, run: str) -> tuple[str, str]:
-    meta = json.loads(project.target(*run.split("/")).read_text())["metadata"]["papermill"]
-    return meta["start_time"], meta["end_time"]
-
-
 def status(project: Project) -> dict[str, str]:
     """`nbsweep status`: run -> its line."""
-    proc = subprocess.run([sys.executable, "-m", "nbsweep", "status"], cwd=project.root, capture_output=True, text=True, env=project.env)
+    proc = project.nbsweep("status")
     assert proc.returncode == 0, proc.stderr
     return {line.split()[0]: line for line in proc.stdout.splitlines() if line.split() and line.split()[0] in RUNS}
 
@@ -127,7 +120,7 @@ def test_fresh_chain_respects_order_and_runs_branches_in_parallel(built):
     project, proc = built
     assert set(executions(project)) == RUNS and all(executions(project).values())
     assert not unchanged_lines(proc.stderr)
-    times = {run: papermill_times(project, run) for run in RUNS}
+    times = {run: project.papermill_times(*run.split("/")) for run in RUNS}
     for k in ("k1", "k2"):
         assert times["prep/base"][1] <= times[f"train/{k}"][0]
         assert times[f"train/{k}"][1] <= times[f"evaluate/{k}"][0]

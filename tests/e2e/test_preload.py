@@ -47,10 +47,6 @@ def loaded(project, label):
     return cells(project, label)[LOADED_CELL][1]
 
 
-def log_of(project, label):
-    return project.target("w", label).with_suffix(".log").read_text()
-
-
 def warnings_in(text, label):
     return [line for line in text.splitlines() if f"run w/{label}: could not preload" in line]
 
@@ -61,7 +57,7 @@ def test_a_run_on_a_preloading_spare_is_a_fresh_kernel_that_imported_the_modules
     proc = p.snakemake("--cores", "2")
     labels = [f"r{x}" for x in range(4)]
     assert run_ids(p, "in the warm runner") == set(labels)
-    preloaded = {label for label in labels if "xml.dom.minidom, fractions" in log_of(p, label)}  # forked from a zygote, or imported in
+    preloaded = {label for label in labels if "xml.dom.minidom, fractions" in p.log("w", label)}  # forked from a zygote, or imported in
     assert preloaded, "no run was handed to a preloading spare"
     assert "could not preload" not in proc.stderr
     warm = {label: cells(p, label) for label in labels}
@@ -97,7 +93,7 @@ def test_a_failing_preload_falls_back_to_a_fresh_kernel_with_one_warning(preload
         assert loaded(p, label) == ({"stdout": "LOADED []\n"}, [])  # not the kernel that imported fractions
         expected = 1 if label in warned else 0
         assert len(warnings_in(proc.stderr, label)) == expected
-        assert len(warnings_in(log_of(p, label), label)) == expected
+        assert len(warnings_in(p.log("w", label), label)) == expected
     line = warnings_in(proc.stderr, sorted(warned)[0])[0]
     assert line.endswith(
         "could not preload fractions, nbsweep_no_such_module (ModuleNotFoundError: No module named 'nbsweep_no_such_module'); "
@@ -115,7 +111,7 @@ def test_preload_has_no_effect_and_no_error_with_the_warm_runner_off(preload_pro
     assert "preload" not in proc.stderr
     for label in ("r0", "r1"):
         assert loaded(p, label) == ({"stdout": "LOADED []\n"}, [])
-        assert "on a new kernel" in log_of(p, label) and "preload" not in log_of(p, label)
+        assert "on a new kernel" in p.log("w", label) and "preload" not in p.log("w", label)
 
 
 def test_preload_is_not_part_of_the_fingerprint(preload_project):

@@ -1,8 +1,6 @@
 """Every executed notebook is rendered beside itself; a failing rerun keeps the last good notebook."""
 
 import json
-import subprocess
-import sys
 
 from conftest import stdout_of
 
@@ -15,12 +13,6 @@ def calc(project, xs=(1, 0, 2), **extra):
     project.notebook("calc", CODE, "x = 1")
     project.write_config({"runs": [{"notebook": "notebooks/calc.ipynb", "label": "x{x}", "grid": {"x": list(xs)}, **extra}]})
     return project
-
-
-def status(project) -> str:
-    return subprocess.run(
-        [sys.executable, "-m", "nbsweep", "status"], cwd=project.root, capture_output=True, text=True, env=project.env
-    ).stdout
 
 
 def test_ok_and_failed_runs_are_rendered_and_linked_first(project):
@@ -59,7 +51,7 @@ def test_a_failing_rerun_keeps_the_last_good_notebook_until_a_new_one_replaces_i
     assert previous.read_text() == good and "ECHO 1.0" in stdout_of(previous)
     assert target.with_suffix(".previous.log").read_text()
     assert f"the previous good notebook is kept at {previous.relative_to(project.root)}" in proc.stderr
-    assert f"the previous good notebook is kept at {previous.relative_to(project.root)}" in status(project)
+    assert f"the previous good notebook is kept at {previous.relative_to(project.root)}" in project.nbsweep("status").stdout
     row = json.loads((project.out / "summary.json").read_text())[0]
     assert row["status"] == "failed" and row["previous"] == str(previous.relative_to(project.root))
     # Failing again keeps it; a fixed template replaces it.

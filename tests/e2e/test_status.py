@@ -1,8 +1,6 @@
 """``python -m nbsweep status``: each staleness reason, failures, orphans, and speed on 1,000 runs."""
 
 import json
-import subprocess
-import sys
 
 import nbformat
 from nbformat.v4 import new_notebook
@@ -14,17 +12,6 @@ from nbsweep.provenance.state import planned
 from nbsweep.provenance.sweep import Sweep
 
 ECHO = ["if x < 0:\n    raise ValueError('negative x')", "print('ECHO', x)"]
-
-
-def status(project, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "nbsweep", "status", *args],
-        cwd=project.root,
-        env=project.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def states(output: str) -> dict[str, tuple[str, str]]:
@@ -52,7 +39,7 @@ def test_status_explains_each_run_and_changes_nothing(project):
     runs["c"] = {"notebook": "notebooks/other.ipynb", "label": "c", "parameters": {"x": 1}}
     project.write_config({"runs": list(runs.values())})
     project.snakemake(check=False)
-    assert states(status(project).stdout) == {
+    assert states(project.nbsweep("status").stdout) == {
         **{f"echo/{label}": ("up to date", "") for label in ("p", "k", "i", "u", "old")},
         "echo/f": ("failed", "ValueError: negative x in cell 3 (`if x < 0:`); see papermill_outputs/echo/f/echo_f.failed.ipynb"),
         "other/c": ("up to date", ""),
@@ -66,7 +53,7 @@ def test_status_explains_each_run_and_changes_nothing(project):
     project.write_config({"runs": list(runs.values())})
     project.notebook("other", [*ECHO, "print('more')"], "x = 0")
     before = project.outputs()
-    proc = status(project)
+    proc = project.nbsweep("status")
     assert proc.returncode == 0 and project.outputs() == before
     assert states(proc.stdout) == {
         "echo/p": ("stale", "parameters changed: x 2 → 3"),
@@ -89,15 +76,15 @@ def test_status_explains_each_run_and_changes_nothing(project):
     would_run = {path.rsplit("/", 1)[0] for path in outputs if path.endswith(".ipynb")}
     assert would_run == {"echo/p", "echo/k", "echo/i", "other/c", "echo/new", "echo/f"}
 
-    proc = status(project, "--remove-orphans")
+    proc = project.nbsweep("status", "--remove-orphans")
     assert "removed the outputs of 1 run no longer in the config" in proc.stdout
     assert not (project.out / "echo" / "old").exists() and (project.out / "echo" / "u").is_dir()
-    assert "no longer in the config" not in status(project).stdout
+    assert "no longer in the config" not in project.nbsweep("status").stdout
 
 
 def test_bad_config_is_one_sentence(project):
     project.write_config("runs: [")
-    proc = status(project)
+    proc = project.nbsweep("status")
     assert proc.returncode == 1 and proc.stderr.startswith("nbsweep: config/config.yaml is not valid YAML")
     assert "Traceback" not in proc.stderr
 
@@ -120,5 +107,5 @@ def test_status_of_1000_big_notebooks(project, monkeypatch):
             metadata={"nbsweep": {key: doc[key] for key in ("fingerprint", "template_code", "kernel", "parameters", "inputs")}},
         )
         target.write_text(json.dumps(nb, indent=1, sort_keys=True))
-    proc = status(project)
+    proc = project.nbsweep("status")
     assert "1000 runs: 1000 up to date" in proc.stdout

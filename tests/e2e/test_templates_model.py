@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import time
 
 import nbformat
@@ -29,12 +28,6 @@ n = 1
 # %%
 print("ANSWER", n * 21)
 """
-
-
-def nbsweep(project, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "nbsweep", *args], cwd=project.root, env=env or project.env, capture_output=True, text=True, timeout=120
-    )
 
 
 def edit(path, old: str, new: str) -> None:
@@ -99,29 +92,29 @@ def test_comments_and_reformatting_rerun_nothing_a_real_change_reruns_and_accept
 
     nb.cells[3].source = nb.cells[3].source.replace("area(w,h)", "area(width, h)").replace("(w*h)", "(width*h)")
     nbformat.write(nb, template)
-    status = nbsweep(project, "status")
+    status = project.nbsweep("status")
     assert "box/x1  stale" in status.stdout and "template code changed" in status.stdout
 
     held = os.open(project.root, os.O_RDONLY | os.O_DIRECTORY)  # as a running invocation holds the folder
     try:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        refused = nbsweep(project, "accept")
+        refused = project.nbsweep("accept")
     finally:
         os.close(held)
     assert refused.returncode == 1 and "another nbsweep invocation" in refused.stderr
-    assert "stale" in nbsweep(project, "status").stdout
+    assert "stale" in project.nbsweep("status").stdout
 
     mtime = project.target("box", "x1").stat().st_mtime_ns
-    accepted = nbsweep(project, "accept", "box/x1")
+    accepted = project.nbsweep("accept", "box/x1")
     assert accepted.returncode == 0, accepted.stderr
     assert "nbsweep: accepted 1 run as up to date without executing them:" in accepted.stdout
     assert "  box/x1: template code changed" in accepted.stdout and "box/x2" not in accepted.stdout
     assert project.target("box", "x1").stat().st_mtime_ns == mtime and project.executed(before) == set()
-    status = nbsweep(project, "status").stdout
+    status = project.nbsweep("status").stdout
     assert "box/x1  up to date (accepted)  accepted 20" in status and "executed before: template code changed" in status
     assert "box/x2  stale" in status
 
-    accepted = nbsweep(project, "accept")  # every run with a notebook: only x2 is left
+    accepted = project.nbsweep("accept")  # every run with a notebook: only x2 is left
     assert "accepted 1 run" in accepted.stdout and "  box/x2: template code changed" in accepted.stdout
     assert "1 already up to date" in accepted.stdout
     project.snakemake()
@@ -133,7 +126,7 @@ def test_comments_and_reformatting_rerun_nothing_a_real_change_reruns_and_accept
 
     runs[0]["parameters"] = {"x": 5}  # a parameter change cannot be accepted
     project.write_config({"runs": runs})
-    refused = nbsweep(project, "accept", "box")
+    refused = project.nbsweep("accept", "box")
     assert (
         "accepted 0 runs" in refused.stdout
         and "box/x1: parameters changed: x 1 → 5; only template code and input changes" in refused.stdout
@@ -143,7 +136,7 @@ def test_comments_and_reformatting_rerun_nothing_a_real_change_reruns_and_accept
     project.snakemake()
     assert project.executed(before) == {"box/x1", "box/x2"}
     assert "AREA 16" in stdout_of(project.target("box", "x1"))
-    assert "accepted" not in nbsweep(project, "status").stdout
+    assert "accepted" not in project.nbsweep("status").stdout
 
 
 SECRET = "tok-8c1f2e-do-not-leak"
@@ -176,8 +169,8 @@ def test_secrets_reach_the_notebook_and_are_written_nowhere(project):
     assert 'token = __import__("os").environ["API_TOKEN"]' in executed.cells[1].source
     assert executed.metadata.papermill.parameters == {"n": 1} and executed.metadata.papermill.input_path == "notebooks/api.ipynb"
 
-    status = nbsweep(project, "status", env=env)
-    rendered = nbsweep(project, "params", "notebooks/api.ipynb", env=env)
+    status = project.nbsweep("status", env=env)
+    rendered = project.nbsweep("params", "notebooks/api.ipynb", env=env)
     console = proc.stdout + proc.stderr + status.stdout + status.stderr + rendered.stdout
     assert SECRET not in console and "2 up to date" in status.stdout
     written = [p for folder in (project.out, project.root / ".snakemake") for p in folder.rglob("*") if p.is_file()]
@@ -200,8 +193,8 @@ def test_notebooks_of_the_older_code_digest_are_stale_once_and_accept_keeps_them
     records.stamp(nb, "box/a", made, None)
     project.target("box", "a").parent.mkdir(parents=True)
     nbformat.write(nb, project.target("box", "a"))
-    status = nbsweep(project, "status").stdout
+    status = project.nbsweep("status").stdout
     assert "box/a  stale" in status and "recorded with nbsweep's older code digest: the code is the same" in status
-    accepted = nbsweep(project, "accept").stdout
+    accepted = project.nbsweep("accept").stdout
     assert "  box/a: recorded with nbsweep's older code digest (the code is the same)" in accepted
-    assert "box/a  up to date (accepted)" in nbsweep(project, "status").stdout
+    assert "box/a  up to date (accepted)" in project.nbsweep("status").stdout

@@ -1,17 +1,17 @@
 """nbsweep's foundations: canonical JSON, errors, layout, and record() inside templates."""
 
-import json
 import math
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook, new_output
+from nbformat.v4 import new_output
 
 from nbsweep import MIME, plain
 from nbsweep.canonical import canonical_json, digest
 from nbsweep.errors import SweepError, printable, quoted
 from nbsweep.layout import RESULTS, results_file_named
 from nbsweep.results import executed
+
+from .builders import write_notebook
 
 
 def test_canonical_json_ignores_key_order_but_not_types():
@@ -35,17 +35,6 @@ def test_metric_values_become_plain_json():
 
 def metrics_output(values: dict):
     return new_output("display_data", data={MIME: values, "text/plain": "nbsweep metrics"})
-
-
-def write_notebook(path, outputs, metadata, source="x = 1", **write_args):
-    cell = new_code_cell(source)
-    cell.outputs = outputs
-    nb = new_notebook(cells=[cell], metadata=metadata)
-    if write_args:
-        path.write_text(json.dumps(nb, **write_args))
-    else:
-        nbformat.write(nb, path)
-    return path
 
 
 def test_metrics_come_from_outputs_in_order_and_not_from_sources(tmp_path):

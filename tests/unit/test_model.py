@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from nbsweep import layout, packaged
+from nbsweep import layout
 from nbsweep.errors import SweepError
 from nbsweep.model.config import (
     check_text_is_utf8,
@@ -19,7 +19,6 @@ from nbsweep.model.config import (
     from_seed_format,
     is_seed_format,
     load_config,
-    load_schema,
     lone_surrogate,
     non_utf8_text,
     parse_overrides,
@@ -53,13 +52,7 @@ from nbsweep.provenance.state import planned
 from nbsweep.provenance.sweep import Sweep, batch_groups
 from nbsweep.smk.hooks import priorities
 
-SCHEMA = load_schema(packaged.SCHEMA)
-
-
-def notebook(code="x = 1", markdown="intro", tags=(), kernel="python3"):
-    cell = new_code_cell(code)
-    cell.metadata["tags"] = list(tags)
-    return new_notebook(cells=[new_markdown_cell(markdown), cell], metadata={"kernelspec": {"name": kernel, "display_name": kernel}})
+from .builders import SCHEMA, R, code_notebook, notebook, plan, write
 
 
 def test_code_digest_covers_code_tags_and_kernel_only():
@@ -102,11 +95,6 @@ def test_deep_merge():
     assert deep_merge({"a": {"x": 1, "y": 2}, "b": 1}, {"a": {"y": 3}, "c": 4}) == {"a": {"x": 1, "y": 3}, "b": 1, "c": 4}
 
 
-def write(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
-
-
 def test_load_config_merges_files_and_defaults(tmp_path):
     first = write(tmp_path / "a.yaml", "defaults: {threads: 2, resources: {mem_mb: 500}}\nruns: [{notebook: a.ipynb, label: x}]\n")
     second = write(tmp_path / "b.json", '{"output_dir": "out", "runs": [{"notebook": "b.ipynb", "label": "y"}]}')
@@ -114,20 +102,6 @@ def test_load_config_merges_files_and_defaults(tmp_path):
     assert config.output_dir == "out"
     assert config.defaults["threads"] == 2 and config.defaults["resources"] == {"mem_mb": 500, "runtime": 30}
     assert [(r.source, r.position, r.spec["label"]) for r in config.runs] == [(str(first), 1, "x"), (str(second), 1, "y")]
-
-
-@pytest.fixture
-def templates(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "nb").mkdir()
-    with_params = notebook(code="alpha = 1\nbeta = 2", tags=["parameters"])
-    nbformat.write(with_params, tmp_path / "nb" / "t.ipynb")
-    nbformat.write(notebook(), tmp_path / "nb" / "plain.ipynb")
-    return tmp_path
-
-
-def plan(tmp_path, text):
-    return Planner(load_config([write(tmp_path / "c.yaml", text)], SCHEMA), kernels={"python3"}).plan()
 
 
 def test_planner_expands_defaults_grid_and_overrides(templates):
@@ -474,17 +448,6 @@ def test_fill_outputs_accepts_names_that_only_start_with_two_dots():
     assert fill_outputs({"outputs": ["..cache/x.csv", "...csv"]}, {}, fill, "c.yaml: run #1") == ("..cache/x.csv", "...csv")
 
 
-PY = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
-
-
-R = {"kernelspec": {"name": "ir", "display_name": "R", "language": "R"}, "language_info": {"name": "R"}}
-
-
-def code_notebook(*cells, metadata=PY):
-    """A notebook of code cells (strings) and other cells (given as nodes)."""
-    return new_notebook(cells=[new_code_cell(c) if isinstance(c, str) else c for c in cells], metadata=metadata)
-
-
 BASE = 'import json\n\n\ndef f(x):\n    """Double x."""\n    return {"v": x * 2}\n\n\nprint(json.dumps(f(3)))'
 
 
@@ -587,25 +550,6 @@ def test_the_schema_accepts_exactly_the_template_extensions(tmp_path):
     for suffix in (".txt", ".ipynb.bak", ".pyc"):
         with pytest.raises(SweepError, match=r"run #1 \('a'\): notebook 'n/t.*' is neither a Jupyter notebook"):
             validate({"runs": [{"notebook": f"n/t{suffix}", "label": "a"}]}, tmp_path / "c.yaml", SCHEMA)
-
-
-@pytest.fixture
-def secret_templates(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "nb").mkdir()
-    params = new_code_cell('token = ""\nn = 1', metadata={"tags": ["parameters"]})
-    nbformat.write(code_notebook(params, "print(n)"), tmp_path / "nb" / "t.ipynb")
-    nbformat.write(code_notebook("print(1)"), tmp_path / "nb" / "plain.ipynb")
-    r_params = new_code_cell('token <- ""', metadata={"tags": ["parameters"]})
-    nbformat.write(
-        code_notebook(r_params, metadata={**R, "kernelspec": {**R["kernelspec"], "name": "python3"}}), tmp_path / "nb" / "r.ipynb"
-    )
-    jl = new_code_cell('token = ""', metadata={"tags": ["parameters"]})
-    nbformat.write(
-        code_notebook(jl, metadata={"kernelspec": {"name": "python3", "display_name": "J", "language": "julia"}}),
-        tmp_path / "nb" / "jl.ipynb",
-    )
-    return tmp_path
 
 
 @pytest.mark.parametrize(

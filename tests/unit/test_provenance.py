@@ -1,19 +1,11 @@
 """nbsweep.provenance: fingerprints, structured changes, run states, job files, accept."""
 
 import json
-from pathlib import Path
 
 import nbformat
-import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_notebook
 
-from nbsweep import packaged
 from nbsweep.canonical import digest
-from nbsweep.model.config import (
-    load_config,
-    load_schema,
-)
-from nbsweep.model.plan import Planner
 from nbsweep.provenance import records, state
 from nbsweep.provenance.accept import blocking
 from nbsweep.provenance.jobs import job_document
@@ -30,38 +22,13 @@ from nbsweep.provenance.records import (
 )
 from nbsweep.provenance.state import planned
 
-SCHEMA = load_schema(packaged.SCHEMA)
+from .builders import plan
 
 
 def test_fingerprint_uses_only_what_decides_the_output():
     doc = {"template_code": "t", "kernel": "python3", "parameters": {"a": 1}, "inputs": {}, "timeout": 5, "run": "x/y"}
     assert fingerprint(doc) == fingerprint({**doc, "timeout": None, "run": "z/w"})
     assert fingerprint(doc) != fingerprint({**doc, "parameters": {"a": 2}})
-
-
-def notebook(code="x = 1", markdown="intro", tags=(), kernel="python3"):
-    cell = new_code_cell(code)
-    cell.metadata["tags"] = list(tags)
-    return new_notebook(cells=[new_markdown_cell(markdown), cell], metadata={"kernelspec": {"name": kernel, "display_name": kernel}})
-
-
-def write(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
-
-
-@pytest.fixture
-def templates(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "nb").mkdir()
-    with_params = notebook(code="alpha = 1\nbeta = 2", tags=["parameters"])
-    nbformat.write(with_params, tmp_path / "nb" / "t.ipynb")
-    nbformat.write(notebook(), tmp_path / "nb" / "plain.ipynb")
-    return tmp_path
-
-
-def plan(tmp_path, text):
-    return Planner(load_config([write(tmp_path / "c.yaml", text)], SCHEMA), kernels={"python3"}).plan()
 
 
 def test_provenance_fingerprint_diff_and_records(templates, tmp_path):
@@ -175,36 +142,6 @@ def test_diff_explains_upstream_changes():
     ]
     assert explain(provenance(upstream={"evaluate/k1": "e1"}).diff(made)) == ["no longer runs after evaluate/k2"]
     assert explain(provenance().diff(made)) == ["no longer runs after evaluate/k1", "no longer runs after evaluate/k2"]
-
-
-PY = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
-
-
-R = {"kernelspec": {"name": "ir", "display_name": "R", "language": "R"}, "language_info": {"name": "R"}}
-
-
-def code_notebook(*cells, metadata=PY):
-    """A notebook of code cells (strings) and other cells (given as nodes)."""
-    return new_notebook(cells=[new_code_cell(c) if isinstance(c, str) else c for c in cells], metadata=metadata)
-
-
-@pytest.fixture
-def secret_templates(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "nb").mkdir()
-    params = new_code_cell('token = ""\nn = 1', metadata={"tags": ["parameters"]})
-    nbformat.write(code_notebook(params, "print(n)"), tmp_path / "nb" / "t.ipynb")
-    nbformat.write(code_notebook("print(1)"), tmp_path / "nb" / "plain.ipynb")
-    r_params = new_code_cell('token <- ""', metadata={"tags": ["parameters"]})
-    nbformat.write(
-        code_notebook(r_params, metadata={**R, "kernelspec": {**R["kernelspec"], "name": "python3"}}), tmp_path / "nb" / "r.ipynb"
-    )
-    jl = new_code_cell('token = ""', metadata={"tags": ["parameters"]})
-    nbformat.write(
-        code_notebook(jl, metadata={"kernelspec": {"name": "python3", "display_name": "J", "language": "julia"}}),
-        tmp_path / "nb" / "jl.ipynb",
-    )
-    return tmp_path
 
 
 def test_secrets_come_from_defaults_and_runs_and_stay_out_of_the_fingerprint(secret_templates, monkeypatch):

@@ -12,16 +12,7 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 from nbsweep.provenance import records
 from nbsweep.results import index, summary
 
-
-def write_notebook(path, outputs, metadata, source="x = 1", **write_args):
-    cell = new_code_cell(source)
-    cell.outputs = outputs
-    nb = new_notebook(cells=[cell], metadata=metadata)
-    if write_args:
-        path.write_text(json.dumps(nb, **write_args))
-    else:
-        nbformat.write(nb, path)
-    return path
+from .builders import write_notebook
 
 
 def test_metadata_is_read_from_the_end_of_big_notebooks(tmp_path):

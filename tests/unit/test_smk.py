@@ -14,10 +14,7 @@ from nbsweep.model.config import (
 from nbsweep.provenance.records import Provenance
 from nbsweep.smk.workdir import marker_path, remove_stale_locks, remove_stale_markers
 
-
-def write(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
+from .builders import write
 
 
 def test_configfiles_of_a_snakemake_command_line():
