@@ -17,6 +17,11 @@ SNAKEFILE = REPO / "Snakefile"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """Slow tests first: with two workers, a long test started last would leave the other idle at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def make_notebook(path: Path, code: list[str], parameters: str | None = None, kernel: str = "python3") -> Path:
     """Write a template: an optional parameters cell, then one code cell per string."""
     cells = [new_markdown_cell("# test template")]

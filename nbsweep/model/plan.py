@@ -23,7 +23,7 @@ from nbsweep.model.templates import Template, read_template
 SAFE_NAME = r"[A-Za-z0-9][A-Za-z0-9._+=-]{0,127}"
 _SAFE_NAME_RE = re.compile(SAFE_NAME)
 RESERVED_PREFIX = "nbsweep_"  # nbsweep's own rule names; every other rule is named after a template
-MAX_RUNS = 100_000  # runs one invocation plans, over all its config files and grids (config/README.md#limits)
+MAX_RUNS = 100_000  # runs one invocation plans, over all its config files and grids (docs/configuration.md#limits)
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ def logged_run(run, notebook: Path, output_dir: str, digests: dict, secrets: lis
     made = read_record(notebook)
     ok = notebook == layout.target(output_dir, run.name, run.label)
     name = f"{run.name}/{run.label}"
-    tags = {"nbsweep.execution.job": name, "nbsweep.template": run.name, "nbsweep.label": run.label, "mlflow.runName": name}
+    tags = {"nbsweep.run": name, "nbsweep.template": run.name, "nbsweep.label": run.label, "mlflow.runName": name}
     if made.get("fingerprint"):
         tags["nbsweep.fingerprint"] = made["fingerprint"]
     if not ok and row["error_name"]:

@@ -39,7 +39,7 @@ def test_every_execution_is_one_mlflow_run_and_a_noop_logs_nothing(project):
     tracked_project(project)
     proc = project.snakemake(check=False)
     assert proc.returncode != 0 and "could not log" not in proc.stderr
-    runs = {run.data.tags["nbsweep.execution.job"]: run for run in logged(project)}
+    runs = {run.data.tags["nbsweep.run"]: run for run in logged(project)}
     assert sorted(runs) == ["calc/x0", "calc/x1", "calc/x2"]
     ok, failed = runs["calc/x2"], runs["calc/x0"]
     assert ok.info.status == "FINISHED" and failed.info.status == "FAILED"
@@ -53,12 +53,12 @@ def test_every_execution_is_one_mlflow_run_and_a_noop_logs_nothing(project):
     assert "calc_x0.failed.ipynb" in [a.path for a in client.list_artifacts(failed.info.run_id)]
 
     project.snakemake(check=False)  # only the failed run executes again
-    assert sorted(run.data.tags["nbsweep.execution.job"] for run in logged(project)) == ["calc/x0", "calc/x0", "calc/x1", "calc/x2"]
+    assert sorted(run.data.tags["nbsweep.run"] for run in logged(project)) == ["calc/x0", "calc/x0", "calc/x1", "calc/x2"]
 
     tracked_project(project, xs=(4, 1, 2))
     project.snakemake()  # x4 is new; x1, x2 are current: nothing else executes
     project.snakemake()  # a no-op
-    names = sorted(run.data.tags["nbsweep.execution.job"] for run in logged(project))
+    names = sorted(run.data.tags["nbsweep.run"] for run in logged(project))
     assert names == ["calc/x0", "calc/x0", "calc/x1", "calc/x2", "calc/x4"]
 
 
@@ -72,7 +72,7 @@ def test_a_changed_run_adds_a_new_mlflow_run_and_keeps_the_old_one(project):
     proc = project.snakemake()
     assert "nbsweep: run calc/one ok" in proc.stderr
     runs = sorted(logged(project), key=lambda run: run.info.start_time)
-    assert [run.data.tags["nbsweep.execution.job"] for run in runs] == ["calc/one", "calc/one"]
+    assert [run.data.tags["nbsweep.run"] for run in runs] == ["calc/one", "calc/one"]
     assert [run.data.params["scale"] for run in runs] == ["2", "3"]
     assert runs[0].data.tags["nbsweep.fingerprint"] != runs[1].data.tags["nbsweep.fingerprint"]
     assert "mlflow" not in proc.stderr.lower()  # MLflow's own notes stay out of the console
@@ -133,7 +133,7 @@ def test_a_secret_quoted_by_a_notebook_is_masked_in_everything_nbsweep_writes(pr
     assert proc.returncode != 0 and "api/fail_True FAILED" in proc.stderr
     rows = {r["label"]: r for r in json.loads((project.out / "summary.json").read_text())}  # "***": the kernel had the value
     assert rows["fail_True"]["error_message"] == "token *** was refused" and rows["fail_False"]["metrics.token_seen"] == "***"
-    runs = {run.data.tags["nbsweep.execution.job"]: run for run in logged(project)}
+    runs = {run.data.tags["nbsweep.run"]: run for run in logged(project)}
     assert runs["api/fail_True"].data.tags["nbsweep.error"] == "ValueError: token *** was refused"
     written = [project.out / name for name in ("summary.csv", "summary.json", "index.html")]
     store = [project.root / "store.db", *(path for path in (project.root / "mlruns").rglob("*") if path.is_file())]

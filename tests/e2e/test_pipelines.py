@@ -22,6 +22,8 @@ from conftest import Project, executions, one_sentence, wait_for
 from nbsweep.provenance.records import read_record
 from nbsweep.results.summary import read_result
 
+pytestmark = pytest.mark.xdist_group("pipeline-chain")  # one worker runs the session's chain once for all of them
+
 PREP = "import pathlib\npathlib.Path('results').mkdir(exist_ok=True)\npathlib.Path('results/clean.csv').write_text(f'x\\n{scale}\\n')"
 TRAIN = (
     "import pathlib, time\ntime.sleep(1.5)\nv = int(pathlib.Path('results/clean.csv').read_text().split()[1])\n"

@@ -48,6 +48,7 @@ def skip_reason() -> str | None:
 
 
 pytestmark = [
+    pytest.mark.xdist_group("slurm"),  # one worker brings the cluster up once for all of them
     pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or ""),
     pytest.mark.timeout(2 * SWEEP_TIMEOUT + 120),
 ]

@@ -1,0 +1,1 @@
+"""What a sweep found: summary files, index.html, renderings, MLflow."""
