@@ -19,11 +19,3 @@ class SweepError(Exception):
 
     def __init__(self, message: str):
         super().__init__(printable(message))
-
-
-# What Snakemake says when it cannot read a --configfile (before any workflow code runs).
-CONFIGFILE_ERRORS = (
-    "Config file is not valid JSON or YAML",
-    "Config file must be given as JSON or YAML with keys at top level",
-    "UnicodeDecodeError",
-)

@@ -22,11 +22,13 @@ import sys
 import tempfile
 import threading
 import traceback
+from functools import cache
 from pathlib import Path
 
 import nbformat
 
 from nbsweep import layout
+from nbsweep.adapters.papermill_internals import register_translator, skip_remote_io_backends
 from nbsweep.execution import run_io
 from nbsweep.execution.liveness import snakemake_alive
 from nbsweep.kernels import lifecycle
@@ -41,9 +43,6 @@ EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 _aborting = threading.Lock()
 ABORT_WAIT = 60  # seconds a failing run waits for an abort under way to end the process
-# papermill probes optional cloud storage backends on import (boto3 alone costs ~0.3 s per run);
-# runs read and write local files only, so make those imports fail fast.
-REMOTE_IO_BACKENDS = ("boto3", "botocore", "azure", "gcsfs", "pyarrow", "github")
 # papermill turns on nbclient's raise_on_iopub_timeout, and nbclient's iopub_timeout (4 s) bounds
 # how long the output of a cell that has finished may take to arrive: a cell printing 100 MB
 # outlasts it and its run would fail though every cell completed. The bound is the run's
@@ -52,9 +51,14 @@ REMOTE_IO_BACKENDS = ("boto3", "botocore", "azure", "gcsfs", "pyarrow", "github"
 IOPUB_TIMEOUT_WITHOUT_RUN_TIMEOUT = 3600
 
 
-def skip_remote_io_backends() -> None:
-    for name in REMOTE_IO_BACKENDS:
-        sys.modules.setdefault(name, None)
+@cache
+def translators():
+    """papermill's translator registry, with nbsweep's R translator (``nbsweep.model.parameters.r_translator``:
+    it reads parameters cells, and writes strings as R reads them) registered for the names papermill
+    registers its own under. Call it before executing with papermill."""
+    from nbsweep.model.parameters import r_translator
+
+    return register_translator(("R", "sparkrkernel"), r_translator())
 
 
 def rehearse() -> None:
@@ -64,9 +68,7 @@ def rehearse() -> None:
     skip_remote_io_backends()
     import papermill
 
-    from nbsweep.model.parameters import translators
-
-    translators()  # nbsweep's R translator: reads parameters cells, writes strings as R reads them
+    translators()
     from jupyter_client.kernelspec import KernelSpecManager
 
     specs = KernelSpecManager()
@@ -198,9 +200,7 @@ def execute(
     skip_remote_io_backends()
     import papermill
 
-    from nbsweep.model.parameters import translators
-
-    translators()  # nbsweep's R translator: reads parameters cells, writes strings as R reads them
+    translators()
 
     files = layout.RunFiles(target)
     partial = files.partial

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from jupyter_client.provisioning import LocalProvisioner
 
+from nbsweep.adapters import jupyter_internals
 from nbsweep.kernels import kernelspec, process_setting
 
 SCRIPT = Path(__file__).with_name("zygote.py")
@@ -117,9 +118,8 @@ class ForkProvisioner(LocalProvisioner):
     kernel_fd: int | None = None
 
     async def launch_kernel(self, cmd: list[str], **kwargs) -> dict:
-        self.pid, self.kernel_fd = launch(self.channel, cmd, kwargs)
-        self.pgid = self.pid  # it leads its own session
-        self.cwd = kwargs.get("cwd") or os.getcwd()
+        pid, self.kernel_fd = launch(self.channel, cmd, kwargs)
+        jupyter_internals.record_launch(self, pid, pgid=pid, cwd=kwargs.get("cwd") or os.getcwd())  # it leads its own session
         return self.connection_info
 
     @property
@@ -163,7 +163,7 @@ def launch(channel: socket.socket | None, cmd: list[str], kwargs: dict) -> tuple
         raise ForkFailed("no zygote")
     output = kwargs.get("stdout")
     owner = os.pidfd_open(os.getpid())
-    env = {**(kwargs.get("env") or os.environ), "JPY_PARENT_PID": str(os.getpid())}  # as jupyter_client.launch_kernel sets it
+    env = jupyter_internals.launch_environment(kwargs.get("env") or os.environ)
     request = {"cmd": cmd, "env": env, "cwd": str(kwargs.get("cwd") or os.getcwd())}
     try:
         channel.settimeout(LAUNCH_SECONDS)

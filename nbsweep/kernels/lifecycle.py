@@ -39,10 +39,10 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from nbsweep.adapters import jupyter_internals
 from nbsweep.files import write_atomically
 from nbsweep.kernels.kernelspec import described, made_from_current, made_from_now, spec_of
 from nbsweep.kernels.processes import descendants, kill, session, started, tree, where
@@ -100,7 +100,7 @@ def _remove_when_answered(info: dict, path: str) -> None:
     shell = context.socket(zmq.DEALER)
     shell.linger = 0
     try:
-        shell.connect(f"ipc://{info['ip']}-{info['shell_port']}")
+        shell.connect(jupyter_internals.channel_url(info, "shell"))
         session.send(shell, "kernel_info_request", {})
         if shell.poll(READY_SECONDS * 1000):
             Path(path).unlink(missing_ok=True)
@@ -157,9 +157,7 @@ def start(name: str, output: int | None = None, zygote: socket.socket | None = N
     if zygote is not None:
         from nbsweep.kernels import forking
 
-        manager.kernel_id = str(uuid.uuid4())
-        manager.provisioner = forking.ForkProvisioner(kernel_id=manager.kernel_id, kernel_spec=manager.kernel_spec, parent=manager)
-        manager.provisioner.channel = zygote
+        jupyter_internals.preset_provisioner(manager, forking.ForkProvisioner).channel = zygote
     streams = {} if output is None else {"stdout": output, "stderr": output}
     try:
         run_sync(manager.start_kernel)(**streams)
@@ -168,7 +166,7 @@ def start(name: str, output: int | None = None, zygote: socket.socket | None = N
         shutil.rmtree(runtime_dir, ignore_errors=True)
         _owned.pop(runtime_dir, None)
         raise
-    kernel = Kernel(name, manager, runtime_dir, pid=getattr(manager.provisioner, "pid", None), forked=zygote is not None)
+    kernel = Kernel(name, manager, runtime_dir, pid=jupyter_internals.kernel_pid(manager), forked=zygote is not None)
     _owned[runtime_dir] = kernel
     record_owner(runtime_dir, kernel.pid)
     forget_connection_file(manager)

@@ -37,6 +37,7 @@ MESSAGE = 1 << 20  # largest request (an environment) read in one message
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 # What ipykernel.kernelapp imports besides ipykernel.ipkernel, but not kernelapp itself: its traits'
 # defaults read the environment jupyter_client launches each kernel with (JPY_PARENT_PID).
+# ipykernel 7.4.0 checked (tests/unit/test_adapters.py; this script imports nothing of nbsweep.adapters).
 KERNEL_MODULES = (
     "IPython.core.application",
     "IPython.core.shellapp",
@@ -45,7 +46,7 @@ KERNEL_MODULES = (
     "ipykernel.parentpoller",
     "ipykernel.shellchannel",
 )
-INLINE = "module://matplotlib_inline.backend_inline"  # what ipykernel sets MPLBACKEND to (kernelapp.init_gui_pylab)
+INLINE = "module://matplotlib_inline.backend_inline"  # what ipykernel 7.4.0 sets MPLBACKEND to (kernelapp.init_gui_pylab)
 
 
 def main(control_fd: int, modules: list[str]) -> None:

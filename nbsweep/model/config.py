@@ -9,6 +9,7 @@ import jsonschema
 from ruamel.yaml import YAML, YAMLError
 from ruamel.yaml.constructor import DuplicateKeyError
 
+from nbsweep.adapters.snakemake_internals import command_line_configfiles
 from nbsweep.errors import SweepError, quoted
 from nbsweep.model.formats import unsupported_extension
 from nbsweep.model.mlflow_settings import settings as tracking_settings
@@ -266,32 +267,11 @@ def validate(doc, path: Path | str, schema: dict) -> None:
     raise SweepError(f"{location}: {_describe(error)}; see config/README.md")
 
 
-def command_line_configfiles(argv: list[str]) -> list[Path]:
-    """The files a Snakemake command line names with ``--configfile``/``--configfiles`` (or an
-    abbreviation argparse accepts, down to ``--configf``), each taking every following argument
-    up to the next option, as argparse's ``nargs="+"`` does."""
-    files: list[Path] = []
-    taking = False
-    for arg in argv:
-        name, equals, value = arg.partition("=")
-        if len(name) >= len("--configf") and "--configfiles".startswith(name):
-            taking = not equals
-            files += [Path(value)] if equals else []
-        elif arg.startswith("-"):
-            taking = False
-        elif taking:
-            files.append(Path(arg))
-    return files
-
-
-# How Snakemake (9.x) reports a --configfile it cannot parse: no file name, or a traceback.
-
-
-def configfile_problem(argv: list[str]) -> str | None:
+def configfile_problem(argv: list[str] | None = None) -> str | None:
     """nbsweep's sentence (without the ``nbsweep:`` prefix) for the first ``--configfile`` of a
-    Snakemake command line that nbsweep cannot read (or that is not a mapping), else None. Snakemake parses these files before any
-    workflow code runs and names no file when it cannot; a logger plugin, set up before that, can
-    show this sentence instead."""
+    Snakemake command line (default: this process's) that nbsweep cannot read (or that is not a mapping),
+    else None. Snakemake parses these files before any workflow code runs and names no file when it
+    cannot; a logger plugin, set up before that, can show this sentence instead."""
     for path in command_line_configfiles(argv):
         try:
             doc = read_document(path)

@@ -7,7 +7,7 @@ Which languages nbsweep reads declarations of (``DECLARING_LANGUAGES``):
   line-by-line inspection instead (``Translator.inspect``, as ``papermill --help-notebook`` shows it).
 - R: papermill's R translator cannot inspect a cell, so nbsweep reads the top-level
   ``name <- value`` / ``name = value`` lines itself, and registers an R translator that does the
-  same with papermill (``translators``), so executing an R template does not warn that it cannot.
+  same with papermill (``nbsweep.execution.execute.translators``), so executing an R template does not warn that it cannot.
 
 Other languages papermill translates parameters for (Julia, Scala, MATLAB, ...) declare nothing
 nbsweep can check: ``declared`` returns None and any name passes.
@@ -48,17 +48,6 @@ def parameters_source(nb) -> str | None:
 
 
 DECLARING_LANGUAGES = ("python", "r")  # lower-case language names whose declarations nbsweep reads
-
-
-@cache
-def translators():
-    """papermill's translator registry, with nbsweep's inspecting R translator registered for the
-    names papermill registers its own under. Call it before executing with papermill."""
-    from papermill.translators import papermill_translators
-
-    for name in ("R", "sparkrkernel"):
-        papermill_translators.register(name, r_translator())
-    return papermill_translators
 
 
 def r_translator():

@@ -10,24 +10,11 @@ and a run's ``mem: 4GB`` replaces the default ``mem_mb`` instead of clashing wit
 
 import math
 
+from nbsweep.adapters.snakemake_internals import resource_reading
 from nbsweep.errors import SweepError
 
 SIZED = ("mem", "disk")
 STANDARD = {f"{base}{suffix}": base for base in SIZED for suffix in ("", "_mb", "_mib")} | {"runtime": "runtime"}
-
-
-def snakemake_reading(name: str, value) -> tuple[str, int]:
-    """(canonical name, number) Snakemake makes of resource ``name: value``; ValueError if it cannot."""
-    from snakemake.resources import Resource
-    from snakemake_interface_common.exceptions import WorkflowError
-
-    try:
-        resource = Resource(name, value)
-        if STANDARD[name] in SIZED:
-            resource = resource.standardize_size()
-        return resource.name, resource.value
-    except (WorkflowError, TypeError, ValueError) as err:  # ResourceConversionError is a TypeError
-        raise ValueError(str(err).splitlines()[0]) from None
 
 
 def how_to_write(name: str) -> str:
@@ -56,7 +43,7 @@ def standard_resources(resources: dict, where: str) -> dict:
         if isinstance(value, (int, float)) and value < 0:
             raise SweepError(f"{where}: resource {name!r} is negative ({value}); {how_to_write(name)}")
         try:
-            key, number = snakemake_reading(name, value)
+            key, number = resource_reading(name, value, sized=base in SIZED)
         except ValueError:
             raise SweepError(f"{where}: resource {name}: {value!r} is not something Snakemake can read; {how_to_write(name)}") from None
         canonical[key] = number

@@ -24,14 +24,12 @@ from snakemake_interface_logger_plugins.base import LogHandlerBase
 from snakemake_interface_logger_plugins.common import LogEvent
 from snakemake_interface_logger_plugins.settings import LogHandlerSettingsBase
 
-from nbsweep.errors import CONFIGFILE_ERRORS
+from nbsweep.adapters import snakemake_internals as smk
 from nbsweep.masking import mask
 from nbsweep.model.rule_names import is_run_rule, rule_run
 from nbsweep.results import failures
 from nbsweep.smk import interrupts, main_process
 
-# Errors Snakemake logs for a failed job right before the job's error block.
-JOB_FAILURE_EXCEPTIONS = {"RuleException", "CalledProcessError"}
 QUIET_EVENTS = {
     LogEvent.WORKFLOW_STARTED,
     LogEvent.JOB_STARTED,
@@ -121,18 +119,6 @@ class BottomLine:
             self.rows = 0
 
 
-def snakemake_handler(settings, stream) -> logging.Handler:
-    """Snakemake's own console handler, filter and formatter, for its usual output."""
-    from snakemake.logging import ColorizingTextHandler, DefaultFilter, DefaultFormatter
-
-    return ColorizingTextHandler(
-        nocolor=settings.nocolor,
-        stream=stream,
-        formatter=DefaultFormatter(settings.quiet, settings.show_failed_logs),
-        filter=DefaultFilter(settings.quiet, settings.debug_dag, settings.verbose, settings.dryrun, settings.printshellcmds),
-    )
-
-
 def full_output_wanted(settings) -> bool:
     return bool(settings.verbose or settings.printshellcmds or settings.debug_dag or settings.dryrun or settings.quiet)
 
@@ -144,7 +130,7 @@ class LogHandler(LogHandlerBase):
         common = self.common_settings
         self.options = self.settings if isinstance(self.settings, LogHandlerSettings) else LogHandlerSettings()
         self.stream = sys.stdout if common.stdout else sys.stderr
-        self.full = snakemake_handler(common, self.stream) if full_output_wanted(common) else None
+        self.full = smk.default_console_handler(common, self.stream) if full_output_wanted(common) else None
         self.progress = Progress()
         self.jobs: dict[int, dict] = {}  # jobid -> what its JOB_INFO said
         self.counted: set[int] = set()
@@ -164,11 +150,11 @@ class LogHandler(LogHandlerBase):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            if record.levelno >= logging.ERROR and any(text in record.getMessage() for text in CONFIGFILE_ERRORS):
+            if record.levelno >= logging.ERROR and smk.is_configfile_error(record.getMessage()):
                 # Snakemake read a --configfile before any workflow code ran, and names no file.
                 from nbsweep.model.config import configfile_problem  # jsonschema and ruamel: only when needed
 
-                problem = configfile_problem(sys.argv[1:])
+                problem = configfile_problem()
                 if problem:
                     self.write(f"nbsweep: {problem.rstrip('.')}.")
                     return
@@ -183,7 +169,7 @@ class LogHandler(LogHandlerBase):
         event = getattr(record, "event", None)
         if event in (LogEvent.JOB_ERROR, LogEvent.GROUP_ERROR) and self.held:
             self.held.pop(0)  # said by the failure's own line (other jobs' records may come between)
-        if event == LogEvent.ERROR and getattr(record, "exception", None) in JOB_FAILURE_EXCEPTIONS:
+        if event == LogEvent.ERROR and smk.announces_job_failure(record):
             self.held.append(record)
         elif event == LogEvent.RUN_INFO:
             self.progress.total = sum(count for rule, count in getattr(record, "stats", {}).items() if is_run_rule(rule))
@@ -214,7 +200,7 @@ class LogHandler(LogHandlerBase):
     @staticmethod
     def said_by_plugin(record: logging.LogRecord) -> bool:
         """Info from Snakemake's plugins (e.g. an executor's "submitted" lines) is kept; Snakemake's own is not."""
-        return not Path(record.pathname).resolve().is_relative_to(snakemake_dir())
+        return not smk.logged_by_snakemake(record.pathname)
 
     def finished(self, jobid: int, ok: bool) -> None:
         if not self.is_run(jobid) or jobid in self.counted:
@@ -302,18 +288,6 @@ def run_name(info: dict) -> str:
     return "/".join(map(str, run_key(info)))
 
 
-def snakemake_dir() -> Path:
-    import snakemake
-
-    return Path(snakemake.__file__).resolve().parent
-
-
 def kept_info(message: str) -> bool:
     """Snakemake's own info lines that a person needs: nothing to do, and a job being retried."""
-    return message == nothing_to_be_done() or message.startswith("Trying to restart job")
-
-
-def nothing_to_be_done() -> str:
-    from snakemake.common import NOTHING_TO_BE_DONE_MSG
-
-    return NOTHING_TO_BE_DONE_MSG
+    return message == smk.nothing_to_be_done_message() or smk.is_restart_message(message)

@@ -8,11 +8,11 @@ when nothing is to be done, so the results are written by a hook on the Snakemak
 import os
 import shlex
 import sys
-import threading
 import time
 from pathlib import Path
 
 from nbsweep import layout
+from nbsweep.adapters import snakemake_internals as smk
 from nbsweep.errors import SweepError
 from nbsweep.execution import warm_client
 from nbsweep.execution.liveness import SNAKEMAKE_PID
@@ -30,14 +30,13 @@ INVOCATION = "NBSWEEP_INVOCATION"  # names the invocation whose job files a job 
 def config_files(workflow) -> list[Path]:
     """The config files of this invocation: ``--configfile`` ones, else those of the project's
     ``configfile:`` directives, else config/config.yaml. nbsweep reads them itself."""
-    files = workflow.overwrite_configfiles or workflow.configfiles
-    return [Path(path) for path in files] or [DEFAULT_CONFIG]
+    return [Path(path) for path in smk.config_files(workflow)] or [DEFAULT_CONFIG]
 
 
 def config_overrides(workflow) -> list[str]:
     """The ``--config KEY=VALUE`` entries of this invocation (its command line's and its profile's),
     as written: nbsweep reads the values itself, as YAML 1.2 (``nbsweep.model.config.parse_overrides``)."""
-    return list(workflow.config_settings.config_args or [])
+    return smk.config_args(workflow)
 
 
 def plan_or_exit(workflow) -> Sweep:
@@ -51,7 +50,7 @@ def plan_or_exit(workflow) -> Sweep:
     node) reads what the main process planned instead, when it can.
     """
     os.environ[SNAKEMAKE_PID] = str(os.getpid())  # for its jobs: nbsweep.execution.liveness.snakemake_alive
-    if not workflow.is_main_process and (sweep := planned_by_main(workflow)) is not None:
+    if not smk.is_main_process(workflow) and (sweep := planned_by_main(workflow)) is not None:
         return sweep
     files = config_files(workflow)
     where = ", ".join(str(as_given(path)) for path in files)
@@ -61,13 +60,13 @@ def plan_or_exit(workflow) -> Sweep:
         check_output_dir_is_ours(sweep.output_dir, where, summary.FILES)
     except SweepError as err:
         sys.exit(f"nbsweep: {err}.")
-    if workflow.is_main_process:
+    if smk.is_main_process(workflow):
         sweep.owner = workdir.take_ownership()
         if sweep.owner:
             workdir.recover(outputs={path: sweep.target(run) for run in sweep.producing_runs for path in run.outputs})
         os.environ[INVOCATION] = sweep.invocation = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         warm_client.export_secret_variables(sweep.runs.values())  # for its jobs: the warm runner keeps these out of its environment
-        on_exit(lambda: finish_as_owner(workflow, sweep))
+        smk.on_exit(lambda: finish_as_owner(workflow, sweep))
         interrupts.install()
         remember(sweep)
     else:
@@ -94,22 +93,24 @@ def job_inputs(workflow, sweep: Sweep, run) -> list[str]:
     Snakemake was told to force it: ``-F``, ``-R nbsweep_run``, ``-R``/``-f`` with its target);
     else nothing, so Snakemake finds the run up to date. In a job's own process (a cluster job)
     the main process has decided: the job file it wrote, if any."""
-    if not workflow.is_main_process:
+    if not smk.is_main_process(workflow):
         path = layout.job_file(sweep.invocation, run.name, run.label)
         return [str(path)] if path.exists() else []
     output_refusal = claim_output(workflow, sweep)
     is_forced = forcing(workflow, sweep)
     if not sweep.executes(run, is_forced):
         return []
-    if not workflow.dryrun and not sweep.owner:
+    if not smk.is_dry_run(workflow) and not sweep.owner:
         refuse(sweep, output_refusal or workdir.refusal())
-    if not workflow.dryrun and (folder := writable.unwritable(Path(sweep.target(run)).parent, {})):  # forced or named: still in the DAG
+    if not smk.is_dry_run(workflow) and (
+        folder := writable.unwritable(Path(sweep.target(run)).parent, {})
+    ):  # forced or named: still in the DAG
         refuse(sweep, f"run {run.id} cannot execute: its folder {folder} cannot be written; {writable.FIX}")
     try:
-        path = sweep.job_file(run, dry=workflow.dryrun, forced=is_forced(run))
+        path = sweep.job_file(run, dry=smk.is_dry_run(workflow), forced=is_forced(run))
     except OSError as err:  # e.g. a full disk
         refuse(sweep, f"cannot write the job file of run {run.id} ({err.strerror}); free space and run again")
-    if not workflow.dryrun and workflow.local_exec and not main_process.MAIN.get("warm"):
+    if not smk.is_dry_run(workflow) and smk.executes_locally(workflow) and not main_process.MAIN.get("warm"):
         main_process.MAIN["warm"] = True
         warm_client.start_early()  # a run executes here: the warm runner's imports overlap the rest of planning
     return [str(path)]
@@ -120,7 +121,7 @@ def claim_output(workflow, sweep: Sweep) -> str | None:
     project folder: own the output folder too, once (``workdir.claim_output``, which creates it).
     The sentence refusing this invocation when another one owns that folder, one inside it or one
     around it; this invocation is then no owner, and writes no results."""
-    executes = workflow.is_main_process and workflow.executor_plugin is not None and not workflow.dryrun
+    executes = smk.is_main_process(workflow) and smk.has_executor(workflow) and not smk.is_dry_run(workflow)
     if "output_refusal" not in main_process.MAIN and executes and sweep.owner:
         main_process.MAIN["output_refusal"] = workdir.claim_output(sweep.output_dir)
         sweep.owner = main_process.MAIN["output_refusal"] is None
@@ -142,7 +143,7 @@ def upstream_files(workflow, sweep: Sweep, run) -> tuple[list[str], list[str]]:
     Snakemake passes "this job runs" on to the jobs that depend on it only through inputs not
     marked ``ancient``; marking the others ancient keeps their mtimes from ever counting."""
     files = [(path, producer) for path, producer in run.produced] + [(target, run_id) for run_id, target in run.after]
-    if not files or not workflow.is_main_process:
+    if not files or not smk.is_main_process(workflow):
         return [], [path for path, _ in files]
     is_forced = forcing(workflow, sweep)
     fresh = {up for up in sweep.upstream_keys(run) if sweep.executes(sweep.runs[up], is_forced)}
@@ -175,32 +176,13 @@ def planned_by_main(workflow) -> Sweep | None:
 def own_runs(workflow, argv: list[str] | None = None) -> set[tuple[str, str]] | None:
     """(name, label) of the runs a job's process was started for (by nbsweep_run's wildcards, or
     by the name of a run's own rule, ``nbsweep.model.rule_names``); None when it was started for
-    anything else (which then needs every run).
-
-    Snakemake 9 sets ``workflow.dag_settings`` only after the Snakefile is parsed, so while it is
-    parsed the targets are read from the command line Snakemake's executors wrote
-    (``--target-jobs RULE:WILDCARD=VALUE,... ...``, parsed by Snakemake's own parser).
-    """
-    from snakemake.target_jobs import parse_target_jobs_cli_args
-
-    settings = workflow.dag_settings
-    if settings is not None:
-        specs = settings.target_jobs
-    else:
-        argv = sys.argv[1:] if argv is None else argv
-        if argv.count("--target-jobs") != 1:
-            return None
-        values = argv[argv.index("--target-jobs") + 1 :]
-        values = values[: next((i for i, value in enumerate(values) if value.startswith("-")), len(values))]
-        try:
-            specs = parse_target_jobs_cli_args(values)
-        except Exception:  # noqa: BLE001 -- not a command line we know: plan every run
-            return None
+    anything else (which then needs every run). ``argv``: its command line (default: this process's,
+    read while the Snakefile is parsed: ``snakemake_internals.target_jobs``)."""
     runs = set()
-    for spec in specs or ():
-        run = rule_run(spec.rulename)  # a run with its own rule, else nbsweep_run's wildcards
-        if run is None and spec.rulename == RUN_RULE and {"notebook", "label"} <= set(spec.wildcards_dict):
-            run = (spec.wildcards_dict["notebook"], spec.wildcards_dict["label"])
+    for rulename, wildcards in smk.target_jobs(workflow, argv) or ():
+        run = rule_run(rulename)  # a run with its own rule, else nbsweep_run's wildcards
+        if run is None and rulename == RUN_RULE and {"notebook", "label"} <= set(wildcards):
+            run = (wildcards["notebook"], wildcards["label"])
         if run is None:
             return None
         runs.add(run)
@@ -209,17 +191,14 @@ def own_runs(workflow, argv: list[str] | None = None) -> set[tuple[str, str]] | 
 
 def forced(workflow, target: str, rule: str = RUN_RULE) -> bool:
     """Whether the command line forces the run with this target and rule (read while the DAG is built)."""
-    settings = workflow.dag_settings
-    forced_names = set(map(str, settings.forcerun))
-    targets = set(map(str, settings.targets)) if settings.forcetargets else set()
-    return bool(settings.forceall or {RUN_RULE, rule, target} & forced_names or target in targets)
+    return smk.forces(workflow, {RUN_RULE, rule, target}, target)
 
 
 def job_python(workflow) -> str:
     """The shell words that start the jobs' Python with nbsweep importable: this interpreter, or
     the job's conda env's ``python`` (``--sdm conda``) with this nbsweep on its path."""
     package_root = shlex.quote(str(Path(__file__).resolve().parents[2]))
-    if workflow.deployment_settings.deployment_method:
+    if smk.uses_deployment(workflow):
         return f"PYTHONPATH={package_root}${{PYTHONPATH:+:$PYTHONPATH}} exec python"
     return f"exec {shlex.quote(sys.executable)}"
 
@@ -235,22 +214,7 @@ def priorities(sweep: Sweep) -> dict[tuple[str, str], int]:
 def join_batches(workflow, sweep: Sweep) -> None:
     """Map every batch group (``batch_size``) to one parent group id, so that a single
     ``--group-components nbsweep_batch=N`` entry (profiles/slurm) joins each batch into one job."""
-    workflow.parent_groupids.update(dict.fromkeys(filter(None, sweep.groups.values()), "nbsweep_batch"))
-
-
-def on_exit(callback) -> None:
-    """Call ``callback`` when the Snakemake process ends, before Python waits for its threads.
-
-    ``threading._register_atexit`` (CPython >= 3.9; what concurrent.futures uses) runs before
-    non-daemon threads are joined; plain ``atexit`` would run only after Snakemake's pending
-    rate-limiter timers have expired (up to a second later).
-    """
-    register = getattr(threading, "_register_atexit", None)
-    if register is None:
-        import atexit
-
-        register = atexit.register
-    register(callback)
+    smk.join_groups(workflow, dict.fromkeys(filter(None, sweep.groups.values()), "nbsweep_batch"))
 
 
 def finish(workflow, sweep: Sweep) -> None:
@@ -259,13 +223,11 @@ def finish(workflow, sweep: Sweep) -> None:
     rate-limiter timers, which only wait to look at jobs again. A run left out of the DAG because
     its folder cannot be written failed, which Snakemake never saw: the process then exits 1."""
     sweep.remove_job_files()
-    if workflow.executor_plugin is None or workflow.dryrun or not sweep.owner or sweep.refused:
+    if not smk.has_executor(workflow) or smk.is_dry_run(workflow) or not sweep.owner or sweep.refused:
         return
     summary.write_results(sweep)
     tracking.log_executed(sweep, sweep.mlflow, main_process.MAIN.get("notebooks"))
-    for thread in threading.enumerate():
-        if isinstance(thread, threading.Timer) and getattr(thread.function, "__module__", "").startswith("snakemake"):
-            thread.cancel()
+    smk.cancel_rate_limiter_timers()
     if any(failure.status == "failed" for failure in sweep.blocked.values()):
         exit_failed()
 

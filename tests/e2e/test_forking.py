@@ -17,9 +17,10 @@ import time
 import psutil
 import pytest
 from conftest import alive, stdout_of, wait_for
-from test_warm import run_ids, stop_server, venv_kernel
 
 from nbsweep.kernels import forking, kernelspec, process_setting
+
+from .test_warm import run_ids, stop_server, venv_kernel
 
 PROBE = [
     "import os, sys, threading, random, psutil\n"

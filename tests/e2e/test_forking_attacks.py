@@ -12,8 +12,9 @@ import subprocess
 import psutil
 import pytest
 from conftest import SNAKEFILE, SNAKEMAKE, Project, alive, stdout_of, wait_for
-from test_forking import configure, forking_project, printed  # noqa: F401 -- forking_project: a fixture, for ``attack``
-from test_warm import kernel_processes, servers, stop_server
+
+from .test_forking import configure, forking_project, printed  # noqa: F401 -- forking_project: a fixture, for ``attack``
+from .test_warm import kernel_processes, servers, stop_server
 
 FORKED = "import psutil\nprint('FORKED', any(arg.endswith('zygote.py') for arg in psutil.Process().parent().cmdline()))"
 

@@ -5,7 +5,8 @@ import shutil
 
 import pytest
 from conftest import as_read
-from test_warm import run_ids, stop_server
+
+from .test_warm import run_ids, stop_server
 
 MODULES = ["xml.dom.minidom", "fractions"]  # cheap, and not imported by a fresh kernel (json and decimal are)
 LOADED = "import sys\nprint('LOADED', [m for m in ['xml.dom.minidom', 'fractions'] if m in sys.modules])"

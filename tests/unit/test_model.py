@@ -12,6 +12,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from nbsweep import layout
 from nbsweep.errors import SweepError
+from nbsweep.execution.execute import translators
 from nbsweep.model.config import (
     check_text_is_utf8,
     deep_merge,
@@ -26,7 +27,7 @@ from nbsweep.model.config import (
     validate,
 )
 from nbsweep.model.formats import TEXT_EXTENSIONS
-from nbsweep.model.parameters import declared, declared_defaults, python_declarations, r_assignments, r_string, translators, type_mismatch
+from nbsweep.model.parameters import declared, declared_defaults, python_declarations, r_assignments, r_string, type_mismatch
 from nbsweep.model.pipeline import check_acyclic, fill_outputs, link_runs, producers, upstream_ids
 from nbsweep.model.plan import (
     MAX_RUNS,

@@ -6,11 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from nbsweep.errors import CONFIGFILE_ERRORS
-from nbsweep.model.config import (
-    command_line_configfiles,
-    configfile_problem,
-)
+from nbsweep.adapters.snakemake_internals import CONFIGFILE_ERRORS, command_line_configfiles
+from nbsweep.model.config import configfile_problem
 from nbsweep.provenance.records import Provenance
 from nbsweep.smk.workdir import marker_path, remove_stale_locks, remove_stale_markers
 

@@ -1,0 +1,29 @@
+"""What nbsweep relies on in papermill beyond its documented interface (or, where documented, what it
+shares with every other papermill user in the process: the global translator registry).
+
+Each function wraps one use and names the version it was checked against; ``tests/unit/test_adapters.py``
+fails loudly when a release changes what one relies on. Imports nothing of nbsweep.
+"""
+
+import sys
+
+# Optional cloud storage backends papermill tries to import (boto3 alone costs ~0.3 s per run).
+# papermill 2.7.0: papermill.iorw imports each inside ``try: ... except ImportError``.
+REMOTE_IO_BACKENDS = ("boto3", "botocore", "azure", "gcsfs", "pyarrow", "github")
+
+
+def skip_remote_io_backends() -> None:
+    """Make papermill's imports of its cloud storage backends fail fast (runs read and write local
+    files only). Call it before papermill is imported."""
+    for name in REMOTE_IO_BACKENDS:
+        sys.modules.setdefault(name, None)  # papermill 2.7.0: a None entry makes ``import name`` raise ImportError
+
+
+def register_translator(names: tuple[str, ...], translator):
+    """Register ``translator`` for kernels or languages ``names`` in papermill's process-wide translator
+    registry (its documented extension API), replacing papermill's own; the registry."""
+    from papermill.translators import papermill_translators  # papermill 2.7.0: PapermillTranslators.register(name, translator)
+
+    for name in names:
+        papermill_translators.register(name, translator)
+    return papermill_translators
