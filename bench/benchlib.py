@@ -169,7 +169,9 @@ def make_stub(checkout: Path, tmp: Path) -> Path:
         ".venv",
     )
     shutil.copytree(checkout, stub, ignore=ignore, symlinks=True)
-    (stub / "nbsweep" / "run.py").write_text(STUB_RUN, encoding="utf-8")
+    runner = stub / "nbsweep" / "run.py"  # the entry point before the package had subpackages
+    runner = runner if runner.exists() else stub / "nbsweep" / "execution" / "job.py"
+    runner.write_text(STUB_RUN, encoding="utf-8")
     return stub
 
 
@@ -332,7 +334,9 @@ def servers_under(tmpdir: Path) -> list:
     found = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmdline = proc.info["cmdline"] or []
-        if any(arg.startswith(str(tmpdir)) for arg in cmdline[1:]) and "nbsweep.execution.warm_server" in cmdline:
+        if any(arg.startswith(str(tmpdir)) for arg in cmdline[1:]) and {"nbsweep.execution.warm_server", "nbsweep.warm"} & set(
+            cmdline
+        ):  # this layout, or an older checkout's
             found.append(proc)
     return found
 

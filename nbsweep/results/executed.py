@@ -8,9 +8,9 @@ import json
 import re
 from pathlib import Path
 
+from nbsweep import MIME
 from nbsweep.model.parameters import declared_defaults
 from nbsweep.provenance.records import metadata_in
-from nbsweep import MIME
 
 _METRICS = re.compile(re.escape(f'"{MIME}": '))
 _decoder = json.JSONDecoder()

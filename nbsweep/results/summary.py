@@ -11,22 +11,19 @@ for a run that failed in this invocation without a notebook saying so, that fail
 import csv
 import io
 import json
-import re
 import sys
 from pathlib import Path
 
-from nbsweep.results import failures, index
-from nbsweep.results.executed import executed_defaults, mapping, read_result
 from nbsweep import layout
 from nbsweep.files import write_atomically
-from nbsweep.results.index import cell_text
 from nbsweep.masking import mask, mask_data, secret_values
 from nbsweep.model.parameters import declared_defaults
 from nbsweep.model.pipeline import UPSTREAM
-from nbsweep.provenance.state import run_state
-from nbsweep.provenance.records import flatten, metadata_in
-from nbsweep.provenance.state import planned
-from nbsweep import MIME
+from nbsweep.provenance.records import flatten
+from nbsweep.provenance.state import planned, run_state
+from nbsweep.results import failures, index
+from nbsweep.results.executed import executed_defaults, mapping, read_result
+from nbsweep.results.index import cell_text
 
 HEAD = ("template", "label", "status", "stale")
 TAIL = (

@@ -16,13 +16,14 @@ import math
 import os
 import sys
 import tempfile
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from nbsweep import layout
-from nbsweep.model.mlflow_settings import Settings
 from nbsweep.masking import mask, mask_data
+from nbsweep.model.mlflow_settings import Settings
+from nbsweep.provenance.records import read_record
+from nbsweep.results import summary
 
 # A tracking server that is down costs seconds at the end of a sweep, not MLflow's minutes of retries.
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
@@ -56,7 +57,9 @@ def executed(sweep, before: dict) -> list[tuple[object, Path]]:
     found = []
     for run in sweep.runs.values():
         changed = [
-            (now, path) for path in notebooks(run, sweep.output_dir) if (now := notebook_identity(path)) and now[1:] != (before.get(path) or ())[1:]
+            (now, path)
+            for path in notebooks(run, sweep.output_dir)
+            if (now := notebook_identity(path)) and now[1:] != (before.get(path) or ())[1:]
         ]
         if changed:
             found.append((run, max(changed)[1]))
@@ -82,10 +85,6 @@ def millis(timestamp: str | None) -> int | None:
 def logged_run(run, notebook: Path, output_dir: str, digests: dict, secrets: list[str] = ()) -> dict:
     """What one execution logs: tags, params, metrics, artifacts, status and times; the values of
     ``secrets`` masked in its text (the artifacts are masked as they are logged: ``masked_copy``)."""
-    # Imported here, not above: nbsweep.model.config imports this module for `settings`.
-    from nbsweep.results import summary
-    from nbsweep.provenance.records import read_record
-
     row = summary.row(run, output_dir, digests, secrets=list(secrets))
     made = read_record(notebook)
     ok = notebook == layout.target(output_dir, run.name, run.label)
@@ -166,8 +165,6 @@ def log_executed(sweep, tracking: Settings | None, before: dict | None) -> None:
 
 def summary_secrets(sweep) -> list[str]:
     """The values of the sweep's secrets (``summary.secrets_of``)."""
-    from nbsweep.results import summary
-
     return summary.secrets_of(sweep.runs.values())
 
 
