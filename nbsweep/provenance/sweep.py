@@ -29,7 +29,7 @@ SNAPSHOT_VERSION = 2
 
 
 @dataclass(frozen=True)
-class PlannedRun:
+class SnapshotRun:
     """A run as a job process's rules need it, read from the invocation's plan snapshot (its
     parameters and provenance are in its job file)."""
 
@@ -117,7 +117,7 @@ class Sweep:
             if only is not None and (name, label) not in only:
                 continue
             pairs = (tuple(map(tuple, produced)), tuple(map(tuple, after)))
-            runs.append(PlannedRun(name, label, notebook, inputs[run_inputs], threads, resources[run_resources], tuple(outputs), *pairs))
+            runs.append(SnapshotRun(name, label, notebook, inputs[run_inputs], threads, resources[run_resources], tuple(outputs), *pairs))
             groups[(name, label)] = group
         return cls(doc["output_dir"], runs, groups, doc["resource_defaults"])
 
@@ -228,7 +228,7 @@ class Sweep:
                 except OSError:
                     break
 
-    def run(self, name: str, label: str) -> Run:
+    def configured_run(self, name: str, label: str) -> Run:
         try:
             return self.runs[(name, label)]
         except KeyError:

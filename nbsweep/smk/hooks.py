@@ -83,7 +83,7 @@ def refuse(sweep: Sweep, sentence: str) -> None:
 def run_or_exit(sweep: Sweep, name: str, label: str):
     """The configured run for a target's wildcards; a target of no run ends with one sentence."""
     try:
-        return sweep.run(name, label)
+        return sweep.configured_run(name, label)
     except SweepError as err:
         refuse(sweep, str(err))
 

@@ -40,7 +40,7 @@ def lookups(sweep: Sweep) -> dict:
         "resource_names": sweep.resource_names,
         "resources": {key: {name: sweep.resource(name, key) for name in sweep.resource_names} for key in keys},
         "groups": {key: sweep.groups[key] for key in keys},
-        "runs": {key: (sweep.run(*key).id, tuple(sweep.run(*key).inputs), sweep.run(*key).threads) for key in keys},
+        "runs": {key: (sweep.configured_run(*key).id, tuple(sweep.configured_run(*key).inputs), sweep.configured_run(*key).threads) for key in keys},
     }
 
 
@@ -60,7 +60,7 @@ def test_the_snapshot_gives_the_rules_the_same_sweep_without_the_config(project,
     sweep = planned_project(project, monkeypatch)
     expected = lookups(sweep)
     assert expected["groups"][("echo", "x1")] == expected["groups"][("echo", "x2")] != expected["groups"][("echo", "x3")]
-    job_file = sweep.job_file(sweep.run("echo", "x3"), dry=False)  # the first job file also writes the snapshot
+    job_file = sweep.job_file(sweep.configured_run("echo", "x3"), dry=False)  # the first job file also writes the snapshot
     snapshot = layout.plan_snapshot(sweep.invocation)
     assert job_file.is_file() and snapshot.is_file() and snapshot.parent == layout.invocation_dir(sweep.invocation)
     for path in ("config", "notebooks", "data"):  # nothing of the project is read again
@@ -82,7 +82,7 @@ def test_the_snapshot_gives_the_rules_the_same_sweep_without_the_config(project,
 
 def test_a_dry_run_writes_no_snapshot(project, monkeypatch):
     sweep = planned_project(project, monkeypatch)
-    sweep.job_file(sweep.run("other", "plain"), dry=True)
+    sweep.job_file(sweep.configured_run("other", "plain"), dry=True)
     assert not layout.plan_snapshot(sweep.invocation).exists()
     sweep.remove_job_files()
 
