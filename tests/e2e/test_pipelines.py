@@ -187,7 +187,7 @@ def test_early_cutoff_when_a_producer_writes_the_same_bytes(chain):
     set_parameter(chain, 0, noise=1)  # prep re-executes, clean.csv does not change
     proc = chain.snakemake()
     assert changed(before, chain) == {"prep/base"}
-    assert unchanged_lines(proc.stderr) == DOWNSTREAM
+    assert unchanged_lines(proc.stderr) == DOWNSTREAM, proc.stderr
     assert (chain.root / "results/model_1.pkl").read_text() == "1" and (chain.root / "results/model_2.pkl").read_text() == "2"
     assert all(line.endswith("up to date") for line in status(chain).values())
     proc = chain.snakemake()  # the kept notebooks are current: nothing to do

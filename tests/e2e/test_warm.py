@@ -144,6 +144,7 @@ def test_no_spare_is_left_waiting_for_runs_that_will_not_come(warm_project):
 def test_disabled_or_dead_server_means_in_process(warm_project, monkeypatch):
     p = warm_project
     path = socket_path_for(p)
+    path.parent.mkdir(mode=0o700, exist_ok=True)  # no server has made the private folder yet
     path.write_text("not a socket")  # what a crashed server may leave behind
     monkeypatch.setenv("NBSWEEP_WARM_RUNNER", "0")
     p.snakemake("--cores", "1", "papermill_outputs/w/r0/w_r0.ipynb")

@@ -25,7 +25,7 @@ def test_metadata_is_read_from_the_end_of_big_notebooks(tmp_path):
         assert records.read_metadata(path)["nbsweep"] == meta["nbsweep"]
     (tmp_path / "broken.ipynb").write_text("{not json")
     assert records.read_metadata(tmp_path / "broken.ipynb") is None
-    assert summary.metadata_in('{"cells": []}', whole=False) is None
+    assert records.metadata_in('{"cells": []}', whole=False) is None
 
 
 def test_table_orders_columns_and_csv_round_trips():
