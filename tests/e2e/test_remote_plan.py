@@ -40,7 +40,10 @@ def lookups(sweep: Sweep) -> dict:
         "resource_names": sweep.resource_names,
         "resources": {key: {name: sweep.resource(name, key) for name in sweep.resource_names} for key in keys},
         "groups": {key: sweep.groups[key] for key in keys},
-        "runs": {key: (sweep.configured_run(*key).id, tuple(sweep.configured_run(*key).inputs), sweep.configured_run(*key).threads) for key in keys},
+        "runs": {
+            key: (sweep.configured_run(*key).id, tuple(sweep.configured_run(*key).inputs), sweep.configured_run(*key).threads)
+            for key in keys
+        },
     }
 
 
