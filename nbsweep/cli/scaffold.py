@@ -7,12 +7,14 @@ sweep writes.
 """
 
 import os
+import textwrap
 from pathlib import Path
 
 import nbformat
+import yaml
 
 from nbsweep.model.parameters import declared
-from nbsweep.packaged import PROFILES
+from nbsweep.packaged import PROFILES, SCHEMA
 
 SNAKEFILE = """\
 # nbsweep project: `snakemake --cores 8` executes every stale run listed in config/config.yaml
@@ -72,11 +74,19 @@ def run_entry(root: Path, template: Path) -> str:
     return "\n".join(lines)
 
 
+def run_keys() -> list[str]:
+    """The keys a run entry may have, as the config schema lists them."""
+    schema = yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
+    return list(schema["properties"]["runs"]["items"]["properties"])
+
+
 def config_text(root: Path, templates: list[Path]) -> str:
+    keys = textwrap.wrap(f"Keys of a run: {', '.join(run_keys())};", width=96)
     head = [
         "# nbsweep config: each entry under `runs` is one run of a template, or a grid of runs.",
-        "# Keys: notebook, label, parameters, grid, inputs, kernel, timeout, threads, resources;",
-        "# `defaults:` sets any of them for every run. Example of a grid (one run per value):",
+        *(f"# {line}" for line in keys),
+        "# `defaults:` sets most of them for every run (nbsweep's configuration reference explains each).",
+        "# Example of a grid (one run per value):",
         "#   - notebook: notebooks/train.ipynb",
         '#     label: "lr{learning_rate}"',
         "#     grid: {learning_rate: [0.1, 0.01]}",
