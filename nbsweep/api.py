@@ -19,7 +19,7 @@ from nbsweep.packaged import SCHEMA
 from nbsweep.provenance import accept as acceptance
 from nbsweep.provenance import one_off
 from nbsweep.provenance.state import RunState, run_state
-from nbsweep.provenance.sweep import Sweep
+from nbsweep.provenance.sweep import DEFAULT_CONFIG, Sweep, as_given
 from nbsweep.results import orphans, summary
 from nbsweep.smk import launch, workdir
 
@@ -56,7 +56,7 @@ def status(config_files: Iterable[str | Path] = (), remove_orphans: bool = False
     invocation owns the project or output folder."""
     sweep = load(config_files)
     found = orphans.orphans(sweep.output_dir, sweep.runs)
-    one_offs = one_off.states(config_files, SCHEMA, sweep.runs)
+    one_offs = one_off.states(project_files(config_files), SCHEMA, sweep.runs)
     if not (found and remove_orphans):
         return Status(states(sweep), found, one_offs=one_offs)
     workdir.own_or_refuse(sweep.output_dir)
@@ -106,7 +106,7 @@ def run(
     ``<output_dir>/<name>/<label>/<name>_<label>.ipynb`` (label: given, else made from the
     parameters); a run whose notebook records these parameters, template and inputs executes
     nothing. Bad input raises SweepError before anything is written or started."""
-    planned = one_off.plan(config_files, SCHEMA, template, papermill_flags.parameters(flags), label)
+    planned = one_off.plan(project_files(config_files), SCHEMA, template, papermill_flags.parameters(flags), label)
     cmd = launch.command(planned.target, [*planned.config_files, planned.marker], list(snakemake_args))
     current = Sweep(planned.output_dir, [planned.run]).is_current(planned.run)
     one_off.write_marker(planned)
@@ -115,3 +115,8 @@ def run(
     finally:
         one_off.drop_unused_marker(planned)
     return OneOffRun(planned.target, current, run_state(planned.run, planned.output_dir, {}), exit_status)
+
+
+def project_files(config_files: Iterable[str | Path]) -> tuple[Path, ...]:
+    """The config files given, else config/config.yaml if it exists: a one-off run needs no config."""
+    return tuple(as_given(Path(path)) for path in config_files) or ((DEFAULT_CONFIG,) if DEFAULT_CONFIG.exists() else ())

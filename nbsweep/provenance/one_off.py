@@ -18,7 +18,6 @@ from nbsweep.model.config import load_config, load_schema, read_document, valida
 from nbsweep.model.plan import Planner, Run, check_name, slug
 from nbsweep.model.spec import RunSpec, SweepConfig
 from nbsweep.provenance.state import MISSING, RunState, run_state
-from nbsweep.provenance.sweep import DEFAULT_CONFIG, as_given
 
 DEFAULT_LABEL = "default"  # the label of a one-off run given no parameters
 
@@ -48,17 +47,12 @@ def default_label(parameters: dict) -> str:
     return slug("_".join(f"{name}{value}" for name, value in parameters.items()))
 
 
-def project_config(config_files, schema: dict) -> tuple[SweepConfig, tuple[Path, ...]]:
-    """The project's config and its files (``--configfile`` ones, else config/config.yaml if it exists)."""
-    files = tuple(as_given(Path(path)) for path in config_files) or ((DEFAULT_CONFIG,) if DEFAULT_CONFIG.exists() else ())
-    return load_config(list(files), schema), files
-
-
-def plan(config_files, schema_file: Path, template: str, parameters: dict, label: str | None) -> OneOff:
-    """Plan the one-off run of ``template`` with ``parameters`` (label: given, else ``default_label``);
-    a SweepError for bad input, or when a config run has its output folder or its template's name."""
+def plan(config_files: tuple[Path, ...], schema_file: Path, template: str, parameters: dict, label: str | None) -> OneOff:
+    """Plan the one-off run of ``template`` with ``parameters`` (label: given, else ``default_label``)
+    on the project's config (``config_files``: none in a project without one); a SweepError for
+    bad input, or when a config run has its output folder or its template's name."""
     schema = load_schema(schema_file)
-    config, files = project_config(config_files, schema)
+    config = load_config(list(config_files), schema)
     where = f"nbsweep run {template}"
     if label is not None:
         check_name(label, "label", where)
@@ -74,7 +68,7 @@ def plan(config_files, schema_file: Path, template: str, parameters: dict, label
             raise SweepError(
                 f"{where}: the config's template {other.template.path} has the same name {run.name!r}, so their outputs would collide; rename one of them"
             )
-    return OneOff(run, config.output_dir, files, {"runs": [entry]})
+    return OneOff(run, config.output_dir, tuple(config_files), {"runs": [entry]})
 
 
 def plan_entry(config: SweepConfig, schema: dict, doc, source: str, where: str) -> Run:
@@ -129,11 +123,11 @@ def markers(output_dir: str) -> list[Path]:
     )
 
 
-def states(config_files, schema_file: Path, configured) -> list[RunState]:
+def states(config_files: tuple[Path, ...], schema_file: Path, configured) -> list[RunState]:
     """The state of each one-off run in the output folder whose (name, label) is not in ``configured``;
     one whose entry cannot be planned any more (its template is gone) is missing, with the reason."""
     schema = load_schema(schema_file)
-    config, _ = project_config(config_files, schema)
+    config = load_config(list(config_files), schema)
     found = []
     digests: dict[str, str | None] = {}
     for marker in markers(config.output_dir):
