@@ -18,15 +18,21 @@ ONE_OFF = "NBSWEEP_ONE_OFF"  # the run id of the one-off run an invocation was s
 PROJECT_SNAKEFILES = ("Snakefile", "snakefile", "workflow/Snakefile", "workflow/snakefile")
 CORES_FLAGS = ("-c", "--cores", "-j", "--jobs", "--profile")
 OWN_FLAGS = ("--configfile", "--configfiles")
+SETTINGS_FLAGS = ("-C", "--config")  # would change what nbsweep run planned before starting Snakemake
 
 
 def command(target: Path, config_files: list[Path], snakemake_args: list[str]) -> list[str]:
     """The snakemake command line (no shell): the project's Snakefile, else the packaged one; all
-    cores unless the user's flags or profile say otherwise; the user's flags as given."""
+    cores unless the user's flags or profile say otherwise; the user's flags as given, except
+    those that would make Snakemake plan other config than nbsweep run did (SweepError)."""
     for arg in snakemake_args:
-        if arg.split("=", 1)[0] in OWN_FLAGS:
+        flag = arg.split("=", 1)[0]
+        if flag in OWN_FLAGS:
+            raise SweepError(f"nbsweep run: give {flag} before --, as nbsweep run's own option, so that it plans with the same files")
+        if flag in SETTINGS_FLAGS:
             raise SweepError(
-                f"nbsweep run: give {arg.split('=', 1)[0]} before --, as nbsweep run's own option, so that it plans with the same files"
+                f"nbsweep run cannot pass {flag} on to Snakemake, as it plans the run before; give parameters with -p or -y, "
+                "and other settings in a config file given with --configfile"
             )
     cmd = [sys.executable, "-m", "snakemake", str(target)]
     if not any(Path(name).is_file() for name in PROJECT_SNAKEFILES) and not given(snakemake_args, ("-s", "--snakefile")):

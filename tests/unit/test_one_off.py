@@ -116,3 +116,5 @@ def test_snakemake_command_targets_the_run_with_the_projects_config_and_the_user
     assert launch.command(target, files, ["-c4"]) == [*python, "--configfile", *map(str, files), "-c4"]
     with pytest.raises(SweepError, match="give --configfile before --"):
         launch.command(target, files, ["--configfile=other.yaml"])
+    with pytest.raises(SweepError, match="cannot pass --config on to Snakemake"):
+        launch.command(target, files, ["--config", "output_dir=elsewhere"])
