@@ -4,7 +4,7 @@ from collections import Counter
 
 from nbsweep.provenance.accept import Acceptance
 from nbsweep.provenance.records import explain
-from nbsweep.provenance.state import STATES, UP_TO_DATE, RunState
+from nbsweep.provenance.state import MISSING, STATES, UP_TO_DATE, RunState
 
 
 def states_table(states: list[RunState]) -> str:
@@ -42,6 +42,8 @@ def one_off_line(done) -> str:
         return f"{run} is up to date, nothing executed: {done.target}"
     if done.state.state == UP_TO_DATE:
         return f"{run} executed: {done.target}"
+    if done.state.state == MISSING:
+        return f"{run} did not execute (see the messages above): {done.target} does not exist"
     return f"{run} is {done.state.state}: {done.state.detail or done.target}"
 
 

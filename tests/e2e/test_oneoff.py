@@ -1,8 +1,10 @@
 """``nbsweep run TEMPLATE -p NAME VALUE ...``: a one-off run through Snakemake and the packaged workflow."""
 
 import json
+import subprocess
+from pathlib import Path
 
-from tests.conftest import stdout_of
+from conftest import SNAKEFILE, SNAKEMAKE, stdout_of, wait_for
 
 PARAMS = 'lr = 0.5\nname = "x"\nn = 0\nflag = False\nnothing = None\ntag = "t"'
 SHOW = 'print("TYPES", {k: type(v).__name__ for k, v in dict(lr=lr, name=name, n=n, flag=flag, nothing=nothing, tag=tag).items()})'
@@ -114,3 +116,33 @@ def test_bad_one_off_input_is_one_sentence_and_writes_nothing(project):
         assert proc.returncode == 1 and len(lines) == 1 and phrase in lines[0], (args, proc.stderr)
         assert "Traceback" not in proc.stderr
     assert not project.out.exists() and not (project.root / ".snakemake").exists()
+
+
+HOLD = (
+    "import os, time\n"
+    "open(gate + '.started', 'w').close()\n"
+    "deadline = time.monotonic() + 600\n"
+    "while not os.path.exists(gate) and time.monotonic() < deadline:\n"
+    "    time.sleep(0.05)"
+)
+
+
+def test_a_one_off_run_is_refused_while_a_sweep_runs_and_leaves_nothing(project, tmp_path):
+    gate = tmp_path / "release"
+    project.notebook("hold", [HOLD], "gate = ''")
+    one_off_project(project)
+    project.write_config({"runs": [{"notebook": "notebooks/hold.ipynb", "label": "h", "parameters": {"gate": str(gate)}}]})
+    cmd = [*SNAKEMAKE, "-s", str(SNAKEFILE), "-d", str(project.root), "--cores", "2"]
+    sweep = subprocess.Popen(cmd, cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=project.env)
+    try:
+        started = Path(f"{gate}.started")
+        assert wait_for(lambda: started.exists() or sweep.poll() is not None, 300) and started.exists(), sweep.communicate()
+        refused = project.nbsweep("run", "notebooks/t.ipynb", "-p", "lr", "0.1")
+        assert refused.returncode != 0 and "another nbsweep invocation" in refused.stderr
+        assert "t/lr0.1 did not execute (see the messages above)" in refused.stdout
+        assert not (project.out / "t").exists()
+    finally:
+        gate.touch()
+    _, err = sweep.communicate(timeout=300)
+    assert sweep.returncode == 0, err[-3000:]
+    assert [row["label"] for row in json.loads((project.out / "summary.json").read_text())] == ["h"]
