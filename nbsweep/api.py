@@ -101,12 +101,13 @@ def run(
     config_files: Iterable[str | Path] = (),
     snakemake_args: Iterable[str] = (),
 ) -> OneOffRun:
-    """Execute ``template`` once with papermill's parameter flags (``nbsweep run``), through Snakemake
+    """Execute ``template`` once with papermill's parameter, kernel and timeout flags (``nbsweep run``), through Snakemake
     and the packaged workflow like a config run, without changing the config. Its notebook is
     ``<output_dir>/<name>/<label>/<name>_<label>.ipynb`` (label: given, else made from the
     parameters); a run whose notebook records these parameters, template and inputs executes
     nothing. Bad input raises SweepError before anything is written or started."""
-    planned = one_off.plan(project_files(config_files), SCHEMA, template, papermill_flags.parameters(flags), label)
+    parameters, settings = papermill_flags.parameters(flags), papermill_flags.settings(flags)
+    planned = one_off.plan(project_files(config_files), SCHEMA, template, parameters, label, settings)
     cmd = launch.command(planned.target, [*planned.config_files, planned.marker], list(snakemake_args))
     current = Sweep(planned.output_dir, [planned.run]).is_current(planned.run)
     one_off.write_marker(planned)

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from nbsweep.errors import SweepError
+from nbsweep.model.papermill_flags import Flags, unsupported
 
 
 def add_configfile_option(command: argparse.ArgumentParser) -> None:
@@ -91,6 +92,8 @@ def add_run_command(commands) -> None:
     run.add_argument("-y", "--parameters_yaml", action="append", default=[], metavar="YAML", help="parameters as a YAML mapping")
     run.add_argument("-f", "--parameters_file", action="append", default=[], metavar="FILE", help="parameters from a YAML file")
     run.add_argument("-b", "--parameters_base64", action="append", default=[], metavar="BASE64", help="parameters as base64-encoded YAML")
+    run.add_argument("-k", "--kernel", help="the kernel to run, whatever the template's metadata says (the config's `kernel`)")
+    run.add_argument("--execution-timeout", metavar="SECONDS", help="seconds each cell may take (the config's `timeout`)")
     run.add_argument("--label", help="names the run's output folder (default: made from the parameters, e.g. lr0.1_nameabc)")
     add_configfile_option(run)
 
@@ -100,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     snakemake_args: list[str] = []
     if argv[:1] == ["run"] and "--" in argv:  # nbsweep run ... -- SNAKEMAKE FLAGS
         argv, snakemake_args = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
+    if argv[:1] == ["run"] and (refusal := unsupported(argv)):
+        print(f"nbsweep: {refusal}.", file=sys.stderr)  # one sentence, not argparse's usage
+        return 1
     args = parser().parse_args(argv)
     try:
         if args.command == "init":
@@ -135,14 +141,21 @@ def main(argv: list[str] | None = None) -> int:
 def one_off_run(args, snakemake_args: list[str]) -> int:
     from nbsweep import api
     from nbsweep.cli import reports
-    from nbsweep.model.papermill_flags import Flags
 
     if args.output is not None:
         raise SweepError(
             f"nbsweep run writes the notebook to <output_dir>/<name>/<label>/ itself, so it takes no output path ({args.output}); "
             "name the run with --label instead"
         )
-    flags = Flags(args.parameters, args.parameters_raw, args.parameters_yaml, args.parameters_file, args.parameters_base64)
+    flags = Flags(
+        args.parameters,
+        args.parameters_raw,
+        args.parameters_yaml,
+        args.parameters_file,
+        args.parameters_base64,
+        args.kernel,
+        args.execution_timeout,
+    )
     done = api.run(args.template, flags, args.label, args.configfile, snakemake_args)
     print(f"nbsweep: {reports.one_off_line(done)}")
     return done.exit_status

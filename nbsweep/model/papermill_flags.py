@@ -1,9 +1,11 @@
-"""Parameters given with papermill's command-line flags, read as papermill reads them (``nbsweep run``).
+"""Parameters and settings given with papermill's command-line flags, read as papermill reads them (``nbsweep run``).
 
 ``-p NAME VALUE`` is typed by papermill's own rule (True, False, None, int, float, else text),
 ``-r NAME VALUE`` stays text, ``-y TEXT``, ``-f FILE`` and ``-b BASE64`` are YAML mappings read with
 papermill's loader (YAML 1.1, dates kept as text). As in papermill 2.7, later kinds win whatever
 their order on the command line: ``-b``, then ``-f``, ``-y``, ``-p``, ``-r``; within a kind, later flags win.
+``-k``/``--kernel`` and ``--execution-timeout`` mean what the config's ``kernel`` and ``timeout`` mean;
+papermill's other flags are refused (``UNSUPPORTED``), each with the reason.
 """
 
 import base64
@@ -28,6 +30,63 @@ class Flags:
     parameters_yaml: list[str] = field(default_factory=list)  # -y
     parameters_file: list[str] = field(default_factory=list)  # -f
     parameters_base64: list[str] = field(default_factory=list)  # -b
+    kernel: str | None = None  # -k, --kernel
+    execution_timeout: str | None = None  # --execution-timeout
+
+
+# papermill 2.7's other flags, and why a run through nbsweep cannot take them.
+OUTPUT_TO_LOG = "each run's output is written to its log beside the notebook"
+PARTIAL = "papermill writes a hidden partial notebook, moved into place only on success"
+UNSUPPORTED = {
+    "--cwd": "runs execute in the project folder, so that relative paths work in every run",
+    "--language": "the language is the kernel's; choose the kernel with -k",
+    "-l": "the language is the kernel's; choose the kernel with -k",
+    "--engine": "runs execute with papermill's default engine",
+    "--prepare-only": "a run's notebook is always executed",
+    "--prepare-execute": "a run's notebook is always executed",
+    "--inject-input-path": "pass the path as a parameter with -p",
+    "--inject-output-path": "pass the path as a parameter with -p",
+    "--inject-paths": "pass the paths as parameters with -p",
+    "--log-output": OUTPUT_TO_LOG,
+    "--no-log-output": OUTPUT_TO_LOG,
+    "--stdout-file": OUTPUT_TO_LOG,
+    "--stderr-file": OUTPUT_TO_LOG,
+    "--log-level": OUTPUT_TO_LOG,
+    "--progress-bar": "nbsweep's console shows the run's progress",
+    "--no-progress-bar": "nbsweep's console shows the run's progress",
+    "--start-timeout": "kernels are started by nbsweep's runner",
+    "--start_timeout": "kernels are started by nbsweep's runner",
+    "--request-save-on-cell-execute": PARTIAL,
+    "--no-request-save-on-cell-execute": PARTIAL,
+    "--autosave-cell-every": PARTIAL,
+    "--report-mode": "the notebook keeps its inputs",
+    "--no-report-mode": "the notebook keeps its inputs",
+    "--help-notebook": "list a template's parameters with `nbsweep params TEMPLATE`",
+}
+
+
+def unsupported(args: list[str]) -> str | None:
+    """The sentence refusing the first papermill flag in ``args`` that nbsweep run does not take, or None."""
+    for arg in args:
+        flag = arg.split("=", 1)[0]
+        if flag in UNSUPPORTED:
+            return f"nbsweep run does not take papermill's {flag}: {UNSUPPORTED[flag]}"
+    return None
+
+
+def settings(flags: Flags) -> dict:
+    """The run settings papermill's flags give, as config entry keys (``kernel``, ``timeout``)."""
+    found: dict = {}
+    if flags.kernel is not None:
+        found["kernel"] = flags.kernel
+    if flags.execution_timeout is not None:
+        try:
+            found["timeout"] = int(flags.execution_timeout)
+        except ValueError:
+            raise SweepError(
+                f"--execution-timeout {quoted(flags.execution_timeout)} is not a whole number of seconds; give e.g. 600"
+            ) from None
+    return found
 
 
 def parameters(flags: Flags) -> dict:

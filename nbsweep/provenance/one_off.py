@@ -47,16 +47,18 @@ def default_label(parameters: dict) -> str:
     return slug("_".join(f"{name}{value}" for name, value in parameters.items()))
 
 
-def plan(config_files: tuple[Path, ...], schema_file: Path, template: str, parameters: dict, label: str | None) -> OneOff:
+def plan(
+    config_files: tuple[Path, ...], schema_file: Path, template: str, parameters: dict, label: str | None, settings: dict | None = None
+) -> OneOff:
     """Plan the one-off run of ``template`` with ``parameters`` (label: given, else ``default_label``)
-    on the project's config (``config_files``: none in a project without one); a SweepError for
+    and ``settings`` (config entry keys such as ``kernel``) on the project's config (``config_files``: none in a project without one); a SweepError for
     bad input, or when a config run has its output folder or its template's name."""
     schema = load_schema(schema_file)
     config = load_config(list(config_files), schema)
     where = f"nbsweep run {template}"
     if label is not None:
         check_name(label, "label", where)
-    entry = {"notebook": template, "label": label or default_label(parameters), "parameters": parameters}
+    entry = {"notebook": template, "label": label or default_label(parameters), "parameters": parameters, **(settings or {})}
     run = plan_entry(config, schema, {"runs": [entry]}, where, f"{where} (label {quoted(entry['label'])})")
     for other in Planner(config).plan():
         if other.id == run.id:

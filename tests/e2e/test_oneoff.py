@@ -42,13 +42,15 @@ def test_one_off_run_executes_with_papermills_types_and_reruns_only_on_change(pr
     assert project.record("t", "mine")["parameters"] == {"lr": 0.2, "nothing": None}
 
 
-def test_parameter_flags_take_precedence_as_in_papermill(project):
+def test_parameter_flags_take_precedence_as_in_papermill_and_k_chooses_the_kernel(project):
     one_off_project(project)
+    project.add_kernel("py2")
     (project.root / "params.yaml").write_text("lr: 0.3\nname: file\nn: 1\ntag: file\n")
     proc = project.nbsweep(
-        "run", "notebooks/t.ipynb", "-p", "lr", "0.25", "-f", "params.yaml", "-y", "{name: yaml, n: 2}", "-r", "tag", "7", "--label", "mixed"
+        "run", "notebooks/t.ipynb", "-p", "lr", "0.25", "-f", "params.yaml", "-y", "{name: yaml, n: 2}", "-r", "tag", "7", "--label", "mixed", "-k", "py2"
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
+    assert project.record("t", "mixed")["kernel"] == "py2"
     # -p beats -f whatever the order, -y beats -f, -r keeps text
     assert project.record("t", "mixed")["parameters"] == {"lr": 0.25, "name": "yaml", "n": 2, "tag": "7"}
     assert "'tag': 'str'" in stdout_of(project.target("t", "mixed"))

@@ -9,7 +9,7 @@ import pytest
 
 from nbsweep import layout
 from nbsweep.errors import SweepError
-from nbsweep.model.papermill_flags import Flags, parameters
+from nbsweep.model.papermill_flags import Flags, parameters, settings, unsupported
 from nbsweep.packaged import SNAKEFILE
 from nbsweep.provenance import one_off
 from nbsweep.results import orphans
@@ -86,6 +86,21 @@ def test_flags_papermill_could_not_use_or_nbsweep_cannot_pass_on_are_one_sentenc
     with pytest.raises(SweepError) as err:
         parameters(flags_of(args))
     assert str(err.value) == sentence
+
+
+def test_kernel_and_execution_timeout_are_the_configs_kernel_and_timeout():
+    assert settings(Flags(kernel="py2", execution_timeout="600")) == {"kernel": "py2", "timeout": 600}
+    assert settings(Flags()) == {}
+    with pytest.raises(SweepError, match="--execution-timeout '1.5s' is not a whole number of seconds"):
+        settings(Flags(execution_timeout="1.5s"))
+
+
+def test_papermills_other_flags_are_refused_with_the_reason():
+    assert unsupported(["run", "t.ipynb", "-p", "a", "1", "--cwd=/tmp"]) == (
+        "nbsweep run does not take papermill's --cwd: runs execute in the project folder, so that relative paths work in every run"
+    )
+    assert "--no-report-mode" in unsupported(["run", "t.ipynb", "--no-report-mode"])
+    assert unsupported(["run", "t.ipynb", "-k", "py2", "--execution-timeout", "5", "--label", "x"]) is None
 
 
 def test_default_label_is_made_from_the_parameters_and_path_safe():
