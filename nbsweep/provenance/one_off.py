@@ -76,15 +76,15 @@ def plan(
 def plan_entry(config: SweepConfig, schema: dict, doc, source: str, where: str) -> Run:
     """The run of a one-off config document (one entry, no grid), planned with the config's
     settings; errors name ``where`` instead of the document's ``source``."""
+    entries = doc.get("runs") if isinstance(doc, dict) else None
+    spec = RunSpec(source, 1, entries[0]) if isinstance(entries, list) and entries and isinstance(entries[0], dict) else None
     try:
         validate(doc, source, schema)
-        if len(doc["runs"]) != 1 or doc["runs"][0].get("grid"):
+        if spec is None or len(entries) != 1 or spec.spec.get("grid"):
             raise SweepError(f"{source} must hold exactly one run without a grid")
-        spec = RunSpec(source, 1, doc["runs"][0])
         return Planner(replace(config, runs=[spec])).plan()[0]
     except SweepError as err:
-        prefix = RunSpec(source, 1, doc["runs"][0]).where() if isinstance(doc, dict) and doc.get("runs") else source
-        raise SweepError(str(err).replace(prefix, where)) from None
+        raise SweepError(str(err).replace(spec.where() if spec else source, where)) from None
 
 
 def write_marker(one_off: OneOff) -> None:
