@@ -14,14 +14,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nbsweep.model import papermill_flags
 from nbsweep.packaged import SCHEMA
 from nbsweep.provenance import accept as acceptance
+from nbsweep.provenance import one_off
 from nbsweep.provenance.state import RunState, run_state
-from nbsweep.provenance.sweep import Sweep
+from nbsweep.provenance.sweep import DEFAULT_CONFIG, Sweep, as_given
 from nbsweep.results import orphans, summary
-from nbsweep.smk import workdir
+from nbsweep.smk import launch, workdir
 
-__all__ = ["Status", "accept", "load", "results", "states", "status"]
+__all__ = ["OneOffRun", "Status", "accept", "load", "results", "run", "states", "status"]
 
 
 def load(config_files: Iterable[str | Path] = ()) -> Sweep:
@@ -39,12 +41,14 @@ def states(sweep: Sweep) -> list[RunState]:
 @dataclass
 class Status:
     """The runs' states and the output folders of runs no longer in the config (``orphans``);
-    with ``remove_orphans``, which were ``removed`` and which ``kept`` (they hold files nbsweep did not write)."""
+    with ``remove_orphans``, which were ``removed`` and which ``kept`` (they hold files nbsweep did not write).
+    ``one_offs``: the states of the one-off runs (``run``) in the output folder, which are no orphans."""
 
     states: list[RunState]
     orphans: list[Path]
     removed: list[Path] = field(default_factory=list)
     kept: list[Path] = field(default_factory=list)
+    one_offs: list[RunState] = field(default_factory=list)
 
 
 def status(config_files: Iterable[str | Path] = (), remove_orphans: bool = False) -> Status:
@@ -52,12 +56,13 @@ def status(config_files: Iterable[str | Path] = (), remove_orphans: bool = False
     invocation owns the project or output folder."""
     sweep = load(config_files)
     found = orphans.orphans(sweep.output_dir, sweep.runs)
+    one_offs = one_off.states(project_files(config_files), SCHEMA, sweep.runs)
     if not (found and remove_orphans):
-        return Status(states(sweep), found)
+        return Status(states(sweep), found, one_offs=one_offs)
     workdir.own_or_refuse(sweep.output_dir)
     found = orphans.orphans(sweep.output_dir, sweep.runs)  # as they are now that no other invocation can write there
     kept = [folder for folder in found if not orphans.remove_orphan(folder)]
-    return Status(states(sweep), found, [folder for folder in found if folder not in kept], kept)
+    return Status(states(sweep), found, [folder for folder in found if folder not in kept], kept, one_offs)
 
 
 def accept(config_files: Iterable[str | Path] = (), targets: Iterable[str] = ()) -> acceptance.Acceptance:
@@ -76,3 +81,43 @@ def accept(config_files: Iterable[str | Path] = (), targets: Iterable[str] = ())
 def results(config_files: Iterable[str | Path] = ()) -> list[dict]:
     """One row per configured run, as summary.json holds them (state, parameters, metrics, files)."""
     return summary.rows(load(config_files))
+
+
+@dataclass
+class OneOffRun:
+    """What ``run`` did: the run's ``target``, whether it was ``current`` before (nothing executed),
+    its ``state`` afterwards and Snakemake's ``exit_status``."""
+
+    target: Path
+    current: bool
+    state: RunState
+    exit_status: int
+
+
+def run(
+    template: str,
+    flags: papermill_flags.Flags,
+    label: str | None = None,
+    config_files: Iterable[str | Path] = (),
+    snakemake_args: Iterable[str] = (),
+) -> OneOffRun:
+    """Execute ``template`` once with papermill's parameter, kernel and timeout flags (``nbsweep run``), through Snakemake
+    and the packaged workflow like a config run, without changing the config. Its notebook is
+    ``<output_dir>/<name>/<label>/<name>_<label>.ipynb`` (label: given, else made from the
+    parameters); a run whose notebook records these parameters, template and inputs executes
+    nothing. Bad input raises SweepError before anything is written or started."""
+    parameters, settings = papermill_flags.parameters(flags), papermill_flags.settings(flags)
+    planned = one_off.plan(project_files(config_files), SCHEMA, template, parameters, label, settings)
+    cmd = launch.command(planned.target, [*planned.config_files, planned.marker], list(snakemake_args))
+    current = Sweep(planned.output_dir, [planned.run]).is_current(planned.run)
+    one_off.write_marker(planned)
+    try:
+        exit_status = launch.run(cmd, planned.run.id)
+    finally:
+        one_off.drop_unused_marker(planned)
+    return OneOffRun(planned.target, current, run_state(planned.run, planned.output_dir, {}), exit_status)
+
+
+def project_files(config_files: Iterable[str | Path]) -> tuple[Path, ...]:
+    """The config files given, else config/config.yaml if it exists: a one-off run needs no config."""
+    return tuple(as_given(Path(path)) for path in config_files) or ((DEFAULT_CONFIG,) if DEFAULT_CONFIG.exists() else ())

@@ -88,6 +88,11 @@ class RunFiles:
         content (``nbsweep.execution.run_io``)."""
         return self.target.with_name(f".{self.target.stem}.outputs")
 
+    @property
+    def one_off(self) -> Path:
+        """The entry of a one-off run (``nbsweep run``): it marks the folder as that run's."""
+        return self.target.with_suffix(".one-off.json")
+
     def all(self) -> list[Path]:
         return [
             self.target, self.failed, self.failed_html, self.partial, self.log, self.html, self.render_log,

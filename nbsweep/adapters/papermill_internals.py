@@ -27,3 +27,18 @@ def register_translator(names: tuple[str, ...], translator):
     for name in names:
         papermill_translators.register(name, translator)
     return papermill_translators
+
+
+def resolve_type(value: str):
+    """A ``papermill -p NAME VALUE`` value as papermill's command line types it: True, False,
+    None, an int, a float, else the text itself."""
+    from papermill.cli import _resolve_type  # papermill 2.7.0: private helper of papermill.cli.papermill
+
+    return _resolve_type(value)
+
+
+def yaml_loader():
+    """The PyYAML loader papermill's command line reads ``-y``/``-f``/``-b`` with: safe, dates kept as text."""
+    from papermill.iorw import NoDatesSafeLoader  # papermill 2.7.0: yaml.SafeLoader without the timestamp resolver
+
+    return NoDatesSafeLoader

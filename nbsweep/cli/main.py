@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from nbsweep.errors import SweepError
+from nbsweep.model.papermill_flags import Flags, unsupported
 
 
 def add_configfile_option(command: argparse.ArgumentParser) -> None:
@@ -71,10 +72,40 @@ def parser() -> argparse.ArgumentParser:
     )
     params.add_argument("notebook", type=Path)
     commands.add_parser("snakefile", help="print the packaged workflow's Snakefile (for `snakemake -s` or `module:`)")
+    add_run_command(commands)
     return main
 
 
+def add_run_command(commands) -> None:
+    run = commands.add_parser(
+        "run",
+        help="execute a template once with papermill's parameter flags, outside the config",
+        description="Execute TEMPLATE once, as `papermill TEMPLATE OUT -p NAME VALUE` would, through Snakemake and the packaged "
+        "workflow like a config run: its notebook is <output_dir>/<name>/<label>/<name>_<label>.ipynb, and running the same "
+        "command again executes nothing. The config is not changed. Snakemake's own flags go after `--`, e.g. `-- --cores 4`.",
+    )
+    run.add_argument("template", metavar="TEMPLATE", help="the template (a notebook or text template), relative to the project")
+    run.add_argument("output", nargs="?", help=argparse.SUPPRESS)  # papermill's OUTPUT_PATH: refused with a sentence
+    pairs = {"nargs": 2, "action": "append", "default": [], "metavar": ("NAME", "VALUE")}
+    run.add_argument("-p", "--parameters", **pairs, help="a parameter, typed as papermill types it (True, False, None, int, float, text)")
+    run.add_argument("-r", "--parameters_raw", **pairs, help="a parameter whose value is text as given")
+    run.add_argument("-y", "--parameters_yaml", action="append", default=[], metavar="YAML", help="parameters as a YAML mapping")
+    run.add_argument("-f", "--parameters_file", action="append", default=[], metavar="FILE", help="parameters from a YAML file")
+    run.add_argument("-b", "--parameters_base64", action="append", default=[], metavar="BASE64", help="parameters as base64-encoded YAML")
+    run.add_argument("-k", "--kernel", help="the kernel to run, whatever the template's metadata says (the config's `kernel`)")
+    run.add_argument("--execution-timeout", metavar="SECONDS", help="seconds each cell may take (the config's `timeout`)")
+    run.add_argument("--label", help="names the run's output folder (default: made from the parameters, e.g. lr0.1_nameabc)")
+    add_configfile_option(run)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    snakemake_args: list[str] = []
+    if argv[:1] == ["run"] and "--" in argv:  # nbsweep run ... -- SNAKEMAKE FLAGS
+        argv, snakemake_args = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
+    if argv[:1] == ["run"] and (refusal := unsupported(argv)):
+        print(f"nbsweep: {refusal}.", file=sys.stderr)  # one sentence, not argparse's usage
+        return 1
     args = parser().parse_args(argv)
     try:
         if args.command == "init":
@@ -99,10 +130,35 @@ def main(argv: list[str] | None = None) -> int:
             from nbsweep import snakefile
 
             print(snakefile())
+        elif args.command == "run":
+            return one_off_run(args, snakemake_args)
     except SweepError as err:
         print(f"nbsweep: {err}.", file=sys.stderr)
         return 1
     return 0
+
+
+def one_off_run(args, snakemake_args: list[str]) -> int:
+    from nbsweep import api
+    from nbsweep.cli import reports
+
+    if args.output is not None:
+        raise SweepError(
+            f"nbsweep run writes the notebook to <output_dir>/<name>/<label>/ itself, so it takes no output path ({args.output}); "
+            "name the run with --label instead"
+        )
+    flags = Flags(
+        args.parameters,
+        args.parameters_raw,
+        args.parameters_yaml,
+        args.parameters_file,
+        args.parameters_base64,
+        args.kernel,
+        args.execution_timeout,
+    )
+    done = api.run(args.template, flags, args.label, args.configfile, snakemake_args)
+    print(f"nbsweep: {reports.one_off_line(done)}")
+    return done.exit_status
 
 
 def describe_parameters(path: Path) -> str:

@@ -4,7 +4,7 @@ from collections import Counter
 
 from nbsweep.provenance.accept import Acceptance
 from nbsweep.provenance.records import explain
-from nbsweep.provenance.state import STATES, RunState
+from nbsweep.provenance.state import MISSING, STATES, UP_TO_DATE, RunState
 
 
 def states_table(states: list[RunState]) -> str:
@@ -28,7 +28,23 @@ def status_report(status) -> str:
     elif found:
         report.append(f"outputs of {runs} (delete them with --remove-orphans):")
         report += [f"  {folder}/" for folder in found]
+    if status.one_offs:
+        count = len(status.one_offs)
+        report += ["", f"{count} one-off run{'s' if count != 1 else ''} (nbsweep run; not in the config, the summary or index.html):"]
+        report += [f"  {line}" for line in states_table(status.one_offs).splitlines()]
     return "\n".join(report)
+
+
+def one_off_line(done) -> str:
+    """What ``nbsweep run`` says once Snakemake has finished: the run's state and notebook."""
+    run = done.state.run
+    if done.current and done.state.state == UP_TO_DATE:
+        return f"{run} is up to date, nothing executed: {done.target}"
+    if done.state.state == UP_TO_DATE:
+        return f"{run} executed: {done.target}"
+    if done.state.state == MISSING:
+        return f"{run} did not execute (see the messages above): {done.target} does not exist"
+    return f"{run} is {done.state.state}: {done.state.detail or done.target}"
 
 
 def accept_report(done: Acceptance, targets: list[str]) -> list[str]:

@@ -13,11 +13,17 @@ def own_files(folder: Path) -> list[Path]:
     return [path for path in files.all() if path.is_file()]
 
 
+def is_one_off(folder: Path) -> bool:
+    """Whether the folder is a one-off run's (``nbsweep run``), which is never an orphan."""
+    return layout.RunFiles(folder / f"{folder.parent.name}_{folder.name}.ipynb").one_off.is_file()
+
+
 def orphans(output_dir: str, configured) -> list[Path]:
-    """Run folders in the output folder with nbsweep files of runs not in ``configured`` ((name, label) pairs)."""
+    """Run folders in the output folder with nbsweep files of runs not in ``configured`` ((name, label)
+    pairs), other than one-off runs' folders."""
     out = Path(output_dir)
     folders = sorted(out.glob("*/*/")) if out.is_dir() else []
-    return [f for f in folders if (f.parent.name, f.name) not in configured and own_files(f)]
+    return [f for f in folders if (f.parent.name, f.name) not in configured and own_files(f) and not is_one_off(f)]
 
 
 def remove_orphan(folder: Path) -> bool:

@@ -22,6 +22,7 @@ from nbsweep.packaged import SCHEMA
 from nbsweep.provenance.sweep import DEFAULT_CONFIG, Sweep, as_given
 from nbsweep.results import failures, summary, tracking
 from nbsweep.smk import interrupts, main_process, workdir, writable
+from nbsweep.smk.launch import ONE_OFF
 from nbsweep.smk.output_dir import check_output_dir_is_ours
 
 INVOCATION = "NBSWEEP_INVOCATION"  # names the invocation whose job files a job reads
@@ -66,6 +67,7 @@ def plan_or_exit(workflow) -> Sweep:
             workdir.recover(outputs={path: sweep.target(run) for run in sweep.producing_runs for path in run.outputs})
         os.environ[INVOCATION] = sweep.invocation = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         warm_client.export_secret_variables(sweep.runs.values())  # for its jobs: the warm runner keeps these out of its environment
+        main_process.MAIN["one_off"] = os.environ.get(ONE_OFF, "")  # nbsweep run: no summary of the config's runs
         smk.on_exit(lambda: finish_as_owner(workflow, sweep))
         interrupts.install()
         remember(sweep)
@@ -219,13 +221,14 @@ def join_batches(workflow, sweep: Sweep) -> None:
 
 def finish(workflow, sweep: Sweep) -> None:
     """At exit of an invocation that executed (not -n, --lint, --unlock, ...) as the folder's
-    owner: write the results, drop the invocation's job files, then cancel Snakemake's
+    owner: write the results (not for a one-off run, ``nbsweep.smk.launch``), drop the invocation's job files, then cancel Snakemake's
     rate-limiter timers, which only wait to look at jobs again. A run left out of the DAG because
     its folder cannot be written failed, which Snakemake never saw: the process then exits 1."""
     sweep.remove_job_files()
     if not smk.has_executor(workflow) or smk.is_dry_run(workflow) or not sweep.owner or sweep.refused:
         return
-    summary.write_results(sweep)
+    if not main_process.MAIN.get("one_off"):
+        summary.write_results(sweep)
     tracking.log_executed(sweep, sweep.mlflow, main_process.MAIN.get("notebooks"))
     smk.cancel_rate_limiter_timers()
     if any(failure.status == "failed" for failure in sweep.blocked.values()):

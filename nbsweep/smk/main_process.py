@@ -8,8 +8,9 @@ MAIN: dict = {}
 
 def refresh() -> None:
     """Rewrite summary.csv/json and index.html while the sweep runs (nbsweep's console calls this
-    as runs finish); silent, and a failure only waits for the final write to report it."""
+    as runs finish); silent, and a failure only waits for the final write to report it. A one-off
+    run's invocation (``nbsweep run``) leaves them as they are."""
     sweep = MAIN.get("sweep")
-    if sweep is None or not sweep.owner:
+    if sweep is None or not sweep.owner or MAIN.get("one_off"):
         return
     summary.write_results(sweep, announce=False)

@@ -232,6 +232,19 @@ def test_papermills_remote_io_backends_are_optional_imports():
     assert proc.returncode == 0, changed("papermill", f"it cannot be imported without its cloud backends:\n{proc.stderr[-2000:]}")
 
 
+def test_papermills_command_line_types_and_yaml_loader_are_still_there():
+    import yaml
+
+    assert [papermill_internals.resolve_type(v) for v in ("True", "None", "3", "1e3", "0.1", "true")] == [True, None, 3, 1000.0, 0.1, "true"], changed(
+        "papermill", "papermill.cli._resolve_type types -p values differently (papermill_internals.resolve_type)"
+    )  # fmt: skip
+    loader = papermill_internals.yaml_loader()
+    assert issubclass(loader, yaml.SafeLoader) and yaml.load("d: 2024-01-01", Loader=loader) == {"d": "2024-01-01"}, changed(  # noqa: S506
+        "papermill",
+        "papermill.iorw.NoDatesSafeLoader is no longer a safe loader that keeps dates as text (papermill_internals.yaml_loader)",
+    )
+
+
 def test_papermills_translator_registry_takes_nbsweeps_translators():
     from papermill.translators import PythonTranslator, RTranslator, Translator
 
