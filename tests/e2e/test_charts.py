@@ -1,4 +1,5 @@
-"""index.html's charts after a real 3x3 grid sweep, in real headless Chromium."""
+"""index.html's charts in real headless Chromium: after a real 3x3 grid sweep, a real sweep over
+two datasets (at 1280 px), and summaries made up for what real sweeps rarely show."""
 
 import json
 import time
@@ -7,6 +8,8 @@ from urllib.parse import quote
 
 import pytest
 from chromium import chromium_page, needs_chromium
+
+from nbsweep.results import index, summary
 
 pytestmark = needs_chromium
 
@@ -189,3 +192,49 @@ def test_two_parameters_over_two_datasets_are_told_apart_exactly_and_fit_1280_px
     page.js(f"document.querySelector('{table}').parentElement.scrollLeft = 0")
     page.screenshot(tmp_path / "two-datasets.png")
     assert (tmp_path / "two-datasets.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def synthetic_index(tmp_path, rows: list[dict]) -> str:
+    """index.html of summary rows made up here (no sweep): for what a real sweep rarely shows."""
+    out = tmp_path / "out"
+    out.mkdir(parents=True)
+    columns, full = summary.full_table(rows)
+    (out / "index.html").write_text(index.page(columns, full, out), encoding="utf-8")
+    return (out / "index.html").as_uri()
+
+
+def made_up_row(params: dict, status: str = "ok") -> dict:
+    label = "_".join(f"{k}{v}" for k, v in params.items())
+    return {
+        "template": "t",
+        "label": label,
+        "status": status,
+        "stale": False,
+        **{f"params.{k}": v for k, v in params.items()},
+        "metrics.m": None if status == "failed" else sum(params.values()),
+        "target": f"out/t/{label}/t_{label}.ipynb",
+        "notebook": f"out/t/{label}/t_{label}{'.failed' if status == 'failed' else ''}.ipynb",
+    }
+
+
+def test_a_failed_run_keeps_its_series_and_too_many_series_are_named_not_coloured(page, tmp_path):
+    rows = [made_up_row({"a": a, "b": b, "c": c}) for a in (1, 2, 3) for b in (1, 2, 3, 4) for c in (1, 2, 3)]
+    rows[5] = made_up_row({"a": 1, "b": 2, "c": 3}, status="failed")
+    page.open(synthetic_index(tmp_path, rows))
+    assert page.errors() == []
+    # 12 combinations of b and c: more than there are colours, so none, and the chart says so.
+    chart = "svg.chart[aria-label='m against a']"
+    assert page.js(f'document.querySelectorAll("{chart} [data-series], {chart} .series-legend").length') == 0
+    assert page.js(f'document.querySelector("{chart}").textContent').endswith("also varying, not shown: b, c")
+
+    page.open(
+        synthetic_index(
+            tmp_path / "two", [made_up_row({"a": a, "c": c}, "failed" if (a, c) == (2, 1) else "ok") for a in (1, 2, 3) for c in (1, 2)]
+        )
+    )
+    chart = "svg.chart[aria-label='m against a']"
+    failed = page.js(
+        f'(() => {{ const d = document.querySelector("{chart} path.mark.st-failed"); return [d.dataset.series, getComputedStyle(d).stroke]; }})()'
+    )
+    key = page.js(f"getComputedStyle(document.querySelector(\"{chart} .series-legend .entry[data-series='1'] .key\")).fill")
+    assert failed == ["1", key]
