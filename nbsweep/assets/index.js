@@ -144,13 +144,13 @@
   var PALETTE = ["#0969da", "#bf3989", "#1a7f37", "#8250df", "#1b7c83", "#953800", "#0a3069", "#7d4e00"];
 
   // The runs grouped by the values of ``params`` (the parameters that vary besides the chart's
-  // axis): [{name, key, colour, runs}], in value order; colour is null when there are too many.
+  // axis): [{name, colour, runs}], in value order; colour is null when there are too many.
   function seriesOf(runs, params) {
     if (!params.length) return [];
     var groups = {}, order = [];
     runs.forEach(function (run) {
       var values = params.map(function (p) { return run.params[p]; }), key = keyOf(values);
-      if (!(key in groups)) { groups[key] = { values: values, key: key, runs: [] }; order.push(groups[key]); }
+      if (!(key in groups)) { groups[key] = { values: values, runs: [] }; order.push(groups[key]); }
       groups[key].runs.push(run);
     });
     order.sort(function (x, y) {
