@@ -20,6 +20,7 @@ from nbsweep.canonical import canonical_json
 from nbsweep.model.cells import place
 
 ASSETS = Path(__file__).parents[1] / "assets"
+LABEL_WIDTH, TEXT_WIDTH = 32, 40  # characters of labels and text values shown in the table
 STATUSES = ("ok", "stale", "failed", "not run")  # as `nbsweep status` counts: up to date, stale, failed, missing
 
 
@@ -41,8 +42,28 @@ def cell_text(value) -> str:
 
 
 def display_text(value) -> str:
-    """A value as table text: floats to 4 significant digits (the full value is the tooltip)."""
-    return format(value, ".4g") if isinstance(value, float) else cell_text(value)
+    """A value as table text: a float's fraction to 4 significant digits, its integer digits never
+    rounded (the exact value is the tooltip); other values as recorded."""
+    if isinstance(value, float) and math.isfinite(value):
+        whole = len(str(int(abs(value)))) if 1 <= abs(value) < 1e15 else 0
+        return format(value, f".{max(4, whole)}g")
+    return cell_text(value)
+
+
+def shortened(text: str, limit: int) -> str:
+    """Text of at most ``limit`` characters for a narrow place (the full text goes in a tooltip):
+    a path keeps its last parts (``…/data/adult.csv``), other text (and a file name too long) its
+    start and end (``abc…xyz``). index.js shortens chart labels the same way."""
+    if len(text) <= limit:
+        return text
+    parts = text.split("/")
+    if len(parts) > 1 and limit > 8:
+        kept = 0
+        while kept < len(parts) - 1 and len("…/" + "/".join(parts[-kept - 1 :])) <= limit:
+            kept += 1
+        return "…/" + ("/".join(parts[-kept:]) if kept else shortened(parts[-1], limit - 2))
+    head = -(-(limit - 1) // 2)
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head) :]
 
 
 def tally(rows: list[dict], separator: str = ", ") -> str:
@@ -85,11 +106,21 @@ def header(column: str) -> str:
 
 
 def value_cell(value, default: bool = False) -> str:
+    """A value's cell: numbers with their exact value as tooltip, long text shortened with its full text as tooltip."""
     css, title = (["default"], "template default: ") if default else ([], "")
     if number(value):
         return f'<td class="{" ".join(["num", *css])}" data-sort="{value!r}" title="{esc(title + repr(value))}">{esc(display_text(value))}</td>'
-    attrs = f' class="default" title="{esc(title + cell_text(value))}"' if default else ""
-    return f"<td{attrs}>{esc(display_text(value))}</td>"
+    full = display_text(value)
+    short = shortened(full, TEXT_WIDTH)
+    attrs = (f' class="{" ".join(css)}"' if css else "") + (f' title="{esc(title + full)}"' if default or short != full else "")
+    return f"<td{attrs}>{esc(short)}</td>"
+
+
+def label_cell(label: str) -> str:
+    """The run's label, the column kept in view when the table scrolls sideways."""
+    short = shortened(label, LABEL_WIDTH)
+    title = f' title="{esc(label)}"' if short != label else ""
+    return f'<td class="label"{title}>{esc(short)}</td>'
 
 
 def error_text(r: dict) -> str:
@@ -121,7 +152,7 @@ def row_html(r: dict, varying: list[str], base: Path) -> str:
         )
     )
     cells = [
-        f"<td>{esc(r['label'])}</td>",
+        label_cell(r["label"]),
         f'<td class="status"><span class="badge">{esc(status)}</span>{stale}</td>',
         f'<td class="files">{files}</td>',
         *(value_cell(r.get(column), column.startswith("params.") and defaulted(r, column)) for column in varying),

@@ -194,16 +194,41 @@ def labels(r: dict) -> dict[str, str]:
     return keep
 
 
-def existing_renderings(sweep) -> list[str]:
-    """Renderings of configured runs that exist (inputs of nbsweep_all, so they are kept current)."""
-    renders = [layout.RunFiles(Path(target)).html for target in sweep.targets()]
-    return [str(path) for path in renders if path.exists()]
+def renderings(sweep) -> list[tuple[str, str, object]]:
+    """(target, rendering, run) of every configured run (those a failed upstream blocks aside)."""
+    runs = [run for key, run in sweep.runs.items() if key not in sweep.blocked]
+    return [(target, str(layout.RunFiles(Path(target)).html), run) for target, run in zip(sweep.targets(), runs, strict=True)]
 
 
-def reported_files(sweep, captions: Path) -> list[tuple[str, str]]:
-    """(path, caption) of the summary files that exist, for the Snakemake report."""
+def unrendered(sweep) -> list[str]:
+    """The executed notebooks of runs without a rendering (``nbsweep_renderings`` renders them)."""
+    return [target for target, html, _ in renderings(sweep) if Path(target).exists() and not Path(html).exists()]
+
+
+# The files of ``snakemake --report``, flagged with the Snakefile's ``report``: inputs of
+# nbsweep_all that no rule outputs (the exit hook writes the summary, each run's job its
+# rendering), so Snakemake takes them as source files and wants no provenance record of them.
+
+
+def reported_summary(sweep, report, captions: Path) -> list:
+    """index.html and summary.csv, when they exist, each with its caption."""
     found = [Path(sweep.output_dir, name) for name in ("index.html", "summary.csv")]
-    return [(str(path), str(captions / f"{path.stem}.rst")) for path in found if path.is_file()]
+    return [report(str(path), caption=str(captions / f"{path.stem}.rst"), category="Summary") for path in found if path.is_file()]
+
+
+def reported_renderings(sweep, report, captions: Path) -> list:
+    """The runs' renderings that exist, by template, labelled (when the report is made) with the run's row."""
+    return [
+        report(
+            html,
+            caption=str(captions / "notebook.rst"),
+            category="Notebooks",
+            subcategory=run.name,
+            labels=lambda _wildcards, run=run: labels(row(run, sweep.output_dir)),
+        )
+        for _, html, run in renderings(sweep)
+        if Path(html).exists()
+    ]
 
 
 def write_results(sweep, announce: bool = True) -> None:

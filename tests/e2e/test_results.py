@@ -170,3 +170,26 @@ def test_closing_line_and_index_header_count_as_status_does(calc):
     rows = rows_of(calc)
     assert [(r["status"], r["stale"]) for r in rows.values()] == [("ok", False), ("failed", False), ("stale", True), ("not run", None)]
     assert rows["x2"]["params.x"] == 2  # the parameters its notebook (and its metrics) were made with
+
+
+def test_the_report_has_every_rendering_with_its_record_and_says_how_renderings_are_made(calc):
+    config = yaml.safe_load((calc.root / "config/config.yaml").read_text())
+    config["runs"][2]["render"] = False
+    calc.write_config(config)
+    calc.snakemake(check=False)  # x0 fails
+    x2 = calc.target("calc", "x2")
+    assert x2.exists() and not x2.with_suffix(".html").exists()
+
+    # nbsweep_renderings renders the notebook that has none, and executes no run.
+    before = calc.outputs()
+    calc.snakemake("nbsweep_renderings")
+    assert x2.with_suffix(".html").exists()
+    assert calc.executed(before) == set() and not calc.target("calc", "x0").exists()
+
+    proc = calc.snakemake("--report", "report.html")
+    assert "Missing metadata" not in proc.stdout + proc.stderr and "non critical" not in proc.stdout + proc.stderr
+    report = (calc.root / "report.html").read_text()
+    for label, status in (("x1", "ok"), ("x2", "ok")):
+        assert f"calc_{label}.html" in report and f'"labels": {{"run": "{label}", "status": "{status}"' in report
+    assert "Each run's job renders its notebook as soon as it" in report
+    assert "has made them" not in report and "snakemake.wildcards" not in report

@@ -162,3 +162,33 @@ def test_logged_artifacts_holding_a_secret_are_masked_copies(tmp_path):
     assert secret not in copy.read_text() and json.dumps(secret)[1:-1] not in copy.read_text()
     assert (folder / "run.html").exists() is False and masked_copy(rendering, folder, [secret]).read_text() == "<pre>***</pre>"
     assert masked_copy(clean, folder, [secret]) == clean and masked_copy(notebook, folder, []) == notebook
+
+
+def test_numbers_keep_their_integer_digits_and_long_text_keeps_its_distinguishing_end():
+    assert [index.display_text(v) for v in (32561, 45211, 32561.0, 32561.234, 0.123456, 1234.5678, -2.5, 1e20)] == [
+        "32561",
+        "45211",
+        "32561",
+        "32561",
+        "0.1235",
+        "1235",
+        "-2.5",
+        "1e+20",
+    ]
+    path = "data/public/uci/adult/adult_full_training_set.csv"
+    assert index.shortened(path, 60) == path
+    assert index.shortened(path, 40) == "…/uci/adult/adult_full_training_set.csv"
+    assert index.shortened(path, 38) == "…/adult/adult_full_training_set.csv"
+    assert index.shortened(path, 20) == "…/adult_ful…_set.csv"  # the file name alone is too long: its start and end
+    assert index.shortened("a_label_much_too_long_for_its_column", 12) == "a_labe…olumn"
+    for limit in range(4, 50):
+        assert len(index.shortened(path, limit)) <= limit
+
+
+def test_long_labels_and_values_are_shortened_in_the_table_with_their_full_text_as_tooltip():
+    path = "data/public/uci_machine_learning_repository/adult/adult_training_set.csv"
+    label = "adult_full_training_set_with_z_equal_to_1"
+    cells = index.value_cell(path) + index.label_cell(label)
+    assert f'<td title="{path}">…/adult/adult_training_set.csv</td>' in cells
+    assert f'<td class="label" title="{label}">adult_full_train…th_z_equal_to_1</td>' in cells
+    assert index.value_cell(32561) == '<td class="num" data-sort="32561" title="32561">32561</td>'

@@ -1,39 +1,22 @@
-# Results: HTML renderings of executed notebooks (target `nbsweep_renderings`) and what
-# nbsweep_all adds. summary.csv/json and index.html are written as the invocation ends
-# (nbsweep.smk.hooks), whatever the outcome.
+# Results: the files of `snakemake --report` (inputs of nbsweep_all) and the target
+# `nbsweep_renderings`. summary.csv/json and index.html are written as the invocation ends
+# (nbsweep.smk.hooks), whatever the outcome; each run's job writes its rendering.
 from nbsweep.results import summary
 from nbsweep.packaged import WORKFLOW
 
-RENDER = str(layout.RunFiles(Path(TARGET)).html)
-# Renderings beside the notebooks, for the report. Each run's job makes its own and removes a
-# stale one, so the rule only renders missing ones (Snakemake touches outputs after their job).
-RENDERINGS = summary.existing_renderings(SWEEP)
-# The summary for `snakemake --report`, as inputs of nbsweep_all.
-SUMMARY_FILES = summary.reported_files(SWEEP, WORKFLOW / "report")
-REPORTED = [report(f, caption=c, category="Summary") for f, c in SUMMARY_FILES]
+REPORTED = summary.reported_summary(SWEEP, report, WORKFLOW / "report")
+RENDERINGS = summary.reported_renderings(SWEEP, report, WORKFLOW / "report")
 
 
-rule nbsweep_render:
+# Renders the executed notebooks that have no rendering (e.g. executed with `render: false`);
+# it executes no run.
+rule nbsweep_renderings:
     input:
-        ancient(TARGET),
-    output:
-        report(
-            RENDER,
-            caption="../report/notebook.rst",
-            category="Notebooks",
-            subcategory="{notebook}",
-            labels=lambda wc: summary.labels(summary.row(get_run(wc), OUTPUT_DIR)),
-        ),
+        summary.unrendered(SWEEP),
     log:
-        str(layout.RunFiles(Path(TARGET)).render_log),
+        str(layout.STATE / "renderings.log"),
     localrule: True
     conda:
         "../envs/notebook.yaml"
     shell:
-        f"{NBSWEEP_PYTHON} -m nbsweep.results.render {{input:q}} {{output:q}} 2> {{log:q}}"
-
-
-rule nbsweep_renderings:
-    input:
-        [str(layout.RunFiles(Path(target)).html) for target in SWEEP.targets()],
-    localrule: True
+        f"{NBSWEEP_PYTHON} -m nbsweep.results.render {{input:q}} 2> {{log:q}}"
