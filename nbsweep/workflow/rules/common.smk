@@ -9,7 +9,9 @@ TARGET = layout.TARGET.format(output_dir=OUTPUT_DIR, name="{notebook}", label="{
 # How the jobs start Python (this interpreter, or the conda env's with --sdm conda).
 NBSWEEP_PYTHON = nbsweep.smk.hooks.job_python(workflow)
 # A run's job: its notebook and log; the job file comes from its invocation (nbsweep.execution.job).
-RUN_COMMAND = f"{NBSWEEP_PYTHON} -m nbsweep.execution.job {{output.notebook:q}} {{log:q}}"
+RUN_COMMAND = (
+    f"{NBSWEEP_PYTHON} -m nbsweep.execution.job {{output.notebook:q}} {{log:q}}"
+)
 PRIORITY = nbsweep.smk.hooks.priorities(SWEEP)
 # Batches (batch_size) on clusters: one --group-components entry covers every batch group.
 nbsweep.smk.hooks.join_batches(workflow, SWEEP)
