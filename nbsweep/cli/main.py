@@ -1,6 +1,7 @@
 """The ``nbsweep`` command (also ``python -m nbsweep``): a thin layer over the package."""
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -75,6 +76,19 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; output cut short by its reader (``nbsweep status | head``) ends it quietly,
+    as the Python docs recommend for SIGPIPE (exit status 1, no traceback)."""
+    try:
+        code = command(argv)
+        sys.stdout.flush()  # here, so a closed pipe is seen while it can still be handled
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python flushes stdout at exit: into /dev/null now
+        return 1
+    return code
+
+
+def command(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "init":

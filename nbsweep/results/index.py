@@ -20,7 +20,8 @@ from nbsweep.canonical import canonical_json
 from nbsweep.model.cells import place
 
 ASSETS = Path(__file__).parents[1] / "assets"
-STATUSES = ("ok", "stale", "failed", "not run")  # as `nbsweep status` counts: up to date, stale, failed, missing
+# as `nbsweep status` counts: up to date, stale, failed, interrupted, missing
+STATUSES = ("ok", "stale", "failed", "interrupted", "not run")
 
 
 def esc(value) -> str:
