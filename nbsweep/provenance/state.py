@@ -28,6 +28,7 @@ INTERRUPTED = "interrupted"  # its latest execution was stopped (Ctrl-C, SIGTERM
 NOT_RUN = "not run"  # a run it waits for failed
 MISSING = "missing"
 STATES = (UP_TO_DATE, ACCEPTED, STALE, FAILED, INTERRUPTED, NOT_RUN, MISSING)
+_changed_cells: dict[tuple[str, str, object], str] = {}  # (template, its code, recorded code) -> the first cell that differs
 
 
 @dataclass(frozen=True)
@@ -108,14 +109,17 @@ def interrupted_state(run, files: layout.RunFiles, plan: records.Provenance) -> 
 
 def naming_cells(changes: list[Change], run, notebook: Path) -> list[Change]:
     """``changes`` with a template-code change naming the template's first cell that differs from
-    what ``notebook`` executed (``templates.changed_cell``)."""
-    if not any(change.what == "template code" and change.how == "changed" for change in changes):
+    what ``notebook`` executed (``templates.changed_cell``; found once per template and recorded code)."""
+    code = next((change for change in changes if change.what == "template code" and change.how == "changed"), None)
+    if code is None:
         return changes
-    try:
-        where = changed_cell(run.template.nb, read_notebook(str(notebook)))
-    except (SweepError, OSError, ValueError, AttributeError):  # an executed notebook that cannot be read: the change stays unnamed
-        return changes
-    return [replace(change, name=where) if change.what == "template code" and change.how == "changed" else change for change in changes]
+    key = (run.template.path, run.template.code_digest, code.old)
+    if key not in _changed_cells:
+        try:
+            _changed_cells[key] = changed_cell(run.template.nb, read_notebook(str(notebook)))
+        except (SweepError, OSError, ValueError):  # an executed notebook that cannot be read: the change stays unnamed
+            return changes
+    return [replace(change, name=_changed_cells[key]) if change is code else change for change in changes]
 
 
 def execution_reason(state: RunState, upstream: list[str], forced: bool) -> str:
