@@ -3,7 +3,7 @@
 In the output folder: the results files (``RESULTS``) and a folder per template. Per run
 (``<output_dir>/<name>/<label>/``): the target notebook, the failed copy, the hidden partial file
 papermill writes into, the log, the HTML rendering and its log, and the previous good notebook
-(with its log) kept while a rerun of a good run has failed.
+(with its log) kept while a rerun of a good run has failed or was interrupted (then marked so).
 In ``.snakemake/nbsweep/invocations/<id>/``: the job files of one invocation.
 """
 
@@ -83,6 +83,11 @@ class RunFiles:
         return self.target.with_suffix(".previous.log")
 
     @property
+    def interrupted(self) -> Path:
+        """A hidden marker: the run's latest execution was interrupted (removed at its next outcome)."""
+        return self.target.with_name(f".{self.target.stem}.interrupted")
+
+    @property
     def kept_outputs(self) -> Path:
         """A hidden folder of links to the declared outputs the latest good run wrote, named by
         content (``nbsweep.execution.run_io``)."""
@@ -96,7 +101,7 @@ class RunFiles:
     def all(self) -> list[Path]:
         return [
             self.target, self.failed, self.failed_html, self.partial, self.log, self.html, self.render_log,
-            self.good, self.good_log, self.previous, self.previous_log,
+            self.good, self.good_log, self.previous, self.previous_log, self.interrupted,
         ]  # fmt: skip
 
 

@@ -1,6 +1,7 @@
 """The ``nbsweep`` command (also ``python -m nbsweep``): a thin layer over the package."""
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -99,6 +100,19 @@ def add_run_command(commands) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; output cut short by its reader (``nbsweep status | head``) ends it quietly,
+    as the Python docs recommend for SIGPIPE (exit status 1, no traceback)."""
+    try:
+        code = command(argv)
+        sys.stdout.flush()  # here, so a closed pipe is seen while it can still be handled
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python flushes stdout at exit: into /dev/null now
+        return 1
+    return code
+
+
+def command(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     snakemake_args: list[str] = []
     if argv[:1] == ["run"] and "--" in argv:  # nbsweep run ... -- SNAKEMAKE FLAGS

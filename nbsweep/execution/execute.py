@@ -8,8 +8,8 @@ success the notebook is moved into place atomically; on failure it is kept as
 reported before the kernel is shut down. If whoever asked for the run goes away (Snakemake
 killed, or the warm runner's client, which goes when Snakemake is interrupted), or this process
 gets SIGTERM, SIGINT or SIGHUP, the run is aborted: its kernel and everything it started are
-killed (``lifecycle.kill_all``), the kernel's runtime dir and the partial notebook are removed, and
-nothing else is written or printed.
+killed (``lifecycle.kill_all``), the kernel's runtime dir and the partial notebook are removed, the
+run is marked interrupted with its last good notebook shown as the previous one, and nothing is printed.
 """
 
 import json
@@ -21,6 +21,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 import traceback
 from functools import cache
 from pathlib import Path
@@ -87,17 +88,38 @@ def rehearse() -> None:
     import jupytext  # noqa: F401 -- text templates are converted in the runs (0.7 s to import)
 
 
-def abort(partial: Path, code: int) -> None:
+def abort(files: layout.RunFiles, code: int, interrupted: bool = True) -> None:
     """Stop the run now: kill its kernel and all it started (``lifecycle.kill_all``: the kernel's
     session and every descendant of this process, which is their subreaper), remove the kernel's
-    runtime dir and the partial notebook, and exit with ``code`` without a word (whoever stopped
-    the run says so once). A second caller (another signal, the watcher) leaves it to the first."""
+    runtime dir and the partial notebook, mark an ``interrupted`` run so (``mark_interrupted``),
+    and exit with ``code`` without a word (whoever stopped the run says so once). A second caller
+    (another signal, the watcher) leaves it to the first."""
     if not _aborting.acquire(blocking=False):
         return
-    partial.unlink(missing_ok=True)  # first, so nothing of the run is seen once its kernel has gone
+    files.partial.unlink(missing_ok=True)  # first, so nothing of the run is seen once its kernel has gone
     lifecycle.kill_all()
-    partial.unlink(missing_ok=True)  # and again: papermill may have saved it meanwhile
+    files.partial.unlink(missing_ok=True)  # and again: papermill may have saved it meanwhile
+    if interrupted:
+        mark_interrupted(files)
     os._exit(code)
+
+
+def mark_interrupted(files: layout.RunFiles) -> None:
+    """Say the run's latest execution was interrupted (``files.interrupted``, removed at its next
+    outcome) and show its last good notebook, if any, as ``files.previous`` (the hidden good copy
+    stays for early cutoff)."""
+    try:
+        files.interrupted.write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z\n"), encoding="utf-8")
+        if files.good.exists():
+            files.previous.unlink(missing_ok=True)
+            try:
+                os.link(files.good, files.previous)
+            except OSError:  # a filesystem without hard links
+                shutil.copy2(files.good, files.previous)
+            if files.good_log.exists():
+                shutil.copy2(files.good_log, files.previous_log)
+    except OSError:  # e.g. a full disk: the run then shows as not run
+        pass
 
 
 def wait_if_aborting() -> None:
@@ -107,23 +129,23 @@ def wait_if_aborting() -> None:
         threading.Event().wait(ABORT_WAIT)
 
 
-def abort_when_gone(gone, partial: Path, reported: threading.Event) -> None:
+def abort_when_gone(gone, files: layout.RunFiles, reported: threading.Event) -> None:
     """Abort the run as soon as ``gone()`` says whoever asked for it has gone (unless ``reported``)."""
 
     def poll():
         while not gone():
             pass
         if not reported.is_set():
-            abort(partial, EXIT_INTERRUPTED)
+            abort(files, EXIT_INTERRUPTED)
 
     threading.Thread(target=poll, daemon=True).start()
 
 
-def handle_signals(partial: Path, outcome: list[int]) -> None:
-    """Abort on SIGTERM, SIGINT and SIGHUP: exit 128 + the signal, or, if the run's ``outcome``
-    is already on disk (its kernel is stopping), with that outcome, so a finished notebook stands."""
+def handle_signals(files: layout.RunFiles, outcome: list[int]) -> None:
+    """Abort on SIGTERM, SIGINT and SIGHUP: exit 128 + the signal (an interrupted run), or, if the
+    run's ``outcome`` is already on disk (its kernel is stopping), with that outcome, so a finished notebook stands."""
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda signum, frame: abort(partial, outcome[0] if outcome else 128 + signum))
+        signal.signal(sig, lambda signum, frame: abort(files, outcome[0], interrupted=False) if outcome else abort(files, 128 + signum))
 
 
 def failing_cell(nb) -> tuple[int | None, dict | None]:
@@ -241,7 +263,7 @@ def execute(
         stamp_run(nb, job, actual_code, None, outputs)
         write_durably(nb, partial)
         if not snakemake_alive():  # killed while the run executed: nobody waits for it, the next invocation reruns it
-            abort(partial, EXIT_INTERRUPTED)
+            abort(files, EXIT_INTERRUPTED)
         os.replace(partial, target)
         keep_as_good(files)
         run_io.keep_outputs(files, outputs)
@@ -373,18 +395,19 @@ def run_job(argv: list[str], gone, how: str, kernel: lifecycle.Kernel | None = N
     job = json.loads(job_file.read_text(encoding="utf-8"))
     present(job_file)
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = layout.RunFiles(target).partial
+    files = layout.RunFiles(target)
     reported = threading.Event()
     outcome: list[int] = []
 
     def report_once(code: int) -> None:
         outcome.append(code)
+        files.interrupted.unlink(missing_ok=True)  # this execution has an outcome
         reported.set()  # from now on the requester may go: the kernel still stops gracefully
         if report:
             report(code)
 
-    handle_signals(partial, outcome)
-    abort_when_gone(gone, partial, reported)
+    handle_signals(files, outcome)
+    abort_when_gone(gone, files, reported)
     run_io.settle(job)
     try:
         source = run_io.read_source(job)  # the template read once, the inputs hashed: now, as the run starts

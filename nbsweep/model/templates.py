@@ -27,6 +27,7 @@ import nbformat
 from nbsweep.canonical import digest
 from nbsweep.errors import SweepError
 from nbsweep.files import UnusableFile, read_regular
+from nbsweep.model.cells import added_by_papermill, first_line
 from nbsweep.model.formats import TEXT_EXTENSIONS, notebook_language, unsupported_extension
 from nbsweep.model.parameters import Parameter, declared
 
@@ -86,6 +87,36 @@ def code_cells(nb) -> list[dict]:
         if code is not None or tags:
             cells.append({"code": code, "tags": tags})
     return cells
+
+
+def counted_cells(nb) -> list[tuple[int, object]]:
+    """(index among the notebook's cells that papermill did not add, what of it counts) of each
+    cell that counts as code (``code_cells``)."""
+    language = notebook_language(nb)
+    found = []
+    for index, cell in enumerate(cell for cell in nb.cells if not added_by_papermill(cell)):
+        if cell.cell_type != "code":
+            continue
+        source = "".join(cell.source) if isinstance(cell.source, list) else cell.source
+        code, tags = code_form(source, language), sorted(cell.get("metadata", {}).get("tags", []))
+        if code is not None or tags:
+            found.append((index, [code, tags]))
+    return found
+
+
+def changed_cell(template_nb, executed_nb) -> str:
+    """Where the template's code first differs from what an executed notebook ran, as a person
+    sees the template: "cell 3 (`y = x * 2`)" (1-based); "" when no cell differs (the kernelspec did)."""
+    now, then = counted_cells(template_nb), counted_cells(executed_nb)
+    for (index, code), (_, ran) in zip(now, then, strict=False):
+        if code != ran:
+            return f"cell {index + 1} (`{first_line(template_nb.cells[index].source)}`)"
+    if len(now) > len(then):
+        index = now[len(then)][0]
+        return f"cell {index + 1} (`{first_line(template_nb.cells[index].source)}`)"
+    if len(then) > len(now):
+        return f"a cell after cell {now[-1][0] + 1} was removed" if now else "its code cells were removed"
+    return ""
 
 
 def code_digest(nb) -> str:

@@ -110,7 +110,7 @@ class Change:
 
     ``what``: "template code", "kernel", "parameter", "input", "upstream", "fingerprint", or
     "output" (a declared output that is not the file the run wrote); ``name``: the parameter
-    (dotted), file path or upstream run id; ``old``/``new``: the recorded
+    (dotted), file path, upstream run id, or for template code the first cell that differs; ``old``/``new``: the recorded
     and planned values (digests, kernel names, parameter values, execution ids; None where absent);
     ``how``: "changed", "added", "removed", "missing", for an input ``NOT_A_REGULAR_FILE`` or
     ``CHANGED_WHILE_READ``, for template code recorded with nbsweep's older digest "older digest"; ``producer``: the run that writes an input.
@@ -140,9 +140,11 @@ def explain(changes: list[Change]) -> list[str]:
 def sentence(change: Change) -> str:
     by = f", produced by {change.producer}" if change.producer else ""
     if change.what == "template code":
-        return (
-            "recorded with nbsweep's older code digest (the code is the same)" if change.how == "older digest" else "template code changed"
-        )
+        if change.how == "older digest":
+            return "recorded with nbsweep's older code digest (the code is the same)"
+        if change.name:  # the template's first cell that differs (``state.naming_cells``)
+            return f"template code changed in {change.name}" if change.name.startswith("cell ") else f"template code changed: {change.name}"
+        return "template code changed"
     if change.what == "kernel":
         return f"kernel changed: {change.old} → {change.new}"
     if change.what == "fingerprint":

@@ -1,13 +1,14 @@
-"""A run's state, decided in one place: up to date, stale (and how), failed, not run, or missing.
+"""A run's state, decided in one place: up to date, stale (and how), failed, interrupted, not run, or missing.
 
 A run is up to date exactly when its target notebook records the provenance planned now and its
 declared outputs are the files it wrote (``is_current``); Snakemake's planning, ``nbsweep status``,
 the summary and the API all ask ``run_state``/``is_current``. The state says why as data
-(``RunState.changes``, ``records.Change``) and as one line (``RunState.detail``).
+(``RunState.changes``, ``records.Change``) and as one line (``RunState.detail``); why a run
+executes in an invocation is said from it too (``execution_reason``: ``snakemake -n`` lists these).
 """
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from nbsweep import layout
@@ -15,7 +16,7 @@ from nbsweep.errors import SweepError
 from nbsweep.file_digests import NotRegularInput, file_digest
 from nbsweep.model import cells
 from nbsweep.model.pipeline import upstream_ids
-from nbsweep.model.templates import legacy_code_digest
+from nbsweep.model.templates import changed_cell, legacy_code_digest, read_notebook
 from nbsweep.provenance import records
 from nbsweep.provenance.records import NOT_A_REGULAR_FILE, Change, Provenance, execution_of, explain
 
@@ -23,9 +24,11 @@ UP_TO_DATE = "up to date"
 ACCEPTED = "up to date (accepted)"  # current because `nbsweep accept` re-stamped it
 STALE = "stale"
 FAILED = "failed"
+INTERRUPTED = "interrupted"  # its latest execution was stopped (Ctrl-C, SIGTERM, Snakemake killed)
 NOT_RUN = "not run"  # a run it waits for failed
 MISSING = "missing"
-STATES = (UP_TO_DATE, ACCEPTED, STALE, FAILED, NOT_RUN, MISSING)
+STATES = (UP_TO_DATE, ACCEPTED, STALE, FAILED, INTERRUPTED, NOT_RUN, MISSING)
+_changed_cells: dict[tuple[str, str, object], str] = {}  # (template, its code, recorded code) -> the first cell that differs
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ def run_state(run, output_dir: str, digests: dict[str, str | None], runs: dict |
     plan = planned(run, digests)
     files = layout.RunFiles.of(output_dir, run.name, run.label)
     made = records.recorded(files.target) if files.target.exists() else None
+    if made is None and files.interrupted.exists() and not files.target.exists():
+        return interrupted_state(run, files, plan)
     blocked = failed_upstream(run, output_dir, runs or {})
     if blocked:
         return RunState(run.id, NOT_RUN, f"waits for {blocked}, which failed")
@@ -63,6 +68,7 @@ def run_state(run, output_dir: str, digests: dict[str, str | None], runs: dict |
         changes = (
             plan.diff(made, dict(run.produced)) if made.fingerprint != plan.fingerprint else output_changes(run, files.target, digests)
         )
+        changes = naming_cells(changes, run, files.target)
         if not changes:
             return accepted_state(run, files.target) or RunState(run.id, UP_TO_DATE)
         return RunState(run.id, STALE, "; ".join(explain(changes)) + legacy_hint(run, made), tuple(changes))
@@ -80,11 +86,56 @@ def failed_state(run, files: layout.RunFiles, plan: records.Provenance) -> RunSt
     detail = f"{error.get('ename', 'error')}: {error.get('evalue', '')} {cells.place(error)}; see {files.failed}"
     made = records.Provenance.from_dict(record)
     changes = plan.diff(made, dict(run.produced)) if made is not None and made.fingerprint != plan.fingerprint else []
+    changes = naming_cells(changes, run, files.failed)
     if made is None or changes:
         detail += "; changed since: " + ("; ".join(explain(changes)) if made else "its record is unreadable")
     if files.previous.exists():
         detail += f"; the previous good notebook is kept at {files.previous}"
     return RunState(run.id, FAILED, detail, tuple(changes))
+
+
+def interrupted_state(run, files: layout.RunFiles, plan: records.Provenance) -> RunState:
+    """The state of a run whose latest execution was interrupted (``layout.RunFiles.interrupted``):
+    the good notebook it kept, and what changed since that one was made."""
+    made = records.recorded(files.previous) if files.previous.exists() else None
+    if made is None:
+        return RunState(run.id, INTERRUPTED, "interrupted before it ever finished (no earlier notebook)")
+    changes = naming_cells(plan.diff(made, dict(run.produced)), run, files.previous) if made.fingerprint != plan.fingerprint else []
+    detail = f"interrupted (previous good notebook kept at {files.previous})"
+    if changes:
+        detail += "; changed since: " + "; ".join(explain(changes))
+    return RunState(run.id, INTERRUPTED, detail, tuple(changes))
+
+
+def naming_cells(changes: list[Change], run, notebook: Path) -> list[Change]:
+    """``changes`` with a template-code change naming the template's first cell that differs from
+    what ``notebook`` executed (``templates.changed_cell``; found once per template and recorded code)."""
+    code = next((change for change in changes if change.what == "template code" and change.how == "changed"), None)
+    if code is None:
+        return changes
+    key = (run.template.path, run.template.code_digest, code.old)
+    if key not in _changed_cells:
+        try:
+            _changed_cells[key] = changed_cell(run.template.nb, read_notebook(str(notebook)))
+        except (SweepError, OSError, ValueError):  # an executed notebook that cannot be read: the change stays unnamed
+            return changes
+    return [replace(change, name=_changed_cells[key]) if change is code else change for change in changes]
+
+
+def execution_reason(state: RunState, upstream: list[str], forced: bool) -> str:
+    """Why a run executes in this invocation, in one line: its own ``state`` when it is not up to
+    date, else the runs it waits for that execute (``upstream``), else that it was ``forced``."""
+    changed = "; changed since: " + "; ".join(explain(list(state.changes))) if state.changes else ""
+    own = {MISSING: "never run", FAILED: "failed last time", INTERRUPTED: "interrupted last time"}
+    if state.state == STALE:
+        return state.detail
+    if state.state in own:
+        return own[state.state] + changed
+    if upstream:
+        return f"upstream run {', '.join(upstream)} executes" if len(upstream) == 1 else f"upstream runs {', '.join(upstream)} execute"
+    if forced:
+        return "forced"
+    return state.detail or state.state
 
 
 def has_failed(files: layout.RunFiles) -> bool:

@@ -157,6 +157,13 @@ class Sweep:
             self._executes[key] = any(self._executes[up] for up in ups) or forced(this) or not self.is_current(this)
         return self._executes[(run.name, run.label)]
 
+    def why_executes(self, run: Run, forced) -> str:
+        """Why a run that ``executes`` does, in one line (``state.execution_reason``)."""
+        upstream = [f"{name}/{label}" for name, label in self.upstream_keys(run) if self._executes.get((name, label))]
+        by_id = {each.id: each for each in self.runs.values()} if run.after or run.produced else {}
+        here = state.run_state(run, self.output_dir, self.digests, by_id)
+        return state.execution_reason(here, upstream, forced(run))
+
     def only_upstream_changes(self, run: Run) -> bool:
         """Whether all that may be stale about an executing run is what its upstream runs leave
         it: it has a good notebook and its declared outputs are the files it wrote. Then, if they

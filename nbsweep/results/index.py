@@ -21,7 +21,8 @@ from nbsweep.model.cells import place
 
 ASSETS = Path(__file__).parents[1] / "assets"
 LABEL_WIDTH, TEXT_WIDTH = 32, 40  # characters of labels and text values shown in the table
-STATUSES = ("ok", "stale", "failed", "not run")  # as `nbsweep status` counts: up to date, stale, failed, missing
+# as `nbsweep status` counts: up to date, stale, failed, interrupted, missing
+STATUSES = ("ok", "stale", "failed", "interrupted", "not run")
 
 
 def esc(value) -> str:

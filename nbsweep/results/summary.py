@@ -50,6 +50,7 @@ STATES = {
     "up to date (accepted)": "ok",
     "stale": "stale",
     "failed": "failed",
+    "interrupted": "interrupted",
     "not run": "not run",
     "missing": "not run",
 }
@@ -157,7 +158,7 @@ def recorded_row(run, output_dir: str, digests: dict[str, str] | None, runs: dic
         "notebook": str(notebook) if notebook else None,
         "html": str(html) if fresh_html else None,
         "log": str(log) if log.exists() else None,
-        "previous": str(files.previous) if status == "failed" and files.previous.exists() else None,
+        "previous": str(files.previous) if status in ("failed", "interrupted") and files.previous.exists() else None,
     }
 
 
@@ -253,6 +254,7 @@ def write_results(sweep, announce: bool = True) -> None:
         return
     if announce:
         print(
-            f"nbsweep: {len(full_rows)} runs ({index.tally(full_rows) or 'none configured'}); summary in {out / 'index.html'}",
+            f"nbsweep: {len(full_rows)} run{'' if len(full_rows) == 1 else 's'} ({index.tally(full_rows) or 'none configured'}); "
+            f"summary in {out / 'index.html'}",
             file=sys.stderr,
         )

@@ -9,8 +9,11 @@ has index.html rewritten while the sweep goes on (``nbsweep.smk.main_process.ref
 run for the results (``nbsweep.results.failures``: a full disk may leave no notebook saying so), and
 masks the values of the sweep's secrets in its lines (``nbsweep.masking``).
 
-Snakemake's own output flags (``--verbose``, ``--printshellcmds``, ``--quiet``, ``--debug-dag``,
-``-n``) give Snakemake's usual output instead, as another ``--logger`` does.
+A dry-run (``-n``) lists each run that would execute with why, in nbsweep's words (decided by
+``nbsweep.provenance.state.execution_reason`` while the DAG is built, ``nbsweep.smk.hooks``), then
+their count. An interruption counts the runs it stopped as interrupted, and once they have ended
+says what was done. Snakemake's own output flags (``--verbose``, ``--printshellcmds``,
+``--quiet``, ``--debug-dag``) give Snakemake's usual output instead, as another ``--logger`` does.
 """
 
 import logging
@@ -76,17 +79,27 @@ class Progress:
     total: int = 0
     ok: int = 0
     failed: int = 0
+    interrupted: int = 0
     running: set = field(default_factory=set)
     started: float = field(default_factory=time.monotonic)
 
     @property
     def done(self) -> int:
-        return self.ok + self.failed
+        return self.ok + self.failed + self.interrupted
+
+    @property
+    def counts(self) -> str:
+        """The counts as the closing line says them: ``2 ok, 1 failed, 3 interrupted``."""
+        return ", ".join(
+            f"{n} {word}" for n, word in ((self.ok, "ok"), (self.failed, "failed"), (self.interrupted, "interrupted")) if n or word == "ok"
+        )
 
     def line(self, now: float) -> str:
         elapsed = now - self.started
-        counts = f"{self.ok} ok" + (f", {self.failed} failed" if self.failed else "")
-        text = f"nbsweep: {self.done}/{self.total} runs done ({counts}), {len(self.running)} running, {clock(elapsed)} elapsed"
+        if self.interrupted:
+            left = self.total - self.done - len(self.running)
+            return f"nbsweep: interrupted after {clock(elapsed)}: {self.counts}" + (f", {left} not started" if left > 0 else "")
+        text = f"nbsweep: {self.done}/{self.total} runs done ({self.counts}), {len(self.running)} running, {clock(elapsed)} elapsed"
         if self.done and self.done < self.total:
             text += f", ETA {clock(elapsed / self.done * (self.total - self.done))}"
         return text
@@ -120,7 +133,11 @@ class BottomLine:
 
 
 def full_output_wanted(settings) -> bool:
-    return bool(settings.verbose or settings.printshellcmds or settings.debug_dag or settings.dryrun or settings.quiet)
+    return bool(settings.verbose or settings.printshellcmds or settings.debug_dag or settings.quiet)
+
+
+def runs(count: int) -> str:
+    return f"{count} run{'' if count == 1 else 's'}"
 
 
 class LogHandler(LogHandlerBase):
@@ -131,6 +148,8 @@ class LogHandler(LogHandlerBase):
         self.options = self.settings if isinstance(self.settings, LogHandlerSettings) else LogHandlerSettings()
         self.stream = sys.stdout if common.stdout else sys.stderr
         self.full = smk.default_console_handler(common, self.stream) if full_output_wanted(common) else None
+        self.dryrun = bool(common.dryrun)
+        self.listed: dict[tuple[str, str], str] = {}  # in a dry-run: each run that would execute -> its line
         self.progress = Progress()
         self.jobs: dict[int, dict] = {}  # jobid -> what its JOB_INFO said
         self.counted: set[int] = set()
@@ -174,11 +193,13 @@ class LogHandler(LogHandlerBase):
         elif event == LogEvent.RUN_INFO:
             self.progress.total = sum(count for rule, count in getattr(record, "stats", {}).items() if is_run_rule(rule))
             self.progress.started = self.last_line = time.monotonic()
-            if self.progress.total and self.bottom is None:
-                self.write(f"nbsweep: {self.progress.total} runs to execute")
+            if self.progress.total and self.bottom is None and not self.dryrun:
+                self.write(f"nbsweep: {runs(self.progress.total)} to execute")
         elif event == LogEvent.JOB_INFO:
             self.jobs[record.jobid] = {key: getattr(record, key, None) for key in ("rule_name", "wildcards", "local", "output", "log")}
-            if self.is_run(record.jobid):
+            if self.dryrun:
+                self.explain(self.jobs[record.jobid])
+            elif self.is_run(record.jobid):
                 self.progress.running.add(record.jobid)
                 if self.bottom is not None:
                     self.bottom.show(self.progress.line(time.monotonic()))
@@ -193,6 +214,21 @@ class LogHandler(LogHandlerBase):
             pass
         elif record.levelno >= logging.WARNING or self.said_by_plugin(record) or kept_info(record.getMessage()):
             self.write(record.getMessage())
+
+    def explain(self, info: dict) -> None:
+        """In a dry-run: note the line of a run that would execute, saying why (``list_runs`` prints them)."""
+        if is_run_rule(info.get("rule_name")):
+            reason = main_process.MAIN.get("reasons", {}).get(run_key(info), "Snakemake schedules it (see --verbose)")
+            self.listed[run_key(info)] = f"{run_name(info)}: {reason}"
+
+    def list_runs(self) -> None:
+        """In a dry-run: the runs that would execute, in config order, each with why, then their count (once)."""
+        sweep = main_process.MAIN.get("sweep")
+        order = {key: position for position, key in enumerate(sweep.runs if sweep else ())}
+        for key in sorted(self.listed, key=lambda key: order.get(key, len(order))):
+            self.write(self.listed[key])
+        self.write(f"nbsweep: {runs(len(self.listed))} would execute (Snakemake's reasons: --verbose)")
+        self.listed.clear()
 
     def is_run(self, jobid: int) -> bool:
         return is_run_rule(self.jobs.get(jobid, {}).get("rule_name"))
@@ -211,9 +247,14 @@ class LogHandler(LogHandlerBase):
             self.progress.ok += 1
             if not self.jobs[jobid]["local"]:  # jobs elsewhere print their line there
                 self.write(f"nbsweep: run {run_name(self.jobs[jobid])} ok -> {self.jobs[jobid]['output'][0]}")
+        elif interrupts.stopping.is_set():
+            self.progress.interrupted += 1
         else:
             self.progress.failed += 1
-        self.show_progress()
+        if not interrupts.stopping.is_set():
+            self.show_progress()
+        elif not self.progress.running:  # every run stopped has ended: say what was done, once
+            self.write(self.progress.line(time.monotonic()))
         self.maybe_refresh()
 
     def failed(self, jobid: int, rule: str, logs: list) -> None:
@@ -249,6 +290,8 @@ class LogHandler(LogHandlerBase):
         now = time.monotonic()
         if self.bottom is not None:
             self.bottom.show(self.progress.line(now))
+        elif self.progress.done >= self.progress.total:
+            pass  # the last run's own line, then the closing line, say it
         elif now - self.last_line >= self.options.progress_every:
             self.write(self.progress.line(now))
             self.last_line = now
@@ -271,6 +314,8 @@ class LogHandler(LogHandlerBase):
         self.stream.flush()
 
     def close(self) -> None:
+        if self.dryrun and self.listed:
+            self.list_runs()
         for record in self.held:  # no error block came for it: say it
             self.write(record.getMessage())
         self.held.clear()

@@ -102,6 +102,8 @@ def job_inputs(workflow, sweep: Sweep, run) -> list[str]:
     is_forced = forcing(workflow, sweep)
     if not sweep.executes(run, is_forced):
         return []
+    if smk.is_dry_run(workflow):  # for the console, which lists each run with why it would execute
+        main_process.MAIN.setdefault("reasons", {})[(run.name, run.label)] = sweep.why_executes(run, is_forced)
     if not smk.is_dry_run(workflow) and not sweep.owner:
         refuse(sweep, output_refusal or workdir.refusal())
     if not smk.is_dry_run(workflow) and (

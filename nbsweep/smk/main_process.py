@@ -2,7 +2,8 @@
 
 from nbsweep.results import summary
 
-# The main process's sweep and, with MLflow on, its executed notebooks as planned (remember).
+# The main process's sweep and, with MLflow on, its executed notebooks as planned (remember);
+# in a dry-run, why each run would execute ("reasons", hooks.job_inputs).
 MAIN: dict = {}
 
 

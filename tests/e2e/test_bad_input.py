@@ -149,4 +149,4 @@ def test_undeclared_parameters_are_fine_without_a_parameters_cell(done):
         proc = done.snakemake("-n")
     finally:
         done.write_config({"runs": GOOD})
-    assert "plain_p.ipynb" in proc.stdout
+    assert "plain/p: never run" in proc.stdout

@@ -41,8 +41,8 @@ def test_parameter_change_reruns_only_that_run(echo_project):
     config["runs"][1]["parameters"]["y"] = "c"
     echo_project.write_config(config)
     dry = echo_project.snakemake("-n")
-    assert "output: papermill_outputs/echo/two/echo_two.ipynb" in dry.stdout
-    assert "output: papermill_outputs/echo/one/" not in dry.stdout
+    assert 'echo/two: parameters changed: y "b" → "c"' in dry.stdout
+    assert "echo/one" not in dry.stdout
     before = echo_project.outputs()
     echo_project.snakemake()
     assert echo_project.executed(before) == {"echo/two"}

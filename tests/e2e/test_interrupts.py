@@ -278,3 +278,74 @@ def test_a_kernel_keeps_everything_in_its_runtime_dir_and_drops_the_key_once_sta
         kernel.stop()
     assert left_behind(tmp_path) == [f"{users_runtime_dir} ({oct(users_runtime_dir.lstat().st_mode)})"]
     assert list(users_runtime_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("warm", ["1", "0"], ids=["warm", "in-process"])
+def test_an_interrupted_run_is_reported_as_interrupted_with_its_previous_notebook_kept(
+    project, warm, monkeypatch, tmp_path_factory, tmp_path
+):
+    """Ctrl-C while three runs execute (two had a good notebook, one never finished) and after a
+    fourth finished: the console, `nbsweep status`, summary.json, index.html and `snakemake -n`
+    all say interrupted, the previous good notebooks are kept, and the counts agree."""
+    tmpdir = tmp_path_factory.mktemp("itmp")
+    monkeypatch.setenv("TMPDIR", str(tmpdir))
+    monkeypatch.setenv("NBSWEEP_WARM_RUNNER", warm)
+    started = project.root / "started"
+    started.mkdir()
+    code = [f"import os, time\nif seconds:\n    open(os.path.join({str(started)!r}, label), 'w').close()\ntime.sleep(seconds)"]
+    project.notebook("nap", code, "seconds = 0\nlabel = ''")
+    runs = [{"notebook": "notebooks/nap.ipynb", "label": x, "parameters": {"seconds": 0, "label": x}} for x in ("q", "a", "b")]
+    project.write_config({"runs": runs})
+    project.snakemake()
+    good = {label: project.record("nap", label)["execution"] for label in ("a", "b")}
+    runs[0]["parameters"]["label"] = "q2"  # changed, still quick
+    for run in runs[1:]:
+        run["parameters"]["seconds"] = NAP
+    runs.append({"notebook": "notebooks/nap.ipynb", "label": "n", "parameters": {"seconds": NAP, "label": "n"}})
+    project.write_config({"runs": runs})
+
+    console = tmp_path / "stderr.txt"
+    with open(console, "w") as stderr:
+        cmd = [*SNAKEMAKE, "-s", str(SNAKEFILE), "-d", str(project.root), "--cores", "3", "--logger-nbsweep-progress-every", "0"]
+        sm = subprocess.Popen(cmd, cwd=project.root, stdout=subprocess.DEVNULL, stderr=stderr, env=project.env)
+    try:
+        ready = lambda: sm.poll() is not None or (len(list(started.iterdir())) == 3 and "run nap/q ok" in console.read_text())  # noqa: E731
+        assert wait_for(ready, 180) and sm.poll() is None, console.read_text()[-3000:]
+        sm.send_signal(signal.SIGINT)
+        sm.wait(timeout=60)
+    finally:
+        stop_servers(tmpdir)
+    lines = console.read_text().splitlines()
+    assert sm.returncode != 0 and "Traceback" not in console.read_text()
+    progress = [line for line in lines if line.startswith("nbsweep: interrupted after ")]
+    assert len(progress) == 1 and progress[0].endswith(": 1 ok, 3 interrupted"), lines
+    assert "nbsweep: 4 runs (1 ok, 3 interrupted); summary in papermill_outputs/index.html" in lines, lines
+    assert not [line for line in lines if "failed" in line], lines
+
+    kept = {label: project.out / "nap" / label / f"nap_{label}.previous.ipynb" for label in ("a", "b")}
+    status = subprocess.run([*SNAKEMAKE[:1], "-m", "nbsweep", "status"], cwd=project.root, capture_output=True, text=True, env=project.env)
+    for label in ("a", "b"):
+        assert (
+            f"nap/{label}  interrupted  interrupted (previous good notebook kept at {kept[label].relative_to(project.root)}); "
+            f"changed since: parameters changed: seconds 0 → {NAP}"
+        ) in status.stdout, status.stdout
+        assert json.loads(kept[label].read_text())["metadata"]["nbsweep"]["execution"] == good[label]  # the notebook it had
+    assert "nap/n  interrupted  interrupted before it ever finished (no earlier notebook)" in status.stdout, status.stdout
+    assert "4 runs: 1 up to date, 3 interrupted" in status.stdout
+    rows = {row["label"]: row for row in json.loads((project.out / "summary.json").read_text())}
+    assert {label: row["status"] for label, row in rows.items()} == {"q": "ok", "a": "interrupted", "b": "interrupted", "n": "interrupted"}
+    assert rows["a"]["previous"] == str(kept["a"].relative_to(project.root)) and rows["n"]["previous"] is None
+    index = (project.out / "index.html").read_text()
+    assert index.count('data-status="interrupted"') == 3 and "nap/a/nap_a.previous.ipynb" in index
+
+    dry = project.snakemake("-n").stdout
+    assert f"nap/a: interrupted last time; changed since: parameters changed: seconds 0 → {NAP}" in dry
+    assert "nap/n: interrupted last time" in dry and "nap/q" not in dry
+
+    for run in runs:
+        run["parameters"]["seconds"] = 0
+    project.write_config({"runs": runs})
+    project.snakemake()
+    assert not list(project.out.rglob("*.previous.ipynb")) and not list(project.out.rglob(".*.interrupted"))
+    assert "4 runs: 4 up to date" in project.nbsweep("status").stdout
+    stop_servers(tmpdir)

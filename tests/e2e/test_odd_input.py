@@ -69,7 +69,7 @@ def test_human_friendly_resources_are_read_as_snakemake_reads_them(project):
             ],
         }
     )
-    dry = project.snakemake("-n").stdout
+    dry = project.snakemake("-n", "--verbose").stdout  # Snakemake's job blocks, with their resources
     jobs = {block.split("wildcards: ")[1].split("\n")[0]: block for block in dry.split("rule nbsweep_run:")[1:]}
     assert "mem_mb=4000" in jobs["notebook=echo, label=big"] and "runtime=120" in jobs["notebook=echo, label=big"]
     assert "mem_mb=2000" in jobs["notebook=echo, label=small"] and "disk_mb=1000" in jobs["notebook=echo, label=small"]

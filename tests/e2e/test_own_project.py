@@ -87,7 +87,7 @@ def test_init_then_snakemake_in_an_empty_folder(installed, tmp_path):
     assert "papermill_outputs/" in (folder / ".gitignore").read_text().splitlines()
 
     # The config as written runs the template once with its defaults.
-    assert "nbsweep_run" in run(installed, folder, "snakemake", "-n").stdout
+    assert "nbsweep: 1 run would execute" in run(installed, folder, "snakemake", "-n").stdout
     config = yaml.safe_load(config_text)
     config["runs"].append({"notebook": "notebooks/calc.ipynb", "label": "x{x}", "grid": {"x": [2, 4]}})
     (folder / "config/config.yaml").write_text(yaml.safe_dump(config))

@@ -240,7 +240,7 @@ def test_template_rule_of_a_downstream_template_builds_what_it_needs(chain):
 def test_dry_run_lists_the_chain_and_writes_nothing(chain):
     set_parameter(chain, 0, scale=2)
     before = project_files(chain)
-    proc = chain.snakemake("-n")
+    proc = chain.snakemake("-n", "--verbose")  # Snakemake's own listing, with each job's outputs
     listed = proc.stdout + proc.stderr
     for run in RUNS:
         name, label = run.split("/")

@@ -278,8 +278,7 @@ def test_slurm_profile_keeps_workflow_profile_and_reruns_only_the_failed_run(swe
         timeout=120,
     )
     assert dry.returncode == 0, dry.stderr[-4000:]
-    planned = re.findall(r"wildcards: notebook=tiny, label=(\S+)", dry.stdout + dry.stderr)
-    assert planned == ["boom"]
+    assert re.findall(r"^tiny/(\S+): (.*)$", dry.stdout, re.M) == [("boom", "failed last time")], dry.stdout
 
 
 # --- a pipeline: prep -> train(k) -> evaluate(k) -> compare (after: evaluate) -------

@@ -1,8 +1,10 @@
 """``python -m nbsweep status``: each staleness reason, failures, orphans, and speed on 1,000 runs."""
 
 import json
+import subprocess
 
 import nbformat
+from conftest import SNAKEMAKE
 from nbformat.v4 import new_notebook
 
 from nbsweep import layout
@@ -21,7 +23,7 @@ def states(output: str) -> dict[str, tuple[str, str]]:
         if not line.strip():
             break
         run, rest = line.split(None, 1)
-        state = next(s for s in ("up to date", "stale", "failed", "missing") if rest.startswith(s))
+        state = next(s for s in ("up to date", "stale", "failed", "interrupted", "missing") if rest.startswith(s))
         found[run] = (state, rest[len(state) :].strip())
     return found
 
@@ -61,7 +63,7 @@ def test_status_explains_each_run_and_changes_nothing(project):
         "echo/i": ("stale", "input data.csv changed"),
         "echo/u": ("up to date", ""),
         "echo/f": ("failed", "ValueError: negative x in cell 3 (`if x < 0:`); see papermill_outputs/echo/f/echo_f.failed.ipynb"),
-        "other/c": ("stale", "template code changed"),
+        "other/c": ("stale", "template code changed in cell 5 (`print('more')`)"),
         "echo/new": ("missing", "not run yet"),
     }
     assert "7 runs: 1 up to date, 4 stale, 1 failed, 1 missing" in proc.stdout
@@ -70,16 +72,34 @@ def test_status_explains_each_run_and_changes_nothing(project):
         and "papermill_outputs/echo/old/" in proc.stdout
     )
 
-    # Snakemake agrees: exactly the stale, failed and missing runs would run.
+    # Snakemake agrees: exactly the stale, failed and missing runs would run, for the same reasons.
     dry = project.snakemake("-n")
-    outputs = [line.split("output: papermill_outputs/")[1] for line in dry.stdout.splitlines() if "output: papermill_outputs/" in line]
-    would_run = {path.rsplit("/", 1)[0] for path in outputs if path.endswith(".ipynb")}
-    assert would_run == {"echo/p", "echo/k", "echo/i", "other/c", "echo/new", "echo/f"}
+    assert [line for line in dry.stdout.splitlines() if line.startswith(("echo/", "other/", "nbsweep: "))] == [
+        "echo/p: parameters changed: x 2 → 3",
+        "echo/k: kernel changed: python3 → py2",
+        "echo/i: input data.csv changed",
+        "echo/f: failed last time",
+        "other/c: template code changed in cell 5 (`print('more')`)",
+        "echo/new: never run",
+        "nbsweep: 6 runs would execute (Snakemake's reasons: --verbose)",
+    ]
 
     proc = project.nbsweep("status", "--remove-orphans")
     assert "removed the outputs of 1 run no longer in the config" in proc.stdout
     assert not (project.out / "echo" / "old").exists() and (project.out / "echo" / "u").is_dir()
     assert "no longer in the config" not in project.nbsweep("status").stdout
+
+
+def test_status_cut_short_by_its_reader_ends_without_a_traceback(project):
+    """`nbsweep status | head -1`: more output than a pipe holds, its reader gone after one line."""
+    project.notebook("echo", ECHO, "x = 0")
+    project.write_config({"runs": [{"notebook": "notebooks/echo.ipynb", "label": "x{x}", "grid": {"x": list(range(3000))}}]})
+    nbsweep = " ".join([*SNAKEMAKE[:1], "-m", "nbsweep"])
+    proc = subprocess.run(
+        ["bash", "-c", f"{nbsweep} status | head -1; echo ${{PIPESTATUS[0]}} >&2"], cwd=project.root, capture_output=True, text=True
+    )
+    assert proc.stdout.split() == ["run", "state", "detail"]
+    assert proc.stderr.strip() == "1", proc.stderr  # SIGPIPE's exit status as Python docs advise, and not a word
 
 
 def test_bad_config_is_one_sentence(project):

@@ -49,7 +49,7 @@ def test_planning_elsewhere_never_changes_a_running_sweep(slow):
     assert len(before) == 2 and all(b'"mode":"A"' in text.replace(b" ", b"") for text in before.values())
     # A dry-run of another config, and a real one that Snakemake's lock refuses: nothing written.
     dry = slow.snakemake("-n", "--configfile", "config/b.yaml")
-    assert "nbsweep_run" in dry.stdout
+    assert "would execute" in dry.stdout
     locked = slow.snakemake("--configfile", "config/b.yaml", check=False)
     assert locked.returncode != 0
     assert job_files(slow) == before
@@ -90,7 +90,7 @@ def test_a_truncated_or_edited_target_is_stale(project):
     text = target.read_text()
     target.write_text(text[: len(text) // 2])
     dry = project.snakemake("-n")
-    assert "nbsweep_run" in dry.stdout
+    assert "calc/a: the notebook has no readable nbsweep record" in dry.stdout
     status = subprocess.run([*SNAKEMAKE[:1], "-m", "nbsweep", "status"], cwd=project.root, capture_output=True, text=True, env=project.env)
     assert "calc/a  stale       the notebook has no readable nbsweep record" in status.stdout
     project.snakemake()
@@ -98,7 +98,7 @@ def test_a_truncated_or_edited_target_is_stale(project):
     nb = json.loads(target.read_text())  # a hand edit of the recorded parameters: stale too
     nb["metadata"]["nbsweep"]["parameters"] = {"x": 2}
     target.write_text(json.dumps(nb, indent=1))
-    assert "nbsweep_run" in project.snakemake("-n").stdout
+    assert "calc/a: the notebook has no readable nbsweep record" in project.snakemake("-n").stdout
 
 
 @pytest.mark.parametrize("output_dir", ["/", "~", "."])

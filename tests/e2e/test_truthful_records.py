@@ -35,7 +35,7 @@ def status(project) -> str:
 
 
 def stale_in_dry_run(project) -> str:
-    return project.snakemake("-n").stdout
+    return project.snakemake("-n", "--verbose").stdout  # Snakemake's job blocks, with their outputs
 
 
 @pytest.mark.parametrize("warm", ["0", "1"])

@@ -46,7 +46,7 @@ from nbsweep.model.plan import (
 from nbsweep.model.resources import standard_resources
 from nbsweep.model.secrets import with_secrets
 from nbsweep.model.spec import RunSpec, SweepConfig
-from nbsweep.model.templates import code_cells, code_digest, legacy_code_digest, read_notebook, read_template
+from nbsweep.model.templates import changed_cell, code_cells, code_digest, legacy_code_digest, read_notebook, read_template
 from nbsweep.provenance import records
 from nbsweep.provenance.records import stamp
 from nbsweep.provenance.state import planned
@@ -898,3 +898,17 @@ def test_check_text_is_utf8_names_the_run_the_place_and_the_fix():
     with pytest.raises(SweepError, match=r"^c.yaml: key '\\udc80' at the top level holds"):
         check_text_is_utf8({"\udc80": 1}, "c.yaml")
     check_text_is_utf8({"runs": [{"label": "é\t"}]}, "c.yaml")
+
+
+def test_changed_cell_names_the_templates_first_cell_that_differs_from_what_ran():
+    params = new_code_cell("z = 1", metadata={"tags": ["parameters"]})
+    template = code_notebook(new_markdown_cell("intro"), params, "y = z * 2", "print(y)")
+    injected = new_code_cell("z = 2", metadata={"tags": ["injected-parameters"]})
+    ran = code_notebook(new_markdown_cell("intro"), params, injected, "y = z * 2  # formatting only", "print(y)")
+    assert changed_cell(template, ran) == ""  # papermill's cell and formatting do not count
+    edited = code_notebook(new_markdown_cell("intro"), params, "y = z * 3", "print(y)")
+    assert changed_cell(edited, ran) == "cell 3 (`y = z * 3`)"
+    longer = code_notebook(new_markdown_cell("intro"), params, "y = z * 2", "print(y)", "print('more')")
+    assert changed_cell(longer, ran) == "cell 5 (`print('more')`)"
+    shorter = code_notebook(new_markdown_cell("intro"), params, "y = z * 2")
+    assert changed_cell(shorter, ran) == "a cell after cell 3 was removed"

@@ -5,6 +5,7 @@ import json
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
+from nbsweep import layout
 from nbsweep.canonical import digest
 from nbsweep.provenance import records, state
 from nbsweep.provenance.accept import blocking
@@ -172,3 +173,35 @@ def test_only_code_and_input_changes_can_be_accepted():
     assert explain(blocking(records.Provenance("c", "python3", {"x": 2}, {"d": "a"}).diff(made))) == ["parameters changed: x 1 → 2"]
     assert blocking(records.Provenance("c", "py2", {"x": 1}, {"d": "a"}).diff(made)) == [Change("kernel", "", "python3", "py2")]
     assert blocking(records.Provenance("c", "python3", {"x": 1}, {"d": None}).diff(made)) == [Change("input", "d", "a", None, "missing")]
+
+
+def test_execution_reason_is_the_runs_own_state_then_its_upstream_then_forcing():
+    stale = state.RunState("t/a", state.STALE, "parameters changed: z 2.5 → 2.0", (Change("parameter", "z", 2.5, 2.0),))
+    assert state.execution_reason(stale, ["u/x"], forced=True) == "parameters changed: z 2.5 → 2.0"
+    assert state.execution_reason(state.RunState("t/a", state.MISSING, "not run yet"), [], False) == "never run"
+    failed = state.RunState("t/a", state.FAILED, "ValueError: ...", (Change("input", "d.csv", "1", "2"),))
+    assert state.execution_reason(failed, [], False) == "failed last time; changed since: input d.csv changed"
+    assert state.execution_reason(state.RunState("t/a", state.INTERRUPTED, "interrupted"), [], False) == "interrupted last time"
+    current = state.RunState("t/a", state.UP_TO_DATE)
+    assert state.execution_reason(current, ["u/x"], forced=True) == "upstream run u/x executes"
+    assert state.execution_reason(current, ["u/x", "u/y"], False) == "upstream runs u/x, u/y execute"
+    assert state.execution_reason(state.RunState("t/a", state.NOT_RUN, "waits for u/x, which failed"), ["u/x"], False) == (
+        "upstream run u/x executes"
+    )
+    assert state.execution_reason(current, [], forced=True) == "forced"
+
+
+def test_an_interrupted_run_is_interrupted_until_its_next_outcome(templates):
+    (run,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a}]")
+    files = layout.RunFiles.of("out", run.name, run.label)
+    files.target.parent.mkdir(parents=True)
+    files.interrupted.touch()
+    assert state.run_state(run, "out", {}) == state.RunState(
+        run.id, state.INTERRUPTED, "interrupted before it ever finished (no earlier notebook)"
+    )
+    nb = new_notebook(cells=[new_code_cell("x = 1")])
+    stamp(nb, run.id, planned(run, {}), None)
+    nbformat.write(nb, files.previous)
+    assert state.run_state(run, "out", {}).detail == f"interrupted (previous good notebook kept at {files.previous})"
+    nbformat.write(nb, files.target)  # its next execution succeeded (and removed the marker; a stray one does not count)
+    assert state.run_state(run, "out", {}).state == state.UP_TO_DATE
