@@ -17,12 +17,18 @@ on top) are read from Python templates only, with ``ast``: an assignment whose v
 (numbers, strings, booleans, None, lists, tuples, dicts with string keys) is a default; one
 computed from an expression (``n = len(x)``) is left out, as its value is not known without
 executing the notebook.
+
+The defaults that count in a run's fingerprint (``known_defaults``) are stricter: only those whose
+value the run would have whether or not its config gives that same value (``docs/staleness.md``).
 """
 
 import ast
+import math
 import re
 from dataclasses import dataclass
 from functools import cache
+
+from nbsweep.model.formats import notebook_language
 
 
 @dataclass(frozen=True)
@@ -311,3 +317,81 @@ def declared_defaults(nb) -> dict:
         except ValueError:
             defaults.pop(name, None)
     return defaults
+
+
+def known_defaults(nb) -> dict:
+    """Name -> value of each default of a Python template whose value is known before it runs: the
+    run's effective parameters (in its fingerprint) are these with its own parameters on top.
+
+    A default counts when the parameters cell is plain Python, the name's last binding in it is an
+    assignment of one name to a literal that papermill would inject as the same value (JSON-like,
+    finite numbers, no tuples: ``injectable``) and no later statement of the cell rebinds the name
+    or, for a list or dict (which can be changed in place), mentions it at all. Any other default
+    (``n = len(x)``, ``opts = {}`` then ``opts.update(...)``) is not known: giving that parameter
+    any value is a change.
+    """
+    source = parameters_source(nb)
+    if source is None or notebook_language(nb).lower() != "python":
+        return {}
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return {}
+    known: dict = {}
+    for statement in body:
+        bound, mentioned = names_in(statement)
+        for name in list(known):
+            if name in bound or (name in mentioned and isinstance(known[name], (list, dict))):
+                del known[name]
+        target = literal_target(statement)
+        if target is not None:
+            try:
+                value = ast.literal_eval(statement.value)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                continue
+            if injectable(value):
+                known[target] = value
+    return known
+
+
+def literal_target(statement) -> str | None:
+    """The one name a ``name = value`` or ``name: annotation = value`` statement assigns, else None."""
+    if isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0], ast.Name):
+        return statement.targets[0].id
+    if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name) and statement.value is not None:
+        return statement.target.id
+    return None
+
+
+def names_in(statement) -> tuple[set[str], set[str]]:
+    """(names a statement may bind or delete, names it reads), nested scopes included."""
+    bound, mentioned = set(), set()
+    for node in ast.walk(statement):
+        if isinstance(node, ast.Name):
+            (mentioned if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            bound.update(node.names)
+        elif isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and node.name:
+            bound.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            bound.add(node.rest)
+    return bound, mentioned
+
+
+def injectable(value) -> bool:
+    """Whether a config value equal to ``value`` reaches the notebook as this same Python value:
+    None, bool, int, str, finite float, and lists and string-keyed dicts of them (not a tuple,
+    which a config can only give as a list)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(injectable(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and injectable(item) for key, item in value.items())
+    return False

@@ -28,7 +28,7 @@ from nbsweep.canonical import digest
 from nbsweep.errors import SweepError
 from nbsweep.files import UnusableFile, read_regular
 from nbsweep.model.formats import TEXT_EXTENSIONS, notebook_language, unsupported_extension
-from nbsweep.model.parameters import Parameter, declared
+from nbsweep.model.parameters import Parameter, declared, known_defaults
 
 CODE_DIGEST_VERSION = 2
 # A template is code and prose: a bigger file is data, a mistake or a device, refused without reading it.
@@ -116,6 +116,11 @@ class Template:
     @cached_property
     def code_digest(self) -> str:
         return code_digest(self.nb)
+
+    @cached_property
+    def known_defaults(self) -> dict:
+        """The defaults whose value is known before a run (``parameters.known_defaults``): part of its effective parameters."""
+        return known_defaults(self.nb)
 
     @property
     def kernelspec(self) -> str | None:

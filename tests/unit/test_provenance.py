@@ -38,8 +38,8 @@ def test_provenance_fingerprint_diff_and_records(templates, tmp_path):
     (retimed,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, timeout: 50}]")
     assert planned(retimed, {}).fingerprint == made.fingerprint  # timeout is not provenance
     (changed,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, parameters: {alpha: 3}}]")
-    assert explain(planned(changed, {}).diff(made)) == ["parameters changed: alpha added (3)"]
-    assert explain(made.diff(planned(changed, {}))) == ["parameters changed: alpha removed (was 3)"]
+    assert explain(planned(changed, {}).diff(made)) == ["parameters changed: alpha 1 → 3"]  # the template's alpha = 1
+    assert explain(made.diff(planned(changed, {}))) == ["parameters changed: alpha 3 → 1"]
 
     nb = new_notebook(cells=[new_code_cell("x = 1")])
     stamp(nb, run.id, made, None)
