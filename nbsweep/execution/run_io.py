@@ -23,6 +23,7 @@ import nbformat
 from nbsweep import layout
 from nbsweep.errors import SweepError
 from nbsweep.file_digests import file_digest, file_digest_and_stat, stat_key
+from nbsweep.model.formats import notebook_language
 from nbsweep.model.parameters import known_defaults
 from nbsweep.model.templates import code_digest, read_notebook
 from nbsweep.provenance.records import CHANGED_WHILE_READ, Provenance, execution_of, read_record, recorded
@@ -97,7 +98,7 @@ class RunSource:
     @cached_property
     def defaults(self) -> dict:
         """The template's known defaults (part of the run's effective parameters)."""
-        return known_defaults(self.notebook)
+        return known_defaults(self.notebook, notebook_language(self.notebook))
 
 
 def read_source(job: dict) -> RunSource:

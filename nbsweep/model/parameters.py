@@ -28,8 +28,6 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
-from nbsweep.model.formats import notebook_language
-
 
 @dataclass(frozen=True)
 class Parameter:
@@ -37,6 +35,7 @@ class Parameter:
     type_name: str  # the annotation, else the type of a literal default; "None" = unknown
     default: str  # source text of the default value
     help: str
+    annotated: bool = False  # type_name is the annotation (not inferred from the default)
 
 
 def parameters_cell(nb):
@@ -107,7 +106,10 @@ def declared(nb, kernel_name: str | None, language: str) -> list[Parameter] | No
         return found
     from papermill.translators import PythonTranslator
 
-    return [Parameter(p.name, type_of(p.inferred_type_name, p.default, True), p.default, p.help) for p in PythonTranslator.inspect(cell)]
+    return [
+        Parameter(p.name, type_of(p.inferred_type_name, p.default, True), p.default, p.help, p.inferred_type_name not in ("None", ""))
+        for p in PythonTranslator.inspect(cell)
+    ]
 
 
 def python_declarations(source: str) -> list[Parameter] | None:
@@ -131,7 +133,7 @@ def python_declarations(source: str) -> list[Parameter] | None:
         help_text = rest[1:].strip() if rest.startswith("#") else ""
         for name in names:
             found.pop(name, None)
-            found[name] = Parameter(name, type_of(annotation, default, True), default, help_text)
+            found[name] = Parameter(name, type_of(annotation, default, True), default, help_text, bool(annotation))
     return list(found.values())
 
 
@@ -253,11 +255,13 @@ def _name(node) -> str:
     return node.attr if isinstance(node, ast.Attribute) else ""
 
 
-def type_mismatch(type_name: str, value) -> str | None:
-    """The given value's kind when the declared type does not accept it, else None."""
+def type_mismatch(type_name: str, value, annotated: bool = True) -> str | None:
+    """The given value's kind when the declared type does not accept it, else None. None fits a
+    type inferred from a default (``annotated`` false: ``x = 'a'`` often means "or no value"),
+    and an annotation only when it admits it (``int | None``, ``Optional[int]``)."""
     kinds = accepted_kinds(type_name)
     kind = value_kind(value)
-    return None if kinds is None or kind in kinds else kind
+    return None if kinds is None or kind in kinds or (kind == "null" and not annotated) else kind
 
 
 def json_like(value):
@@ -319,8 +323,9 @@ def declared_defaults(nb) -> dict:
     return defaults
 
 
-def known_defaults(nb) -> dict:
-    """Name -> value of each default of a Python template whose value is known before it runs: the
+def known_defaults(nb, language: str) -> dict:
+    """Name -> value of each default of a template in ``language`` (its ``formats.notebook_language``)
+    whose value is known before it runs, Python only: the
     run's effective parameters (in its fingerprint) are these with its own parameters on top.
 
     A default counts when the parameters cell is plain Python, the name's last binding in it is an
@@ -331,7 +336,7 @@ def known_defaults(nb) -> dict:
     any value is a change.
     """
     source = parameters_source(nb)
-    if source is None or notebook_language(nb).lower() != "python":
+    if source is None or language.lower() != "python":
         return {}
     try:
         body = ast.parse(source).body

@@ -120,7 +120,7 @@ class Template:
     @cached_property
     def known_defaults(self) -> dict:
         """The defaults whose value is known before a run (``parameters.known_defaults``): part of its effective parameters."""
-        return known_defaults(self.nb)
+        return known_defaults(self.nb, self.language)
 
     @property
     def kernelspec(self) -> str | None:
@@ -159,11 +159,6 @@ class Template:
     def declared_parameters(self) -> list[str] | None:
         """Names assigned in the cell tagged ``parameters``; None when its language cannot be read."""
         return None if self.declarations is None else [p.name for p in self.declarations]
-
-    @cached_property
-    def declared_types(self) -> dict[str, str]:
-        """Name -> declared type (annotation, else the type of a literal default; "None" = any)."""
-        return {p.name: p.type_name for p in self.declarations or []}
 
 
 def read_notebook(path: str) -> nbformat.NotebookNode:
