@@ -324,9 +324,9 @@ def declared_defaults(nb) -> dict:
 
 
 def known_defaults(nb, language: str) -> dict:
-    """Name -> value of each default of a template in ``language`` (its ``formats.notebook_language``)
-    whose value is known before it runs, Python only: the
-    run's effective parameters (in its fingerprint) are these with its own parameters on top.
+    """Name -> value of each default of a template in ``language`` (``formats.notebook_language``)
+    whose value is known before it runs (Python only): a run's effective parameters, in its
+    fingerprint, are these with its own parameters on top.
 
     A default counts when the parameters cell is plain Python, the name's last binding in it is an
     assignment of one name to a literal that papermill would inject as the same value (JSON-like,

@@ -354,13 +354,12 @@ class Planner:
         found = kernels_for_language(language, self.kernel_languages)
         if len(found) == 1:
             return found[0]
-        fix = "set 'kernel' to one of them" if found else "install a kernel for it or set 'kernel'"
-        installed = ", ".join(found or sorted(self.kernel_languages)) or "none"
-        what = (
-            f"{len(found)} installed kernels run {language}" if found else f"no installed kernel runs {language} (installed: {installed})"
-        )
-        listed = f" ({installed})" if found else ""
-        raise SweepError(f"{where}: {template.path} names no kernel and the config sets none, and {what}{listed}; {fix}")
+        if found:
+            what, fix = f"{len(found)} installed kernels run {language} ({', '.join(found)})", "set 'kernel' to one of them"
+        else:
+            installed = ", ".join(sorted(self.kernel_languages)) or "none"
+            what, fix = f"no installed kernel runs {language} (installed: {installed})", "install a kernel for it or set 'kernel'"
+        raise SweepError(f"{where}: {template.path} names no kernel and the config sets none, and {what}; {fix}")
 
     def check_kernel(self, kernel: str | None, template: Template, where: str) -> str:
         if kernel is None:
