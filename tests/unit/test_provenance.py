@@ -22,7 +22,7 @@ from nbsweep.provenance.records import (
 )
 from nbsweep.provenance.state import planned
 
-from .builders import plan
+from .builders import notebook, plan
 
 
 def test_fingerprint_uses_only_what_decides_the_output():
@@ -213,3 +213,13 @@ def test_a_record_keeps_the_defaults_apart_and_hashes_them_under_the_given_param
     assert made.fingerprint == provenance(parameters={"k": 1, "bins": 40}, defaults={}).fingerprint  # no known defaults: as before
     assert Provenance.from_dict(made.as_dict()) == made
     assert Provenance.from_dict({**made.as_dict(), "defaults": None}).defaults is None
+
+
+def test_an_edited_default_the_run_does_not_override_is_a_parameter_change_accept_refuses(templates):
+    (run,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a}]")
+    made = planned(run, {})
+    nbformat.write(notebook(code="alpha = 5\nbeta = 2", tags=["parameters"]), templates / "nb" / "t.ipynb")
+    (edited,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a}]")
+    changes = planned(edited, {}).diff(made)
+    assert explain(changes) == ["template code changed", "parameters changed: alpha 1 → 5"]
+    assert blocking(changes) == [Change("parameter", "alpha", 1, 5)]
