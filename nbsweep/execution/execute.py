@@ -162,7 +162,9 @@ def failing_cell(nb) -> tuple[int | None, dict | None]:
 
 def stamp_run(nb, job: dict, actual_code: str, error: dict | None, outputs: dict | None = None) -> None:
     """Store in the notebook what it was made from, so staleness survives losing all other state."""
-    made = Provenance(actual_code, job["kernel"], job["parameters"], job["inputs"], upstream=job.get("upstream") or {})
+    made = Provenance(
+        actual_code, job["kernel"], job["parameters"], job["inputs"], upstream=job.get("upstream") or {}, defaults=job.get("defaults")
+    )
     stamp(nb, job["run"], made, error, outputs)
 
 
@@ -235,6 +237,7 @@ def execute(
         # The template may have been edited since planning: record the code actually run, which
         # is the notebook hashed (never the file, which may change while the kernel starts).
         actual_code = source.code
+        job["defaults"] = source.defaults  # and the defaults of that code
         ahead = kernel is not None and kernel.name == job["kernel"]
         if kernel is not None and not ahead:
             kernel.stop(now=True)

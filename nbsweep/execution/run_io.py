@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import nbformat
@@ -22,9 +23,11 @@ import nbformat
 from nbsweep import layout
 from nbsweep.errors import SweepError
 from nbsweep.file_digests import file_digest, file_digest_and_stat, stat_key
+from nbsweep.model.formats import notebook_language
+from nbsweep.model.parameters import known_defaults
 from nbsweep.model.templates import code_digest, read_notebook
 from nbsweep.provenance.records import CHANGED_WHILE_READ, Provenance, execution_of, read_record, recorded
-from nbsweep.provenance.state import digest_if_present
+from nbsweep.provenance.state import digest_if_present, matches
 
 
 class MissingOutputError(Exception):
@@ -92,6 +95,11 @@ class RunSource:
     code: str
     inputs: InputsRead
 
+    @cached_property
+    def defaults(self) -> dict:
+        """The template's known defaults (part of the run's effective parameters)."""
+        return known_defaults(self.notebook, notebook_language(self.notebook))
+
 
 def read_source(job: dict) -> RunSource:
     """Read the run's template once and hash its declared inputs, now. Raises SweepError (and the
@@ -121,8 +129,8 @@ def cut_off(job: dict, files: layout.RunFiles, source: RunSource) -> bool:
     if not job.get("may_cut_off") or not files.good.exists():
         return False
     made = recorded(files.good)
-    now = Provenance.from_dict({**job, "template_code": source.code, "inputs": source.inputs.digests})
-    if made is None or now is None or made.fingerprint != now.fingerprint:
+    now = Provenance.from_dict({**job, "template_code": source.code, "inputs": source.inputs.digests, "defaults": source.defaults})
+    if now is None or not matches(made, now):
         return False
     written = read_record(files.good).get("outputs") or {}
     if set(written) != set(job.get("outputs", [])):

@@ -1,9 +1,24 @@
-"""Kernelspecs as a kernel started now would use them, and what a kernel started ahead was made from."""
+"""Kernelspecs as a kernel started now would use them, the kernel for a language, and what a
+kernel started ahead was made from."""
 
 import os
 import sys
 
 from nbsweep.kernels import site_state
+
+# A language's own kernel, chosen among several installed for it: ipykernel's name, which
+# `ipykernel install` and Jupyter use by default.
+NATIVE_KERNELS = {"python": "python3"}
+
+
+def kernels_for_language(language: str, languages: dict[str, str]) -> list[str]:
+    """The kernels that could run a template in ``language`` that names none (``languages``: each
+    installed kernelspec's name -> its language): those whose language it is (in any case), or,
+    among several, the language's own kernel (``NATIVE_KERNELS``) alone. The one to use is the
+    only one listed; none or several is for the user to settle."""
+    matching = sorted(name for name, spoken in languages.items() if (spoken or "").lower() == language.lower())
+    native = NATIVE_KERNELS.get(language.lower())
+    return [native] if native in matching else matching
 
 
 def spec_of(name: str) -> dict:

@@ -17,9 +17,13 @@ on top) are read from Python templates only, with ``ast``: an assignment whose v
 (numbers, strings, booleans, None, lists, tuples, dicts with string keys) is a default; one
 computed from an expression (``n = len(x)``) is left out, as its value is not known without
 executing the notebook.
+
+The defaults that count in a run's fingerprint (``known_defaults``) are stricter: only those whose
+value the run would have whether or not its config gives that same value (``docs/staleness.md``).
 """
 
 import ast
+import math
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -31,6 +35,7 @@ class Parameter:
     type_name: str  # the annotation, else the type of a literal default; "None" = unknown
     default: str  # source text of the default value
     help: str
+    annotated: bool = False  # type_name is the annotation (not inferred from the default)
 
 
 def parameters_cell(nb):
@@ -101,7 +106,10 @@ def declared(nb, kernel_name: str | None, language: str) -> list[Parameter] | No
         return found
     from papermill.translators import PythonTranslator
 
-    return [Parameter(p.name, type_of(p.inferred_type_name, p.default, True), p.default, p.help) for p in PythonTranslator.inspect(cell)]
+    return [
+        Parameter(p.name, type_of(p.inferred_type_name, p.default, True), p.default, p.help, p.inferred_type_name not in ("None", ""))
+        for p in PythonTranslator.inspect(cell)
+    ]
 
 
 def python_declarations(source: str) -> list[Parameter] | None:
@@ -125,7 +133,7 @@ def python_declarations(source: str) -> list[Parameter] | None:
         help_text = rest[1:].strip() if rest.startswith("#") else ""
         for name in names:
             found.pop(name, None)
-            found[name] = Parameter(name, type_of(annotation, default, True), default, help_text)
+            found[name] = Parameter(name, type_of(annotation, default, True), default, help_text, bool(annotation))
     return list(found.values())
 
 
@@ -247,11 +255,13 @@ def _name(node) -> str:
     return node.attr if isinstance(node, ast.Attribute) else ""
 
 
-def type_mismatch(type_name: str, value) -> str | None:
-    """The given value's kind when the declared type does not accept it, else None."""
+def type_mismatch(type_name: str, value, annotated: bool = True) -> str | None:
+    """The given value's kind when the declared type does not accept it, else None. None fits a
+    type inferred from a default (``annotated`` false: ``x = 'a'`` often means "or no value"),
+    and an annotation only when it admits it (``int | None``, ``Optional[int]``)."""
     kinds = accepted_kinds(type_name)
     kind = value_kind(value)
-    return None if kinds is None or kind in kinds else kind
+    return None if kinds is None or kind in kinds or (kind == "null" and not annotated) else kind
 
 
 def json_like(value):
@@ -311,3 +321,82 @@ def declared_defaults(nb) -> dict:
         except ValueError:
             defaults.pop(name, None)
     return defaults
+
+
+def known_defaults(nb, language: str) -> dict:
+    """Name -> value of each default of a template in ``language`` (``formats.notebook_language``)
+    whose value is known before it runs (Python only): a run's effective parameters, in its
+    fingerprint, are these with its own parameters on top.
+
+    A default counts when the parameters cell is plain Python, the name's last binding in it is an
+    assignment of one name to a literal that papermill would inject as the same value (JSON-like,
+    finite numbers, no tuples: ``injectable``) and no later statement of the cell rebinds the name
+    or, for a list or dict (which can be changed in place), mentions it at all. Any other default
+    (``n = len(x)``, ``opts = {}`` then ``opts.update(...)``) is not known: giving that parameter
+    any value is a change.
+    """
+    source = parameters_source(nb)
+    if source is None or language.lower() != "python":
+        return {}
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return {}
+    known: dict = {}
+    for statement in body:
+        bound, mentioned = names_in(statement)
+        for name in list(known):
+            if name in bound or (name in mentioned and isinstance(known[name], (list, dict))):
+                del known[name]
+        target = literal_target(statement)
+        if target is not None:
+            try:
+                value = ast.literal_eval(statement.value)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                continue
+            if injectable(value):
+                known[target] = value
+    return known
+
+
+def literal_target(statement) -> str | None:
+    """The one name a ``name = value`` or ``name: annotation = value`` statement assigns, else None."""
+    if isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0], ast.Name):
+        return statement.targets[0].id
+    if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name) and statement.value is not None:
+        return statement.target.id
+    return None
+
+
+def names_in(statement) -> tuple[set[str], set[str]]:
+    """(names a statement may bind or delete, names it reads), nested scopes included."""
+    bound, mentioned = set(), set()
+    for node in ast.walk(statement):
+        if isinstance(node, ast.Name):
+            (mentioned if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            bound.update(node.names)
+        elif isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and node.name:
+            bound.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            bound.add(node.rest)
+    return bound, mentioned
+
+
+def injectable(value) -> bool:
+    """Whether a config value equal to ``value`` reaches the notebook as this same Python value:
+    None, bool, int, str, finite float, and lists and string-keyed dicts of them (not a tuple,
+    which a config can only give as a list)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(injectable(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and injectable(item) for key, item in value.items())
+    return False

@@ -13,6 +13,7 @@ from pathlib import Path
 from nbsweep import layout
 from nbsweep.canonical import canonical_json
 from nbsweep.errors import SweepError, quoted
+from nbsweep.kernels.kernelspec import kernels_for_language
 from nbsweep.model.parameters import type_mismatch
 from nbsweep.model.pipeline import fill_outputs, link_runs
 from nbsweep.model.resources import standard_resources
@@ -278,6 +279,7 @@ class Planner:
     def __init__(self, config: SweepConfig, kernels: set[str] | None = None):
         self.config = config
         self._kernels = kernels
+        self._kernel_languages: dict[str, str] | None = None
         self._templates: dict[str, Template] = {}
         self._files: dict[str, bool] = {}  # input path -> whether it is a file, checked once
         self._globbed: dict[str, list[str]] = {}  # glob pattern -> its files, listed once
@@ -336,11 +338,32 @@ class Planner:
             self._kernels = set(KernelSpecManager(kernel_dirs=kernel_dirs()).find_kernel_specs())
         return self._kernels
 
+    @property
+    def kernel_languages(self) -> dict[str, str]:
+        """Installed kernelspec name -> its language (read only for a template that names no kernel)."""
+        if self._kernel_languages is None:
+            from jupyter_client.kernelspec import KernelSpecManager
+
+            specs = KernelSpecManager(kernel_dirs=kernel_dirs()).get_all_specs()
+            self._kernel_languages = {name: found.get("spec", {}).get("language", "") for name, found in specs.items()}
+        return self._kernel_languages
+
+    def language_kernel(self, template: Template, where: str) -> str:
+        """The kernel of a template that names none and has none set: the one installed for its language."""
+        language = template.language
+        found = kernels_for_language(language, self.kernel_languages)
+        if len(found) == 1:
+            return found[0]
+        if found:
+            what, fix = f"{len(found)} installed kernels run {language} ({', '.join(found)})", "set 'kernel' to one of them"
+        else:
+            installed = ", ".join(sorted(self.kernel_languages)) or "none"
+            what, fix = f"no installed kernel runs {language} (installed: {installed})", "install a kernel for it or set 'kernel'"
+        raise SweepError(f"{where}: {template.path} names no kernel and the config sets none, and {what}; {fix}")
+
     def check_kernel(self, kernel: str | None, template: Template, where: str) -> str:
         if kernel is None:
-            raise SweepError(
-                f"{where}: {template.path} names no kernel in its metadata and the config sets none; set 'kernel' (e.g. python3)"
-            )
+            kernel = self.language_kernel(template, where)
         if kernel not in self.kernels:
             raise SweepError(
                 f"{where}: kernel {kernel!r} is not installed (installed: {', '.join(sorted(self.kernels)) or 'none'}); "
@@ -375,12 +398,19 @@ class Planner:
     @staticmethod
     def check_types(parameters: dict, template: Template, label: str, where: str) -> None:
         """Each value of a declared parameter must be of its declared type (``type_mismatch``)."""
-        for name, type_name in template.declared_types.items():
-            if name in parameters and (given := type_mismatch(type_name, parameters[name])) is not None:
+        for declared in template.declarations or []:
+            name, type_name = declared.name, declared.type_name
+            if name not in parameters or (given := type_mismatch(type_name, parameters[name], declared.annotated)) is None:
+                continue
+            if given == "null":
                 raise SweepError(
-                    f"{where}: run {template.stem}/{label} gives parameter {name!r} {article(given)} ({canonical_json(parameters[name])[:60]}), "
-                    f"but {template.path} declares it {type_name}; give {article(type_name)} value, or set check_types: false"
+                    f"{where}: run {template.stem}/{label} gives parameter {name!r} null, but {template.path} annotates it {type_name}, "
+                    f"which excludes None; give {article(type_name)} value, annotate it {type_name} | None, or set check_types: false"
                 )
+            raise SweepError(
+                f"{where}: run {template.stem}/{label} gives parameter {name!r} {article(given)} ({canonical_json(parameters[name])[:60]}), "
+                f"but {template.path} declares it {type_name}; give {article(type_name)} value, or set check_types: false"
+            )
 
     @staticmethod
     def check_parameter_values(parameters: dict, where: str) -> None:

@@ -29,7 +29,7 @@ from nbsweep.errors import SweepError
 from nbsweep.files import UnusableFile, read_regular
 from nbsweep.model.cells import added_by_papermill, first_line
 from nbsweep.model.formats import TEXT_EXTENSIONS, notebook_language, unsupported_extension
-from nbsweep.model.parameters import Parameter, declared
+from nbsweep.model.parameters import Parameter, declared, known_defaults
 
 CODE_DIGEST_VERSION = 2
 # A template is code and prose: a bigger file is data, a mistake or a device, refused without reading it.
@@ -148,6 +148,11 @@ class Template:
     def code_digest(self) -> str:
         return code_digest(self.nb)
 
+    @cached_property
+    def known_defaults(self) -> dict:
+        """The defaults whose value is known before a run (``parameters.known_defaults``): part of its effective parameters."""
+        return known_defaults(self.nb, self.language)
+
     @property
     def kernelspec(self) -> str | None:
         return self.nb.metadata.get("kernelspec", {}).get("name")
@@ -185,11 +190,6 @@ class Template:
     def declared_parameters(self) -> list[str] | None:
         """Names assigned in the cell tagged ``parameters``; None when its language cannot be read."""
         return None if self.declarations is None else [p.name for p in self.declarations]
-
-    @cached_property
-    def declared_types(self) -> dict[str, str]:
-        """Name -> declared type (annotation, else the type of a literal default; "None" = any)."""
-        return {p.name: p.type_name for p in self.declarations or []}
 
 
 def read_notebook(path: str) -> nbformat.NotebookNode:

@@ -88,7 +88,9 @@ def accept(sweep, targets: list[str]) -> Acceptance:
         plan, made, record = state.planned(run, digests), records.recorded(path), records.read_record(path)
         if made is None:
             done.refused.append((run.id, []))
-        elif made.fingerprint == plan.fingerprint:
+            continue
+        made = state.in_current_form(made, plan)
+        if made.fingerprint == plan.fingerprint:
             done.current.append(run.id)
         elif unacceptable := blocking(plan.diff(made)):
             done.refused.append((run.id, unacceptable))

@@ -1,6 +1,8 @@
 """What a run was made from: the one home of fingerprints, their explanations and their records.
 
-A run's *provenance* is its template's code digest, its kernel, its parameters (canonical form),
+A run's *provenance* is its template's code digest, its kernel, its effective parameters (the
+template's known defaults, ``nbsweep.model.parameters.known_defaults``, with the parameters given
+in the config on top; canonical form),
 the SHA-256 of every declared input (planned from the files now; recorded as the run started
 reading them, or ``CHANGED_WHILE_READ`` for one that changed before it ended) and, for a run with
 ``after``, which execution of each upstream run it received. Its fingerprint decides staleness:
@@ -8,6 +10,12 @@ planning computes the planned provenance, the runner stamps the provenance it ex
 ``metadata.nbsweep``, and the run is up to date exactly when the two fingerprints agree. So the
 decision needs nothing but the config, the inputs and the executed notebook, and survives losing
 ``.snakemake/``. ``diff`` says how a run is stale, as data (``Change``); ``explain`` as sentences.
+
+A record keeps the given parameters (``parameters``: what papermill injected) and the template's
+known defaults (``defaults``) apart, and its fingerprint hashes the two overlaid, so giving a
+parameter its default value changes nothing. A record of the older form has no ``defaults``: its
+fingerprint hashed the given parameters alone (``fingerprint`` reads both forms;
+``nbsweep.provenance.state`` compares an older record with the plan).
 
 A run's ``secrets`` (parameter -> environment variable, names only: ``nbsweep.model.secrets``) travel
 with its provenance to the runner but are not part of the fingerprint. ``accept`` re-stamps a
@@ -25,6 +33,7 @@ from nbsweep.canonical import canonical_json, digest
 
 FINGERPRINT_KEYS = ("template_code", "kernel", "parameters", "inputs")  # secrets are not among them
 UPSTREAM_KEY = "upstream"  # fingerprinted when not empty, so runs without `after` keep their fingerprint
+DEFAULTS_KEY = "defaults"  # the template's known defaults; absent from a record of the older form
 # Recorded for an input that changed while the run read it: never equal to a digest, so the run stays stale.
 CHANGED_WHILE_READ = "changed while the run read it"
 NOT_A_REGULAR_FILE = "is not a regular file"  # planned for an input that is a FIFO or a device, which is never read
@@ -34,9 +43,15 @@ _decoder = json.JSONDecoder()
 
 
 def fingerprint(doc: dict) -> str:
-    """A run's fingerprint: the digest of the ``FINGERPRINT_KEYS`` of a record or job document."""
+    """A run's fingerprint: the digest of the ``FINGERPRINT_KEYS`` of a record or job document, its
+    parameters being the effective ones (its ``defaults`` overlaid by its ``parameters``); in a
+    record of the older form, without ``defaults``, the given ones. So a run without known
+    defaults has the fingerprint it had before effective parameters were hashed."""
     keys = (*FINGERPRINT_KEYS, UPSTREAM_KEY) if doc.get(UPSTREAM_KEY) else FINGERPRINT_KEYS
-    return digest({key: doc[key] for key in keys})
+    hashed = {key: doc[key] for key in keys}
+    if doc.get(DEFAULTS_KEY) is not None:
+        hashed["parameters"] = {**doc[DEFAULTS_KEY], **doc["parameters"]}
+    return digest(hashed)
 
 
 @dataclass(frozen=True)
@@ -47,10 +62,16 @@ class Provenance:
     inputs: dict = field(default_factory=dict)  # path -> SHA-256 of its content
     secrets: dict = field(default_factory=dict)  # parameter -> environment variable (not fingerprinted)
     upstream: dict = field(default_factory=dict)  # run named in `after` -> the execution it received
+    defaults: dict | None = None  # the template's known defaults; None: a record of the older form
 
     @property
     def fingerprint(self) -> str:
         return fingerprint(asdict(self))
+
+    @property
+    def effective_parameters(self) -> dict:
+        """The given parameters over the template's known defaults (the given ones alone in a record of the older form)."""
+        return {**(self.defaults or {}), **self.parameters}
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -62,6 +83,7 @@ class Provenance:
             return cls(
                 doc["template_code"], doc["kernel"], dict(doc["parameters"]), dict(doc["inputs"]),
                 dict(doc.get("secrets") or {}), dict(doc.get(UPSTREAM_KEY) or {}),
+                None if doc.get(DEFAULTS_KEY) is None else dict(doc[DEFAULTS_KEY]),
             )  # fmt: skip
         except (KeyError, TypeError, ValueError):
             return None
@@ -75,7 +97,10 @@ class Provenance:
             found.append(Change("template code", "", made.template_code, self.template_code))
         if made.kernel != self.kernel:
             found.append(Change("kernel", "", made.kernel, self.kernel))
-        found += parameter_changes(made.parameters, self.parameters)
+        if made.defaults is None:  # a record of the older form: what the config gave, then and now
+            found += parameter_changes(made.parameters, self.parameters)
+        else:
+            found += parameter_changes(made.effective_parameters, self.effective_parameters)
         for path, sha in self.inputs.items():
             old = made.inputs.get(path)
             if path not in made.inputs:
@@ -219,7 +244,7 @@ def stamp(nb, run_id: str, made: Provenance, error: dict | None, outputs: dict |
 def accepted(record: dict, plan: Provenance, when: str) -> dict:
     """``record`` re-stamped as made from ``plan`` (``nbsweep accept``): what the notebook was
     executed from is kept as ``accepted_from`` (the first one, when it is accepted again)."""
-    original = record.get("accepted_from") or {key: record.get(key) for key in ("fingerprint", *FINGERPRINT_KEYS)}
+    original = record.get("accepted_from") or {key: record.get(key) for key in ("fingerprint", *FINGERPRINT_KEYS, DEFAULTS_KEY)}
     return {**record, "fingerprint": plan.fingerprint, **plan.as_dict(), "accepted_from": original, "accepted_at": when}
 
 
@@ -278,7 +303,11 @@ def recorded(path: Path) -> Provenance | None:
     A truncated or hand-edited notebook, or one stamped by an older nbsweep whose record does not
     hash to its fingerprint, has no usable record: its run is stale.
     """
-    record = read_record(path)
+    return provenance_in(read_record(path))
+
+
+def provenance_in(record: dict) -> Provenance | None:
+    """The provenance of a record, None when it is incomplete or does not hash to its fingerprint."""
     made = Provenance.from_dict(record)
     if made is None or record.get("fingerprint") != made.fingerprint:
         return None

@@ -5,6 +5,11 @@ declared outputs are the files it wrote (``is_current``); Snakemake's planning, 
 the summary and the API all ask ``run_state``/``is_current``. The state says why as data
 (``RunState.changes``, ``records.Change``) and as one line (``RunState.detail``); why a run
 executes in an invocation is said from it too (``execution_reason``: ``snakemake -n`` lists these).
+
+A record is compared with the plan in the current form (``in_current_form``): made from the
+planned template code, it was made with the planned defaults, as the code decides them. So a
+notebook stamped before effective parameters were hashed (its record has no defaults) is current
+when its given parameters, over those defaults, are the planned effective parameters.
 """
 
 import os
@@ -45,8 +50,21 @@ class RunState:
 def is_current(run, target: Path, digests: dict[str, str | None]) -> bool:
     """Whether the run's target records exactly the provenance planned now, and its declared
     outputs are the files it wrote."""
-    made = records.recorded(target)
-    return made is not None and made.fingerprint == planned(run, digests).fingerprint and not output_changes(run, target, digests)
+    return matches(records.recorded(target), planned(run, digests)) and not output_changes(run, target, digests)
+
+
+def in_current_form(made: Provenance, plan: Provenance) -> Provenance:
+    """``made`` with the planned defaults when it was made from the planned template code (whose
+    parameters cell decides them): so a record of the older form, without defaults, compares with
+    the plan by its effective parameters."""
+    if made.template_code == plan.template_code and made.defaults != plan.defaults:
+        return replace(made, defaults=plan.defaults)
+    return made
+
+
+def matches(made: Provenance | None, plan: Provenance) -> bool:
+    """Whether a notebook made from ``made`` (None: no usable record) is made from ``plan``."""
+    return made is not None and in_current_form(made, plan).fingerprint == plan.fingerprint
 
 
 def output_changes(run, target: Path, digests: dict[str, str | None]) -> list[Change]:
@@ -65,6 +83,7 @@ def run_state(run, output_dir: str, digests: dict[str, str | None], runs: dict |
     if blocked:
         return RunState(run.id, NOT_RUN, f"waits for {blocked}, which failed")
     if made is not None:
+        made = in_current_form(made, plan)
         changes = (
             plan.diff(made, dict(run.produced)) if made.fingerprint != plan.fingerprint else output_changes(run, files.target, digests)
         )
@@ -85,6 +104,8 @@ def failed_state(run, files: layout.RunFiles, plan: records.Provenance) -> RunSt
     error = record.get("error") if isinstance(record.get("error"), dict) else {}
     detail = f"{error.get('ename', 'error')}: {error.get('evalue', '')} {cells.place(error)}; see {files.failed}"
     made = records.Provenance.from_dict(record)
+    if made is not None:
+        made = in_current_form(made, plan)
     changes = plan.diff(made, dict(run.produced)) if made is not None and made.fingerprint != plan.fingerprint else []
     changes = naming_cells(changes, run, files.failed)
     if made is None or changes:
@@ -182,7 +203,8 @@ def planned(run, digests: dict[str, str | None]) -> Provenance:
     another run produces may be missing: None)."""
     inputs = {path: cached_digest(path, digests) for path in run.inputs}
     upstream = {run_id: execution_of(Path(target)) for run_id, target in run.after}
-    return Provenance(run.template.code_digest, run.kernel, run.parameters, inputs, dict(run.secrets), upstream)
+    template = run.template
+    return Provenance(template.code_digest, run.kernel, run.parameters, inputs, dict(run.secrets), upstream, template.known_defaults)
 
 
 def cached_digest(path: str, digests: dict[str, str | None]) -> str | None:

@@ -19,8 +19,8 @@ from nbsweep.files import write_atomically
 from nbsweep.masking import mask, mask_data, secret_values
 from nbsweep.model.parameters import declared_defaults
 from nbsweep.model.pipeline import UPSTREAM
-from nbsweep.provenance.records import flatten
-from nbsweep.provenance.state import planned, run_state
+from nbsweep.provenance.records import flatten, provenance_in
+from nbsweep.provenance.state import matches, planned, run_state
 from nbsweep.results import failures, index
 from nbsweep.results.executed import executed_defaults, mapping, read_result
 from nbsweep.results.index import cell_text
@@ -138,7 +138,7 @@ def recorded_row(run, output_dir: str, digests: dict[str, str] | None, runs: dic
     if notebook == files.failed:
         html = files.failed_html
     fresh_html = notebook is not None and html.exists()  # the runner replaces it with each notebook
-    changed = made.get("fingerprint") != planned(run, digests).fingerprint
+    changed = not matches(provenance_in(made), planned(run, digests))
     return {
         "template": run.name,
         "label": run.label,

@@ -20,14 +20,14 @@ def test_states_changes_results_and_accept_as_data(project, monkeypatch):
 
     project.write_config({"runs": [{"notebook": "notebooks/fit.ipynb", "label": "x{x}", "grid": {"x": [1, 2]}, "parameters": {"y": 3}}]})
     (x1, x2) = api.status().states
-    assert x1.state == "stale" and x1.changes == (Change("parameter", "y", None, 3, "added"),)
-    assert x1.detail == "parameters changed: y added (3)"
+    assert x1.state == "stale" and x1.changes == (Change("parameter", "y", 0, 3),)  # the template's y = 0
+    assert x1.detail == "parameters changed: y 0 → 3"
 
     rows = {row["label"]: row for row in api.results()}
     assert rows["x2"]["metrics.accuracy"] == 0.2 and rows["x2"]["status"] == "stale"
     done = api.accept(targets=["fit/x1"])
     assert [(run, changes) for run, changes, _ in done.accepted] == [] and [run for run, _ in done.refused] == ["fit/x1"]
-    assert done.refused[0][1] == [Change("parameter", "y", None, 3, "added")]  # a parameter change cannot be accepted
+    assert done.refused[0][1] == [Change("parameter", "y", 0, 3)]  # a parameter change cannot be accepted
 
 
 def test_the_docs_example_reads_a_sweep(project):
@@ -38,5 +38,5 @@ def test_the_docs_example_reads_a_sweep(project):
     example = REPO / "docs" / "examples" / "sweep_report.py"
     out = subprocess.run([sys.executable, str(example)], cwd=project.root, env=project.env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "fit/x1: parameter y None -> 3 (added)" in out.stdout
+    assert "fit/x1: parameter y 0 -> 3 (changed)" in out.stdout
     assert f"best accuracy: 0.2 in fit/x2 ({project.target('fit', 'x2').relative_to(project.root)})" in out.stdout

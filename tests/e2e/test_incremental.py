@@ -203,3 +203,80 @@ def test_adding_a_run_executes_just_it_and_removing_executes_nothing(echo_projec
     before = echo_project.outputs()
     echo_project.snakemake()
     assert echo_project.executed(before) == set()
+
+
+BINS = ["import json\nprint('ECHO' + json.dumps({'bins': bins, 'seed': seed}))"]
+
+
+def status_lines(project) -> dict[str, str]:
+    """Run id -> its state and detail in `nbsweep status` (spaces collapsed)."""
+    proc = project.nbsweep("status")
+    assert proc.returncode == 0, proc.stderr
+    found = {}
+    for line in proc.stdout.splitlines()[1:]:
+        if not line.strip():
+            break
+        run, rest = line.split(None, 1)
+        found[run] = " ".join(rest.split())
+    return found
+
+
+def bins_project(project, bins: dict) -> None:
+    """Template ``hist`` (``bins = 40``) and two runs, with ``bins`` in both runs' parameters."""
+    project.notebook("hist", BINS, "bins = 40\nseed = 0")
+    runs = [
+        {"notebook": "notebooks/hist.ipynb", "label": label, "parameters": {"seed": seed, **bins}} for label, seed in (("a", 1), ("b", 2))
+    ]
+    project.write_config({"runs": runs})
+
+
+def test_writing_a_default_into_the_config_reruns_nothing(project):
+    bins_project(project, {})
+    project.snakemake()
+    bins_project(project, {"bins": 40})  # the template's own default
+    before = project.outputs()
+    proc = project.snakemake()
+    assert project.executed(before) == set() and "Nothing to be done" in proc.stdout + proc.stderr
+    assert status_lines(project) == {"hist/a": "up to date", "hist/b": "up to date"}
+
+    bins_project(project, {"bins": 41})
+    assert status_lines(project)["hist/a"] == "stale parameters changed: bins 40 → 41"
+    project.snakemake()
+    assert project.executed(before) == {"hist/a", "hist/b"} and 'ECHO{"bins": 41, "seed": 1}' in stdout_of(project.target("hist", "a"))
+    bins_project(project, {})  # back to the default: the notebooks were made with 41
+    assert status_lines(project)["hist/a"] == "stale parameters changed: bins 41 → 40"
+
+
+def stamp_as_before_effective_parameters(notebook) -> None:
+    """Rewrite a notebook's record as nbsweep stamped it before effective parameters were hashed:
+    no ``defaults``, and a fingerprint of the given parameters (records.FINGERPRINT_KEYS then)."""
+    from nbsweep.canonical import digest
+
+    nb = nbformat.read(notebook, as_version=4)
+    record = dict(nb.metadata["nbsweep"])
+    record.pop("defaults")
+    record["fingerprint"] = digest({key: record[key] for key in ("template_code", "kernel", "parameters", "inputs")})
+    nb.metadata["nbsweep"] = record
+    stat = notebook.stat()
+    nbformat.write(nb, notebook)
+    os.utime(notebook, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_notebooks_stamped_before_effective_parameters_stay_current(project):
+    bins_project(project, {})
+    project.snakemake()
+    for label in ("a", "b"):
+        stamp_as_before_effective_parameters(project.target("hist", label))
+    assert "defaults" not in project.record("hist", "a")
+    before = project.outputs()
+    proc = project.snakemake()
+    assert project.executed(before) == set() and "Nothing to be done" in proc.stdout + proc.stderr
+    assert status_lines(project) == {"hist/a": "up to date", "hist/b": "up to date"}
+    bins_project(project, {"bins": 40})  # the default, written out: still current
+    project.snakemake()
+    assert project.executed(before) == set() and status_lines(project) == {"hist/a": "up to date", "hist/b": "up to date"}
+
+    bins_project(project, {"bins": 20})
+    assert status_lines(project)["hist/b"] == "stale parameters changed: bins 40 → 20"
+    project.snakemake()
+    assert project.executed(before) == {"hist/a", "hist/b"} and project.record("hist", "b")["defaults"] == {"bins": 40, "seed": 0}

@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import stdout_of
+from conftest import one_sentence, stdout_of
 
 NASTY = {
     "quotes": "it's \"quoted\" and 'single'",
@@ -34,3 +34,23 @@ def test_every_value_arrives_intact(project):
         line = next(line for line in stdout_of(project.target("echo", name)).splitlines() if line.startswith("ECHO"))
         assert json.loads(line[4:]) == value, name
     assert not (project.root / "tmp").exists()
+
+
+NONE_ECHO = ["print('SEES', repr(name), repr(maybe))"]
+
+
+def test_none_reaches_a_parameter_whose_type_comes_from_its_default(project):
+    project.notebook("named", NONE_ECHO, "name = 'a'\nmaybe: int | None = 1\ncount: int = 1")
+    project.write_config({"runs": [{"notebook": "notebooks/named.ipynb", "label": "none", "parameters": {"name": None, "maybe": None}}]})
+    project.snakemake()
+    assert "SEES None None" in stdout_of(project.target("named", "none"))
+
+
+def test_none_against_an_annotation_that_excludes_it_is_one_sentence(project):
+    project.notebook("named", NONE_ECHO, "name = 'a'\nmaybe: int | None = 1\ncount: int = 1")
+    project.write_config({"runs": [{"notebook": "notebooks/named.ipynb", "label": "none", "parameters": {"count": None}}]})
+    assert one_sentence(project.snakemake(check=False)) == (
+        "nbsweep: config/config.yaml: run #1 ('none'): run named/none gives parameter 'count' null, but notebooks/named.ipynb "
+        "annotates it int, which excludes None; give an int value, annotate it int | None, or set check_types: false."
+    )
+    assert not project.out.exists()

@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import nbformat
-from conftest import SNAKEFILE, SNAKEMAKE, stdout_of
+from conftest import SNAKEFILE, SNAKEMAKE, one_sentence, stdout_of
 
 PERCENT = """# ---
 # jupyter:
@@ -198,3 +198,41 @@ def test_notebooks_of_the_older_code_digest_are_stale_once_and_accept_keeps_them
     accepted = project.nbsweep("accept").stdout
     assert "  box/a: recorded with nbsweep's older code digest (the code is the same)" in accepted
     assert "box/a  up to date (accepted)" in project.nbsweep("status").stdout
+
+
+NO_KERNEL = PERCENT.split("# ---\n\n", 1)[1]  # the same script without its jupytext header
+
+
+def test_a_percent_script_without_a_kernel_runs_on_the_kernel_of_its_language(project):
+    project.add_kernel("py2")  # a second Python kernel: Python's own, python3, is taken
+    script = project.root / "notebooks" / "answer.py"
+    script.parent.mkdir(parents=True)
+    script.write_text(NO_KERNEL)
+    assert "kernelspec" not in NO_KERNEL
+    project.write_config({"runs": [{"notebook": "notebooks/answer.py", "label": "two", "parameters": {"n": 2}}]})
+    project.snakemake()
+    assert "ANSWER 42" in stdout_of(project.target("answer", "two")) and project.record("answer", "two")["kernel"] == "python3"
+
+
+def add_kernelspec(project, name: str, language: str) -> None:
+    spec = project.root / "share" / "jupyter" / "kernels" / name / "kernel.json"
+    spec.parent.mkdir(parents=True)
+    spec.write_text(json.dumps({"argv": ["false", "{connection_file}"], "display_name": name, "language": language}))
+
+
+def test_a_script_whose_language_has_no_kernel_or_several_is_one_sentence(project):
+    script = project.root / "notebooks" / "fit.jl"
+    script.parent.mkdir(parents=True)
+    script.write_text('# %% tags=["parameters"]\nn = 1\n\n# %%\nprintln(n)\n')
+    project.write_config({"runs": [{"notebook": "notebooks/fit.jl", "label": "a"}]})
+    sentence = one_sentence(project.snakemake(check=False))
+    assert sentence.startswith(
+        "nbsweep: config/config.yaml: run #1 ('a'): notebooks/fit.jl names no kernel and the config sets none, and no installed kernel runs julia (installed: "
+    ) and sentence.endswith("; install a kernel for it or set 'kernel'.")
+    add_kernelspec(project, "julia-a", "julia")
+    add_kernelspec(project, "julia-b", "julia")
+    assert one_sentence(project.snakemake(check=False)) == (
+        "nbsweep: config/config.yaml: run #1 ('a'): notebooks/fit.jl names no kernel and the config sets none, "
+        "and 2 installed kernels run julia (julia-a, julia-b); set 'kernel' to one of them."
+    )
+    assert not project.out.exists()

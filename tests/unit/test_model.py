@@ -27,7 +27,15 @@ from nbsweep.model.config import (
     validate,
 )
 from nbsweep.model.formats import TEXT_EXTENSIONS
-from nbsweep.model.parameters import declared, declared_defaults, python_declarations, r_assignments, r_string, type_mismatch
+from nbsweep.model.parameters import (
+    declared,
+    declared_defaults,
+    known_defaults,
+    python_declarations,
+    r_assignments,
+    r_string,
+    type_mismatch,
+)
 from nbsweep.model.pipeline import check_acyclic, fill_outputs, link_runs, producers, upstream_ids
 from nbsweep.model.plan import (
     MAX_RUNS,
@@ -270,6 +278,34 @@ def test_declared_defaults_are_the_literal_assignments_of_the_parameters_cell():
     assert declared_defaults(with_parameters("%matplotlib inline\nlr = 0.1\nname = 'm'  # a comment")) == {"lr": 0.1, "name": "m"}
     assert declared_defaults(with_parameters("x <- 1", language="R")) == {}
     assert declared_defaults(new_notebook(cells=[new_code_cell("x = 1")])) == {}
+
+
+def test_known_defaults_are_the_literals_a_run_has_whether_or_not_its_config_repeats_them():
+    source = (
+        "bins = 40\nrate: float = 0.5\nname = 'a'\nnone = None\nitems = [1, {'k': 'v'}]\n"
+        "n = len(name)\npair = (1, 2)\nhuge = 1e999\nc = 1j\n"  # an expression, a tuple, infinity, a complex
+        "opts = {}\nopts.update(a=1)\nk = 1\nk += 1\nshared = other = [1]\n"  # changed later in the cell
+        "edges = bins * 2\nlater = 1\nlater = later + 1\nm = 1\ndef m(): pass"
+    )
+    assert known_defaults(with_parameters(source), "python") == {
+        "bins": 40,
+        "rate": 0.5,
+        "name": "a",
+        "none": None,
+        "items": [1, {"k": "v"}],
+    }
+    assert known_defaults(with_parameters("%matplotlib inline\nlr = 0.1"), "python") == {}  # not plain Python
+    assert known_defaults(with_parameters("x <- 1", language="R"), "R") == {}
+    assert known_defaults(new_notebook(cells=[new_code_cell("x = 1")]), "python") == {}  # no parameters cell
+
+
+def test_none_fits_a_type_inferred_from_a_default_but_not_an_annotation_that_excludes_it():
+    assert type_mismatch("str", None, annotated=False) is None  # x = 'a'
+    assert type_mismatch("int", None, annotated=True) == "null"  # x: int = 1
+    assert type_mismatch("int | None", None, annotated=True) is None
+    assert type_mismatch("str", 1, annotated=False) == "int"
+    found = python_declarations("x: int = 1\ny = 'a'\nz: int | None = 1")
+    assert [(p.name, p.type_name, p.annotated) for p in found] == [("x", "int", True), ("y", "str", False), ("z", "int | None", True)]
 
 
 @dataclass(frozen=True)

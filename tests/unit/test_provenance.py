@@ -23,7 +23,7 @@ from nbsweep.provenance.records import (
 )
 from nbsweep.provenance.state import planned
 
-from .builders import plan
+from .builders import notebook, plan
 
 
 def test_fingerprint_uses_only_what_decides_the_output():
@@ -39,8 +39,8 @@ def test_provenance_fingerprint_diff_and_records(templates, tmp_path):
     (retimed,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, timeout: 50}]")
     assert planned(retimed, {}).fingerprint == made.fingerprint  # timeout is not provenance
     (changed,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, parameters: {alpha: 3}}]")
-    assert explain(planned(changed, {}).diff(made)) == ["parameters changed: alpha added (3)"]
-    assert explain(made.diff(planned(changed, {}))) == ["parameters changed: alpha removed (was 3)"]
+    assert explain(planned(changed, {}).diff(made)) == ["parameters changed: alpha 1 → 3"]  # the template's alpha = 1
+    assert explain(made.diff(planned(changed, {}))) == ["parameters changed: alpha 3 → 1"]
 
     nb = new_notebook(cells=[new_code_cell("x = 1")])
     stamp(nb, run.id, made, None)
@@ -205,3 +205,54 @@ def test_an_interrupted_run_is_interrupted_until_its_next_outcome(templates):
     assert state.run_state(run, "out", {}).detail == f"interrupted (previous good notebook kept at {files.previous})"
     nbformat.write(nb, files.target)  # its next execution succeeded (and removed the marker; a stray one does not count)
     assert state.run_state(run, "out", {}).state == state.UP_TO_DATE
+
+
+def test_a_parameter_given_its_default_keeps_the_fingerprint_and_explains_nothing(templates):
+    (bare,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a}]")
+    (given,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, parameters: {alpha: 1}}]")  # the template's alpha = 1
+    (as_float,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, parameters: {alpha: 1.0}, check_types: false}]")
+    made, plan_now = planned(bare, {}), planned(given, {})
+    assert made.defaults == {"alpha": 1, "beta": 2} and plan_now.parameters == {"alpha": 1}
+    assert plan_now.fingerprint == made.fingerprint and plan_now.diff(made) == [
+        Change("fingerprint", "", made.fingerprint, made.fingerprint)
+    ]
+    assert planned(as_float, {}).fingerprint != made.fingerprint  # 1.0 is not the default 1
+    assert explain(planned(as_float, {}).diff(made)) == ["parameters changed: alpha 1 → 1.0"]
+
+
+def test_a_record_of_the_older_form_is_current_when_its_given_parameters_over_the_defaults_are_planned(templates, tmp_path):
+    (bare,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a}]")
+    (given,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, parameters: {alpha: 1}}]")
+    (other,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, parameters: {alpha: 3}}]")
+    now = planned(bare, {})
+    older = {key: value for key, value in now.as_dict().items() if key != "defaults"}  # what the previous rule stamped
+    older["fingerprint"] = digest({key: older[key] for key in FINGERPRINT_KEYS})  # it hashed the given parameters only
+    nb = new_notebook(cells=[new_code_cell("x = 1")], metadata={"nbsweep": older})
+    target = tmp_path / "t_a.ipynb"
+    nbformat.write(nb, target)
+    made = recorded(target)
+    assert made is not None and made.defaults is None and made.fingerprint == older["fingerprint"] != now.fingerprint
+    assert state.matches(made, now) and state.matches(made, planned(given, {}))
+    assert not state.matches(made, planned(other, {}))
+    assert explain(planned(other, {}).diff(state.in_current_form(made, planned(other, {})))) == ["parameters changed: alpha 1 → 3"]
+    recoded = Provenance("other code", now.kernel, {}, {})  # another template code: the older record's defaults are unknown
+    assert not state.matches(made, recoded) and explain(recoded.diff(made)) == ["template code changed"]
+
+
+def test_a_record_keeps_the_defaults_apart_and_hashes_them_under_the_given_parameters():
+    made = provenance(parameters={"k": 1}, defaults={"k": 0, "bins": 40})
+    assert made.effective_parameters == {"k": 1, "bins": 40}
+    assert made.fingerprint == provenance(parameters={"k": 1, "bins": 40}, defaults={"bins": 40}).fingerprint
+    assert made.fingerprint == provenance(parameters={"k": 1, "bins": 40}, defaults={}).fingerprint  # no known defaults: as before
+    assert Provenance.from_dict(made.as_dict()) == made
+    assert Provenance.from_dict({**made.as_dict(), "defaults": None}).defaults is None
+
+
+def test_an_edited_default_the_run_does_not_override_is_a_parameter_change_accept_refuses(templates):
+    (run,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a}]")
+    made = planned(run, {})
+    nbformat.write(notebook(code="alpha = 5\nbeta = 2", tags=["parameters"]), templates / "nb" / "t.ipynb")
+    (edited,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a}]")
+    changes = planned(edited, {}).diff(made)
+    assert explain(changes) == ["template code changed", "parameters changed: alpha 1 → 5"]
+    assert blocking(changes) == [Change("parameter", "alpha", 1, 5)]
