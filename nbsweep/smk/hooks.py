@@ -97,6 +97,7 @@ def job_inputs(workflow, sweep: Sweep, run) -> list[str]:
         path = layout.job_file(sweep.invocation, run.name, run.label)
         return [str(path)] if path.exists() else []
     output_refusal = claim_output(workflow, sweep)
+    check_selection(workflow, sweep)
     is_forced = forcing(workflow, sweep)
     if not sweep.executes(run, is_forced):
         return []
@@ -145,6 +146,8 @@ def upstream_files(workflow, sweep: Sweep, run) -> tuple[list[str], list[str]]:
     files = [(path, producer) for path, producer in run.produced] + [(target, run_id) for run_id, target in run.after]
     if not files or not smk.is_main_process(workflow):
         return [], [path for path, _ in files]
+    claim_output(workflow, sweep)
+    check_selection(workflow, sweep)
     is_forced = forcing(workflow, sweep)
     fresh = {up for up in sweep.upstream_keys(run) if sweep.executes(sweep.runs[up], is_forced)}
     split: tuple[list[str], list[str]] = ([], [])
@@ -155,7 +158,33 @@ def upstream_files(workflow, sweep: Sweep, run) -> tuple[list[str], list[str]]:
 
 def forcing(workflow, sweep: Sweep):
     """``forced`` for a run of this sweep."""
-    return lambda run: forced(workflow, sweep.target(run), sweep.rule_name(run))
+    return lambda run: forced(workflow, sweep.target(run), sweep.rule_name(run), run.name)
+
+
+def check_selection(workflow, sweep: Sweep) -> None:
+    """Once, in the main process as the DAG is built: refuse a ``--forcerun``/``--until``/``--omit-from``
+    value that names no template, rule or file a rule makes (Snakemake would ignore it), and pass
+    ``--omit-from TEMPLATE`` on as the template's notebooks (its rule only gathers them, downstream of its runs).
+    ``--forcerun TEMPLATE`` is read by ``forced``; ``--until TEMPLATE`` needs nothing: its runs are its rule's inputs."""
+    if "selection" in main_process.MAIN:
+        return
+    main_process.MAIN["selection"] = True
+    flags = smk.selection_flags(workflow)
+    templates, rules = set(sweep.template_names), smk.rule_names(workflow)
+    for flag, values in flags.items():
+        for value in values:
+            if value not in templates and value not in rules and not smk.has_producer(workflow, value):
+                refuse(sweep, selection_refusal(sweep, flag, value))
+    omitted = [target for name in flags["--omit-from"] if name in templates for target in sweep.targets(name)]
+    if omitted:
+        smk.omit_from_files(workflow, omitted)
+
+
+def selection_refusal(sweep: Sweep, flag: str, value: str) -> str:
+    """The sentence refusing a selection flag's value that selects nothing."""
+    example = next(iter(sweep.runs.values()), None)
+    named = f" (e.g. {example.name}), a run's notebook (e.g. {sweep.target(example)})" if example else ", a run's notebook"
+    return f"{flag} {value} names no template, run or rule of this sweep, so it would select nothing; name a template{named} or a rule"
 
 
 def planned_by_main(workflow) -> Sweep | None:
@@ -189,9 +218,10 @@ def own_runs(workflow, argv: list[str] | None = None) -> set[tuple[str, str]] | 
     return runs or None
 
 
-def forced(workflow, target: str, rule: str = RUN_RULE) -> bool:
-    """Whether the command line forces the run with this target and rule (read while the DAG is built)."""
-    return smk.forces(workflow, {RUN_RULE, rule, target}, target)
+def forced(workflow, target: str, rule: str = RUN_RULE, template: str = "") -> bool:
+    """Whether the command line forces the run with this target, rule and template (read while the DAG is
+    built): ``-F``, ``-R`` naming its template, its notebook or its rule, ``-f`` with its notebook as target."""
+    return smk.forces(workflow, {RUN_RULE, rule, target, template} - {""}, target)
 
 
 def job_python(workflow) -> str:
