@@ -46,6 +46,13 @@ def is_current(run, target: Path, digests: dict[str, str | None]) -> bool:
     return made is not None and made.fingerprint == planned(run, digests).fingerprint and not output_changes(run, target, digests)
 
 
+def kept_aside_is_current(run, target: Path, digests: dict[str, str | None]) -> bool:
+    """Whether the run's kept-aside notebook (``nbsweep.provenance.kept_aside``) is what the run would
+    produce now: the same comparison as ``is_current``, on that notebook."""
+    previous = layout.RunFiles(target).previous
+    return previous.exists() and is_current(run, previous, digests)
+
+
 def output_changes(run, target: Path, digests: dict[str, str | None]) -> list[Change]:
     return output_problems(records.read_record(target), run.outputs, digests) if run.outputs else []
 

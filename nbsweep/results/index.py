@@ -219,6 +219,8 @@ def page(columns: list[str], rows: list[dict], base: Path) -> str:
     status_options = "".join(f'<option value="{s}">{s}</option>' for s in STATUSES)
     sections = "\n".join(section(t, [r for r in rows if r["template"] == t], columns, base) for t in templates)
     written = datetime.now().strftime("%Y-%m-%d %H:%M")
+    configs = ", ".join(dict.fromkeys(r["config"] for r in rows if r.get("config")))
+    of_config = f' of <span id="config">{esc(configs)}</span>' if configs else ""
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -231,7 +233,7 @@ def page(columns: list[str], rows: list[dict], base: Path) -> str:
 </head>
 <body>
 <h1>nbsweep results</h1>
-<p class="meta" id="tally">{len(rows)} runs: {tally(rows, " · ") or "none configured"}. Written {written}<span class="files">;
+<p class="meta" id="tally">{len(rows)} runs{of_config}: {tally(rows, " · ") or "none configured"}. Written {written}<span class="files">;
 <a href="summary.csv">summary.csv</a>, <a href="summary.json">summary.json</a>.{hint}</span></p>
 <div class="controls">
 <input id="filter" type="search" placeholder="Filter: words in any column" aria-label="Filter runs">

@@ -19,6 +19,7 @@ from nbsweep.execution.liveness import SNAKEMAKE_PID
 from nbsweep.model.plan import check_output_dir
 from nbsweep.model.rule_names import RUN_RULE, rule_run
 from nbsweep.packaged import SCHEMA
+from nbsweep.provenance import kept_aside
 from nbsweep.provenance.sweep import DEFAULT_CONFIG, Sweep, as_given
 from nbsweep.results import failures, summary, tracking
 from nbsweep.smk import interrupts, main_process, workdir, writable
@@ -101,6 +102,8 @@ def job_inputs(workflow, sweep: Sweep, run) -> list[str]:
     is_forced = forcing(workflow, sweep)
     if not sweep.executes(run, is_forced):
         return []
+    if not smk.is_dry_run(workflow) and (made := kept_aside.fingerprint(Path(sweep.target(run)))):
+        sweep.aside[(run.name, run.label)] = made  # kept aside if the run makes it anew from other provenance
     if not smk.is_dry_run(workflow) and not sweep.owner:
         refuse(sweep, output_refusal or workdir.refusal())
     if not smk.is_dry_run(workflow) and (
@@ -169,6 +172,7 @@ def check_selection(workflow, sweep: Sweep) -> None:
     if "selection" in main_process.MAIN:
         return
     main_process.MAIN["selection"] = True
+    sweep.restores = restorer(workflow, sweep)
     flags = smk.selection_flags(workflow)
     templates, rules = set(sweep.template_names), smk.rule_names(workflow)
     for flag, values in flags.items():
@@ -178,6 +182,53 @@ def check_selection(workflow, sweep: Sweep) -> None:
     omitted = [target for name in flags["--omit-from"] if name in templates for target in sweep.targets(name)]
     if omitted:
         smk.omit_from_files(workflow, omitted)
+
+
+def restorer(workflow, sweep: Sweep):
+    """What ``Sweep.is_current`` calls for a run whose kept-aside notebook is what it would produce:
+    put it back in place (as the owner of an invocation that executes; a dry-run or a DAG printout
+    only counts it as current), and say whether the run is current now."""
+    executes = smk.has_executor(workflow) and not smk.is_dry_run(workflow)
+
+    def restore(run) -> bool:
+        if not executes:
+            return True
+        if not sweep.owner:
+            return False
+        try:
+            kept_aside.restore(layout.RunFiles(Path(sweep.target(run))))
+        except OSError:
+            return False  # it executes instead
+        sweep.restored.append(run.id)
+        return True
+
+    return restore
+
+
+def kept_aside_lines(sweep: Sweep, most: int = 5) -> list[str]:
+    """What this invocation kept aside and put back, one line each (naming the config files)."""
+    moved = []
+    for key, made in sweep.aside.items():
+        files = layout.RunFiles(Path(sweep.target(sweep.runs[key])))
+        if kept_aside.fingerprint(files.previous) == made != kept_aside.fingerprint(files.target):
+            moved.append("/".join(key))
+    config = ", ".join(sweep.config_files)
+    lines = []
+    if moved:
+        lines.append(
+            f"nbsweep: with {config}, {len(moved)} notebooks made from other settings were kept aside as "
+            f"<notebook>.previous.ipynb ({listing(moved, most)}); with those settings again they are put back without executing"
+        )
+    if sweep.restored:
+        lines.append(
+            f"nbsweep: with {config}, {len(sweep.restored)} notebooks kept aside are what their runs would produce and were put back "
+            f"without executing ({listing(sweep.restored, most)}); the ones they replaced are kept aside as <notebook>.previous.ipynb"
+        )
+    return lines
+
+
+def listing(ids: list[str], most: int) -> str:
+    return ", ".join(ids[:most]) + (f" and {len(ids) - most} more" if len(ids) > most else "")
 
 
 def selection_refusal(sweep: Sweep, flag: str, value: str) -> str:
@@ -255,6 +306,8 @@ def finish(workflow, sweep: Sweep) -> None:
     sweep.remove_job_files()
     if not smk.has_executor(workflow) or smk.is_dry_run(workflow) or not sweep.owner or sweep.refused:
         return
+    for line in kept_aside_lines(sweep):
+        print(line, file=sys.stderr)
     summary.write_results(sweep)
     tracking.log_executed(sweep, sweep.mlflow, main_process.MAIN.get("notebooks"))
     smk.cancel_rate_limiter_timers()
