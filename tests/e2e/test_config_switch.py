@@ -10,7 +10,7 @@ from conftest import ECHO, executions, stdout_of
 def write_configs(project) -> None:
     project.notebook("echo", [ECHO], 'PARAMS = ["x"]\nx = 0')
     for name, xs in (("a.yaml", (1, 2, 3)), ("b.yaml", (10, 20, 30))):
-        runs = [{"notebook": "notebooks/echo.ipynb", "label": label, "parameters": {"x": x}} for label, x in zip("pqr", xs)]
+        runs = [{"notebook": "notebooks/echo.ipynb", "label": label, "parameters": {"x": x}} for label, x in zip("pqr", xs, strict=True)]
         project.write_config({"runs": runs}, name)
 
 
