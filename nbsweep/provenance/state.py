@@ -72,7 +72,10 @@ def run_state(run, output_dir: str, digests: dict[str, str | None], runs: dict |
         )
         if not changes:
             return accepted_state(run, files.target) or RunState(run.id, UP_TO_DATE)
-        return RunState(run.id, STALE, "; ".join(explain(changes)) + legacy_hint(run, made), tuple(changes))
+        detail = "; ".join(explain(changes)) + legacy_hint(run, made)
+        if kept_aside_is_current(run, files.target, digests):
+            detail += f"; the notebook kept aside at {files.previous} is current: the next invocation puts it back without executing"
+        return RunState(run.id, STALE, detail, tuple(changes))
     if files.target.exists():
         return RunState(run.id, STALE, "the notebook has no readable nbsweep record (truncated, edited, or not written by nbsweep)")
     if files.failed.exists():
