@@ -98,7 +98,7 @@ def job_inputs(workflow, sweep: Sweep, run) -> list[str]:
         path = layout.job_file(sweep.invocation, run.name, run.label)
         return [str(path)] if path.exists() else []
     output_refusal = claim_output(workflow, sweep)
-    check_selection(workflow, sweep)
+    start_planning_runs(workflow, sweep)
     is_forced = forcing(workflow, sweep)
     if not sweep.executes(run, is_forced):
         return []
@@ -150,7 +150,7 @@ def upstream_files(workflow, sweep: Sweep, run) -> tuple[list[str], list[str]]:
     if not files or not smk.is_main_process(workflow):
         return [], [path for path, _ in files]
     claim_output(workflow, sweep)
-    check_selection(workflow, sweep)
+    start_planning_runs(workflow, sweep)
     is_forced = forcing(workflow, sweep)
     fresh = {up for up in sweep.upstream_keys(run) if sweep.executes(sweep.runs[up], is_forced)}
     split: tuple[list[str], list[str]] = ([], [])
@@ -164,15 +164,21 @@ def forcing(workflow, sweep: Sweep):
     return lambda run: forced(workflow, sweep.target(run), sweep.rule_name(run), run.name)
 
 
-def check_selection(workflow, sweep: Sweep) -> None:
-    """Once, in the main process as the DAG is built: refuse a ``--forcerun``/``--until``/``--omit-from``
-    value that names no template, rule or file a rule makes (Snakemake would ignore it), and pass
-    ``--omit-from TEMPLATE`` on as the template's notebooks (its rule only gathers them, downstream of its runs).
-    ``--forcerun TEMPLATE`` is read by ``forced``; ``--until TEMPLATE`` needs nothing: its runs are its rule's inputs."""
-    if "selection" in main_process.MAIN:
+def start_planning_runs(workflow, sweep: Sweep) -> None:
+    """Once, in the main process, as the DAG is built (before any run's state is asked): check the
+    selection flags, and let current kept-aside notebooks be put back (``restorer``)."""
+    if "planning_runs" in main_process.MAIN:
         return
-    main_process.MAIN["selection"] = True
+    main_process.MAIN["planning_runs"] = True
+    check_selection(workflow, sweep)
     sweep.restores = restorer(workflow, sweep)
+
+
+def check_selection(workflow, sweep: Sweep) -> None:
+    """Refuse a ``--forcerun``/``--until``/``--omit-from`` value that names no template, rule or file a
+    rule makes (Snakemake would ignore it), and pass ``--omit-from TEMPLATE`` on as the template's
+    notebooks (its rule only gathers them, downstream of its runs). ``--forcerun TEMPLATE`` is read by
+    ``forced``; ``--until TEMPLATE`` needs nothing: its runs are its rule's inputs."""
     flags = smk.selection_flags(workflow)
     templates, rules = set(sweep.template_names), smk.rule_names(workflow)
     for flag, values in flags.items():
