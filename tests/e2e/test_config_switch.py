@@ -50,7 +50,7 @@ def test_config_a_then_b_then_a_keeps_notebooks_aside_and_executes_nothing_the_t
     with open(project.out / "summary.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [row["config"] for row in rows] == ["a.yaml"] * 3 and all(row["status"] == "ok" for row in rows)
-    assert 'of <span id="config">a.yaml</span>' in (project.out / "index.html").read_text()
+    assert '<p class="meta" id="config">Config: a.yaml</p>' in (project.out / "index.html").read_text()
     assert "3 runs: 3 up to date" in project.nbsweep("status", "--configfile", "a.yaml").stdout
 
 

@@ -139,7 +139,7 @@ def test_the_page_header_names_the_config_files_of_its_rows():
         columns[-1] == "config"
         and next(csv.DictReader(io.StringIO(summary.to_csv(columns, full))))["config"] == "configs/<b>.yaml, extra.yaml"
     )
-    assert '2 runs of <span id="config">configs/&lt;b&gt;.yaml, extra.yaml</span>:' in index.page(columns, full, Path("out"))
+    assert '<p class="meta" id="config">Config: configs/&lt;b&gt;.yaml, extra.yaml</p>' in index.page(columns, full, Path("out"))
     assert 'id="config"' not in index.page(*summary.full_table([index_row(label="a")]), Path("out"))
 
 
