@@ -201,11 +201,14 @@ def restorer(workflow, sweep: Sweep):
             return True
         if not sweep.owner:
             return False
+        files = layout.RunFiles(Path(sweep.target(run)))
         try:
-            kept_aside.restore(layout.RunFiles(Path(sweep.target(run))))
+            kept_aside.restore(files)
         except OSError:
             return False  # it executes instead
         sweep.restored.append(run.id)
+        if (notebooks := main_process.MAIN.get("notebooks")) is not None:
+            notebooks[files.target] = tracking.notebook_identity(files.target)  # put back, not executed: not logged to MLflow
         return True
 
     return restore
