@@ -344,7 +344,7 @@ def keep_as_good(files: layout.RunFiles) -> None:
     them; the failed copy is obsolete now, and so is the good notebook it replaced, unless that
     one was made from other provenance: it is kept aside then (``nbsweep.provenance.kept_aside``)."""
     if not kept_aside.keep_aside(files, recorded(files.target)):
-        for path in (files.previous, files.previous_log):
+        for path in (files.previous, files.previous_log, files.previous_html):
             path.unlink(missing_ok=True)
     for path in (files.failed, files.failed_html, files.good):
         path.unlink(missing_ok=True)

@@ -18,25 +18,26 @@ def fingerprint(path) -> str | None:
 
 
 def keep_aside(files: layout.RunFiles, made) -> bool:
-    """After a success: move the notebook the run replaced (its hidden good link) and its log aside as
-    the previous notebook when it was made from other provenance than ``made``; True if it moved."""
+    """After a success: move the notebook the run replaced (its hidden good link), its log and its
+    rendering aside as the previous ones when it was made from other provenance than ``made``; True if it moved."""
     old = recorded(files.good) if files.good.exists() else None
     if old is None or made is None or old.fingerprint == made.fingerprint:
         return False
     os.replace(files.good, files.previous)
-    if files.good_log.exists():
-        os.replace(files.good_log, files.previous_log)
-    else:
-        files.previous_log.unlink(missing_ok=True)
+    for current, kept in ((files.good_log, files.previous_log), (files.html, files.previous_html)):
+        if current.exists():
+            os.replace(current, kept)
+        else:
+            kept.unlink(missing_ok=True)
     return True
 
 
 def restore(files: layout.RunFiles) -> None:
-    """Swap the kept-aside notebook (and log) with the run's current ones. Each step is one atomic
+    """Swap the kept-aside notebook (and log and rendering) with the run's current ones. Each step is one atomic
     rename, and at every moment both notebooks exist under some name: never a lost result."""
     swap(files.target, files.previous, files.target.with_name(f".{files.target.stem}.swap.ipynb"))
     swap(files.log, files.previous_log, files.target.with_name(f".{files.target.stem}.swap.log"))
-    files.html.unlink(missing_ok=True)  # the rendering of the notebook now kept aside
+    swap(files.html, files.previous_html, files.target.with_name(f".{files.target.stem}.swap.html"))
     files.good.unlink(missing_ok=True)
     link_or_copy(files.target, files.good)
     if files.log.exists():

@@ -2,6 +2,7 @@
 instead of executing when the settings come back; the results name the config files they show."""
 
 import csv
+import html
 import json
 
 from conftest import ECHO, executions, stdout_of
@@ -47,6 +48,9 @@ def test_config_a_then_b_then_a_keeps_notebooks_aside_and_executes_nothing_the_t
     assert len(lines) == 1 and "with a.yaml, 3 notebooks kept aside are what their runs would produce" in lines[0]
     assert "ok in" not in back.stderr  # no run executed
     assert 'ECHO{"x": 1}' in stdout_of(project.target("echo", "p"))
+    rendering = project.target("echo", "p").with_suffix(".html")
+    assert 'ECHO{"x": 1}' in html.unescape(rendering.read_text())  # the renderings swap places too
+    assert 'ECHO{"x": 10}' in html.unescape(rendering.with_suffix(".previous.html").read_text())
     with open(project.out / "summary.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [row["config"] for row in rows] == ["a.yaml"] * 3 and all(row["status"] == "ok" for row in rows)

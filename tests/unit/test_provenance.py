@@ -191,15 +191,19 @@ def test_a_notebook_from_other_settings_is_kept_aside_and_put_back_when_it_is_cu
     old = stamped(files.good, mine, planned(mine, {}))  # the good link of the notebook a rerun replaces
     new = stamped(files.target, theirs, planned(theirs, {}))
     files.good_log.write_text("old log")
+    files.html.write_text("old rendering")
     assert kept_aside.keep_aside(files, recorded(files.target))
     assert not files.good.exists() and files.previous_log.read_text() == "old log"
+    assert files.previous_html.read_text() == "old rendering" and not files.html.exists()
     assert state.kept_aside_is_current(mine, files.target, {}) and not state.kept_aside_is_current(theirs, files.target, {})
     assert not state.is_current(mine, files.target, {})
 
     files.log.write_text("new log")
+    files.html.write_text("new rendering")
     kept_aside.restore(files)
     assert records.read_record(files.target)["execution"] == old and records.read_record(files.previous)["execution"] == new
     assert files.log.read_text() == "old log" and files.previous_log.read_text() == "new log"
+    assert files.html.read_text() == "old rendering" and files.previous_html.read_text() == "new rendering"
     assert records.read_record(files.good)["execution"] == old  # a failing rerun keeps the notebook now in place
     assert state.is_current(mine, files.target, {}) and not [p for p in files.target.parent.iterdir() if ".swap." in p.name]
 
