@@ -88,6 +88,11 @@ class RunFiles:
         return self.target.with_name(f".{self.target.stem}.interrupted")
 
     @property
+    def previous_html(self) -> Path:
+        """The rendering of a notebook kept aside (``nbsweep.provenance.kept_aside``)."""
+        return self.target.with_suffix(".previous.html")
+
+    @property
     def kept_outputs(self) -> Path:
         """A hidden folder of links to the declared outputs the latest good run wrote, named by
         content (``nbsweep.execution.run_io``)."""
@@ -101,7 +106,7 @@ class RunFiles:
     def all(self) -> list[Path]:
         return [
             self.target, self.failed, self.failed_html, self.partial, self.log, self.html, self.render_log,
-            self.good, self.good_log, self.previous, self.previous_log, self.interrupted,
+            self.good, self.good_log, self.previous, self.previous_log, self.previous_html, self.interrupted,
         ]  # fmt: skip
 
 

@@ -69,7 +69,36 @@ def forces(workflow, names: set[str], target: str) -> bool:
     # snakemake 9.27.1: Workflow.dag_settings, DAGSettings.forceall/forcerun/targets/forcetargets
     settings = workflow.dag_settings
     targets = set(map(str, settings.targets)) if settings.forcetargets else set()
-    return bool(settings.forceall or names & set(map(str, settings.forcerun)) or target in targets)
+    return bool(settings.forceall or names & (set(map(str, settings.forcerun)) | targets) or target in targets)
+
+
+def selection_flags(workflow) -> dict[str, list[str]]:
+    """The values of ``--forcerun``, ``--until`` and ``--omit-from``, as given; only while the DAG is built."""
+    # snakemake 9.27.1: Workflow.dag_settings, DAGSettings.forcerun/until/omit_from (snakemake.settings.types)
+    settings = workflow.dag_settings
+    return {
+        "--forcerun": sorted(map(str, settings.forcerun)),
+        "--until": sorted(map(str, settings.until)),
+        "--omit-from": sorted(map(str, settings.omit_from)),
+    }
+
+
+def rule_names(workflow) -> set[str]:
+    """The names of the workflow's rules."""
+    return {rule.name for rule in workflow.rules}  # snakemake 9.27.1: Workflow.rules property, Rule.name
+
+
+def has_producer(workflow, path: str) -> bool:
+    """Whether one of the workflow's rules can make the file ``path``."""
+    return any(rule.is_producer(path) for rule in workflow.rules)  # snakemake 9.27.1: Rule.is_producer(requested_output)
+
+
+def omit_from_files(workflow, files: list[str]) -> None:
+    """Leave the jobs making ``files``, and all downstream of them, out of the DAG being built, as
+    ``--omit-from FILE`` does; only while the DAG is built."""
+    # snakemake 9.27.1: Workflow.dag (set before its jobs are added), DAG.omitfiles, a set DAG.delete_omitfrom_jobs
+    # reads once every job is added
+    workflow.dag.omitfiles.update(files)
 
 
 def target_jobs(workflow, argv: list[str] | None = None) -> list[tuple[str, dict]] | None:

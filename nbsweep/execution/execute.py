@@ -37,7 +37,8 @@ from nbsweep.masking import mask, mask_data, secret_values
 from nbsweep.model.cells import place, template_cell
 from nbsweep.model.pipeline import UPSTREAM
 from nbsweep.model.secrets import with_secrets
-from nbsweep.provenance.records import Provenance, stamp
+from nbsweep.provenance import kept_aside
+from nbsweep.provenance.records import Provenance, recorded, stamp
 from nbsweep.results.render import render_nb
 
 EXIT_FAILED = 1
@@ -365,8 +366,12 @@ def read_partial(partial: Path):
 
 def keep_as_good(files: layout.RunFiles) -> None:
     """After a success: link the notebook (and copy its log) where a failing rerun cannot lose
-    them; the failed copy and an older good notebook are obsolete now."""
-    for path in (files.failed, files.failed_html, files.previous, files.previous_log, files.good):
+    them; the failed copy is obsolete now, and so is the good notebook it replaced, unless that
+    one was made from other provenance: it is kept aside then (``nbsweep.provenance.kept_aside``)."""
+    if not kept_aside.keep_aside(files, recorded(files.target)):
+        for path in (files.previous, files.previous_log, files.previous_html):
+            path.unlink(missing_ok=True)
+    for path in (files.failed, files.failed_html, files.good):
         path.unlink(missing_ok=True)
     try:
         try:

@@ -67,6 +67,13 @@ def matches(made: Provenance | None, plan: Provenance) -> bool:
     return made is not None and in_current_form(made, plan).fingerprint == plan.fingerprint
 
 
+def kept_aside_is_current(run, target: Path, digests: dict[str, str | None]) -> bool:
+    """Whether the run's kept-aside notebook (``nbsweep.provenance.kept_aside``) is what the run would
+    produce now: the same comparison as ``is_current``, on that notebook."""
+    previous = layout.RunFiles(target).previous
+    return previous.exists() and is_current(run, previous, digests)
+
+
 def output_changes(run, target: Path, digests: dict[str, str | None]) -> list[Change]:
     return output_problems(records.read_record(target), run.outputs, digests) if run.outputs else []
 
@@ -90,7 +97,10 @@ def run_state(run, output_dir: str, digests: dict[str, str | None], runs: dict |
         changes = naming_cells(changes, run, files.target)
         if not changes:
             return accepted_state(run, files.target) or RunState(run.id, UP_TO_DATE)
-        return RunState(run.id, STALE, "; ".join(explain(changes)) + legacy_hint(run, made), tuple(changes))
+        detail = "; ".join(explain(changes)) + legacy_hint(run, made)
+        if kept_aside_is_current(run, files.target, digests):
+            detail += f"; the notebook kept aside at {files.previous} is current: the next invocation puts it back without executing"
+        return RunState(run.id, STALE, detail, tuple(changes))
     if files.target.exists():
         return RunState(run.id, STALE, "the notebook has no readable nbsweep record (truncated, edited, or not written by nbsweep)")
     if files.failed.exists():

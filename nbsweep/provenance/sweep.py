@@ -65,6 +65,10 @@ class Sweep:
         self._dry_folder: Path | None = None
         self._snapshot_written = False
         self._written: set[tuple[str, str]] = set()  # runs whose job file this invocation wrote
+        self.config_files: list[str] = []  # as given, for the results to name
+        self.restores = None  # called for a run whose kept-aside notebook is current: whether it is (or would be) put back
+        self.restored: list[str] = []  # ids of the runs whose kept-aside notebook this invocation put back
+        self.aside: dict[tuple[str, str], str] = {}  # executing runs' notebooks to keep aside, by run: their fingerprint
         self.mlflow = None  # MLflow tracking settings (nbsweep.results.tracking), from the config's `mlflow:` key
         self.blocked: dict = {}  # runs left out of the DAG: their folder cannot be written, or they wait for one (nbsweep.smk.writable)
         self.groups = batch_groups(runs) if groups is None else groups
@@ -77,6 +81,7 @@ class Sweep:
         config = load_config(files, load_schema(schema_file), list(overrides))
         sweep = cls(config.output_dir, Planner(config).plan())
         sweep.mlflow = config.mlflow
+        sweep.config_files = [str(path) for path in files]
         return sweep
 
     def snapshot(self) -> dict:
@@ -135,7 +140,11 @@ class Sweep:
         declared outputs are the files it wrote."""
         key = (run.name, run.label)
         if key not in self._current:
-            self._current[key] = state.is_current(run, Path(self.target_paths[key]), self.digests)
+            target = Path(self.target_paths[key])
+            current = state.is_current(run, target, self.digests)
+            if not current and self.restores is not None and state.kept_aside_is_current(run, target, self.digests):
+                current = self.restores(run)
+            self._current[key] = current
         return self._current[key]
 
     def executes(self, run: Run, forced) -> bool:

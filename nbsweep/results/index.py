@@ -251,6 +251,8 @@ def page(columns: list[str], rows: list[dict], base: Path) -> str:
     status_options = "".join(f'<option value="{s}">{s}</option>' for s in STATUSES)
     sections = "\n".join(section(t, [r for r in rows if r["template"] == t], columns, base) for t in templates)
     written = datetime.now().strftime("%Y-%m-%d %H:%M")
+    configs = ", ".join(dict.fromkeys(r["config"] for r in rows if r.get("config")))
+    of_config = f'\n<p class="meta" id="config">Config: {esc(configs)}</p>' if configs else ""
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -262,7 +264,7 @@ def page(columns: list[str], rows: list[dict], base: Path) -> str:
 {(ASSETS / "index.css").read_text(encoding="utf-8")}</style>
 </head>
 <body>
-<h1>nbsweep results</h1>
+<h1>nbsweep results</h1>{of_config}
 <p class="meta" id="tally">{len(rows)} runs: {tally(rows, " · ") or "none configured"}. Written {written}<span class="files">;
 <a href="summary.csv">summary.csv</a>, <a href="summary.json">summary.json</a>.{hint}</span></p>
 <div class="controls">

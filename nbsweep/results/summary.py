@@ -40,6 +40,7 @@ TAIL = (
     "html",
     "log",
     "previous",
+    "config",
 )
 FILES = layout.RESULTS
 
@@ -167,7 +168,8 @@ def rows(sweep) -> list[dict]:
     digests: dict[str, str] = {}
     by_id = {run.id: run for run in sweep.runs.values()}
     secrets = secrets_of(sweep.runs.values())
-    return [row(run, sweep.output_dir, digests, by_id, secrets) for run in sweep.runs.values()]
+    config = ", ".join(sweep.config_files)  # the config files the rows are of
+    return [{**row(run, sweep.output_dir, digests, by_id, secrets), "config": config} for run in sweep.runs.values()]
 
 
 def full_table(rows: list[dict]) -> tuple[list[str], list[dict]]:

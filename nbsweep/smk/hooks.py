@@ -19,6 +19,7 @@ from nbsweep.execution.liveness import SNAKEMAKE_PID
 from nbsweep.model.plan import check_output_dir
 from nbsweep.model.rule_names import RUN_RULE, rule_run
 from nbsweep.packaged import SCHEMA
+from nbsweep.provenance import kept_aside
 from nbsweep.provenance.sweep import DEFAULT_CONFIG, Sweep, as_given
 from nbsweep.results import failures, summary, tracking
 from nbsweep.smk import interrupts, main_process, workdir, writable
@@ -99,11 +100,14 @@ def job_inputs(workflow, sweep: Sweep, run) -> list[str]:
         path = layout.job_file(sweep.invocation, run.name, run.label)
         return [str(path)] if path.exists() else []
     output_refusal = claim_output(workflow, sweep)
+    start_planning_runs(workflow, sweep)
     is_forced = forcing(workflow, sweep)
     if not sweep.executes(run, is_forced):
         return []
     if smk.is_dry_run(workflow):  # for the console, which lists each run with why it would execute
         main_process.MAIN.setdefault("reasons", {})[(run.name, run.label)] = sweep.why_executes(run, is_forced)
+    if not smk.is_dry_run(workflow) and (made := kept_aside.fingerprint(Path(sweep.target(run)))):
+        sweep.aside[(run.name, run.label)] = made  # kept aside if the run makes it anew from other provenance
     if not smk.is_dry_run(workflow) and not sweep.owner:
         refuse(sweep, output_refusal or workdir.refusal())
     if not smk.is_dry_run(workflow) and (
@@ -149,6 +153,8 @@ def upstream_files(workflow, sweep: Sweep, run) -> tuple[list[str], list[str]]:
     files = [(path, producer) for path, producer in run.produced] + [(target, run_id) for run_id, target in run.after]
     if not files or not smk.is_main_process(workflow):
         return [], [path for path, _ in files]
+    claim_output(workflow, sweep)
+    start_planning_runs(workflow, sweep)
     is_forced = forcing(workflow, sweep)
     fresh = {up for up in sweep.upstream_keys(run) if sweep.executes(sweep.runs[up], is_forced)}
     split: tuple[list[str], list[str]] = ([], [])
@@ -159,7 +165,90 @@ def upstream_files(workflow, sweep: Sweep, run) -> tuple[list[str], list[str]]:
 
 def forcing(workflow, sweep: Sweep):
     """``forced`` for a run of this sweep."""
-    return lambda run: forced(workflow, sweep.target(run), sweep.rule_name(run))
+    return lambda run: forced(workflow, sweep.target(run), sweep.rule_name(run), run.name)
+
+
+def start_planning_runs(workflow, sweep: Sweep) -> None:
+    """Once, in the main process, as the DAG is built (before any run's state is asked): check the
+    selection flags, and let current kept-aside notebooks be put back (``restorer``)."""
+    if "planning_runs" in main_process.MAIN:
+        return
+    main_process.MAIN["planning_runs"] = True
+    check_selection(workflow, sweep)
+    sweep.restores = restorer(workflow, sweep)
+
+
+def check_selection(workflow, sweep: Sweep) -> None:
+    """Refuse a ``--forcerun``/``--until``/``--omit-from`` value that names no template, rule or file a
+    rule makes (Snakemake would ignore it), and pass ``--omit-from TEMPLATE`` on as the template's
+    notebooks (its rule only gathers them, downstream of its runs). ``--forcerun TEMPLATE`` is read by
+    ``forced``; ``--until TEMPLATE`` needs nothing: its runs are its rule's inputs."""
+    flags = smk.selection_flags(workflow)
+    templates, rules = set(sweep.template_names), smk.rule_names(workflow)
+    for flag, values in flags.items():
+        for value in values:
+            if value not in templates and value not in rules and not smk.has_producer(workflow, value):
+                refuse(sweep, selection_refusal(sweep, flag, value))
+    omitted = [target for name in flags["--omit-from"] if name in templates for target in sweep.targets(name)]
+    if omitted:
+        smk.omit_from_files(workflow, omitted)
+
+
+def restorer(workflow, sweep: Sweep):
+    """What ``Sweep.is_current`` calls for a run whose kept-aside notebook is what it would produce:
+    put it back in place (as the owner of an invocation that executes; a dry-run or a DAG printout
+    only counts it as current), and say whether the run is current now."""
+    executes = smk.has_executor(workflow) and not smk.is_dry_run(workflow)
+
+    def restore(run) -> bool:
+        if not executes:
+            return True
+        if not sweep.owner:
+            return False
+        files = layout.RunFiles(Path(sweep.target(run)))
+        try:
+            kept_aside.restore(files)
+        except OSError:
+            return False  # it executes instead
+        sweep.restored.append(run.id)
+        if (notebooks := main_process.MAIN.get("notebooks")) is not None:
+            notebooks[files.target] = tracking.notebook_identity(files.target)  # put back, not executed: not logged to MLflow
+        return True
+
+    return restore
+
+
+def kept_aside_lines(sweep: Sweep, most: int = 5) -> list[str]:
+    """What this invocation kept aside and put back, one line each (naming the config files)."""
+    moved = []
+    for key, made in sweep.aside.items():
+        files = layout.RunFiles(Path(sweep.target(sweep.runs[key])))
+        if kept_aside.fingerprint(files.previous) == made != kept_aside.fingerprint(files.target):
+            moved.append("/".join(key))
+    config = ", ".join(sweep.config_files)
+    lines = []
+    if moved:
+        lines.append(
+            f"nbsweep: with {config}, {len(moved)} notebooks made from other settings were kept aside as "
+            f"<notebook>.previous.ipynb ({listing(moved, most)}); with those settings again they are put back without executing"
+        )
+    if sweep.restored:
+        lines.append(
+            f"nbsweep: with {config}, {len(sweep.restored)} notebooks kept aside are what their runs would produce and were put back "
+            f"without executing ({listing(sweep.restored, most)}); the ones they replaced are kept aside as <notebook>.previous.ipynb"
+        )
+    return lines
+
+
+def listing(ids: list[str], most: int) -> str:
+    return ", ".join(ids[:most]) + (f" and {len(ids) - most} more" if len(ids) > most else "")
+
+
+def selection_refusal(sweep: Sweep, flag: str, value: str) -> str:
+    """The sentence refusing a selection flag's value that selects nothing."""
+    example = next(iter(sweep.runs.values()), None)
+    named = f" (e.g. {example.name}), a run's notebook (e.g. {sweep.target(example)})" if example else ", a run's notebook"
+    return f"{flag} {value} names no template, run or rule of this sweep, so it would select nothing; name a template{named} or a rule"
 
 
 def planned_by_main(workflow) -> Sweep | None:
@@ -193,9 +282,10 @@ def own_runs(workflow, argv: list[str] | None = None) -> set[tuple[str, str]] | 
     return runs or None
 
 
-def forced(workflow, target: str, rule: str = RUN_RULE) -> bool:
-    """Whether the command line forces the run with this target and rule (read while the DAG is built)."""
-    return smk.forces(workflow, {RUN_RULE, rule, target}, target)
+def forced(workflow, target: str, rule: str = RUN_RULE, template: str = "") -> bool:
+    """Whether the command line forces the run with this target, rule and template (read while the DAG is
+    built): ``-F``, ``-R`` naming its template, its notebook or its rule, ``-f`` with its notebook as target."""
+    return smk.forces(workflow, {RUN_RULE, rule, target, template} - {""}, target)
 
 
 def job_python(workflow) -> str:
@@ -229,6 +319,8 @@ def finish(workflow, sweep: Sweep) -> None:
     sweep.remove_job_files()
     if not smk.has_executor(workflow) or smk.is_dry_run(workflow) or not sweep.owner or sweep.refused:
         return
+    for line in kept_aside_lines(sweep):
+        print(line, file=sys.stderr)
     if not main_process.MAIN.get("one_off"):
         summary.write_results(sweep)
     tracking.log_executed(sweep, sweep.mlflow, main_process.MAIN.get("notebooks"))

@@ -76,6 +76,11 @@ def test_a_changed_run_adds_a_new_mlflow_run_and_keeps_the_old_one(project):
     assert [run.data.params["scale"] for run in runs] == ["2", "3"]
     assert runs[0].data.tags["nbsweep.fingerprint"] != runs[1].data.tags["nbsweep.fingerprint"]
     assert "mlflow" not in proc.stderr.lower()  # MLflow's own notes stay out of the console
+    # Back to the first parameters: the notebook kept aside is put back, not executed, and not logged again.
+    del config["runs"][0]["parameters"]["scale"]
+    project.write_config(config)
+    assert "were put back without executing" in project.snakemake().stderr
+    assert len(logged(project)) == 2
 
 
 def test_an_unreachable_tracking_server_is_one_warning_and_the_sweep_succeeds(project):

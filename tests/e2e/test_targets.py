@@ -3,8 +3,9 @@
 import json
 import re
 
+import pytest
 import yaml
-from conftest import stdout_of
+from conftest import executions, one_sentence, stdout_of
 
 
 def test_single_target_and_template_rule(echo_project):
@@ -91,3 +92,62 @@ def test_several_run_targets_on_the_command_line(echo_project):
     targets = [echo_project.target(*run) for run in (("echo", "one"), ("echo", "two"), ("other", "one"))]
     echo_project.snakemake(*(str(target.relative_to(echo_project.root)) for target in targets))
     assert echo_project.executed({}) == {"echo/one", "echo/two", "other/one"}
+
+
+# --- selection flags: a template's name means all its runs, a run's notebook that run ---
+
+
+def changed_runs(project, *args: str) -> set[str]:
+    """Run ids whose notebook a snakemake invocation with ``args`` executed anew."""
+    before = executions(project)
+    project.snakemake(*args)
+    return {run for run, execution in executions(project).items() if before.get(run) != execution}
+
+
+def test_forcerun_a_template_a_run_or_everything_executes_exactly_those_runs(echo_project):
+    assert changed_runs(echo_project) == {"echo/one", "echo/two", "other/one"}
+    assert changed_runs(echo_project, "--forcerun", "echo") == {"echo/one", "echo/two"}
+    assert changed_runs(echo_project, "-R", str(echo_project.target("echo", "two").relative_to(echo_project.root))) == {"echo/two"}
+    assert changed_runs(echo_project, "-f", "other") == {"other/one"}
+    assert changed_runs(echo_project, "--forceall") == {"echo/one", "echo/two", "other/one"}
+    assert changed_runs(echo_project) == set()
+
+
+@pytest.fixture
+def staged(project):
+    """A 2-stage pipeline, stage2/all after both stage1 runs, and a run of its own (side/s); nothing run yet."""
+    for name in ("stage1", "stage2", "side"):
+        project.notebook(name, [f"print('ECHO {name}')"])
+    project.write_config(
+        {
+            "runs": [
+                {"notebook": "notebooks/stage1.ipynb", "label": "a"},
+                {"notebook": "notebooks/stage1.ipynb", "label": "b"},
+                {"notebook": "notebooks/stage2.ipynb", "label": "all", "after": ["stage1"]},
+                {"notebook": "notebooks/side.ipynb", "label": "s"},
+            ]
+        }
+    )
+    return project
+
+
+def test_until_and_omit_from_a_template_in_a_pipeline(staged):
+    assert changed_runs(staged, "--omit-from", "stage1") == {"side/s"}
+    assert changed_runs(staged, "--until", "stage1") == {"stage1/a", "stage1/b"}
+    assert changed_runs(staged) == {"stage2/all"}
+    assert changed_runs(staged, "--forcerun", "stage1", "--until", "stage1") == {"stage1/a", "stage1/b"}
+    assert changed_runs(staged) == {"stage2/all"}  # its upstream runs executed anew
+
+
+def test_omit_from_a_run_leaves_out_that_run_and_those_after_it(staged):
+    first = str(staged.target("stage1", "a").relative_to(staged.root))
+    assert changed_runs(staged, "--omit-from", first) == {"stage1/b", "side/s"}
+    assert changed_runs(staged, "--until", first) == {"stage1/a"}
+
+
+@pytest.mark.parametrize("flag", ["--omit-from", "--until", "--forcerun"])
+def test_a_selection_that_names_no_template_run_or_rule_is_refused(echo_project, flag):
+    proc = echo_project.snakemake(flag, "echo/one", check=False)
+    line = one_sentence(proc)
+    assert f"{flag} echo/one names no template, run or rule" in line and "papermill_outputs/" in line
+    assert executions(echo_project) == {}

@@ -68,7 +68,7 @@ def test_snakemake_workflow_keeps_its_configfiles_and_parent_groupids():
 @pytest.mark.parametrize(
     ("settings", "names"),
     [
-        ("DAGSettings", {"forceall", "forcerun", "targets", "forcetargets", "target_jobs"}),
+        ("DAGSettings", {"forceall", "forcerun", "targets", "forcetargets", "target_jobs", "until", "omit_from"}),
         ("ConfigSettings", {"config_args", "configfiles"}),
         ("DeploymentSettings", {"deployment_method"}),
     ],
@@ -87,6 +87,54 @@ def test_forced_jobs_are_read_from_the_dag_settings():
     assert not snakemake_internals.forces(workflow, {"other"}, "a.ipynb")
     settings.forcetargets = True
     assert snakemake_internals.forces(workflow, {"other"}, "a.ipynb")
+
+
+def test_forcing_with_a_target_rule_and_force_targets():
+    settings = SimpleNamespace(forceall=False, forcerun=[], targets=["echo"], forcetargets=True)
+    workflow = SimpleNamespace(dag_settings=settings)
+    assert snakemake_internals.forces(workflow, {"nbsweep_run", "echo", "x.ipynb"}, "x.ipynb")
+    assert not snakemake_internals.forces(workflow, {"nbsweep_run", "other", "y.ipynb"}, "y.ipynb")
+
+
+def test_selection_flags_are_read_from_the_dag_settings():
+    from snakemake.settings.types import DAGSettings
+
+    settings = DAGSettings(forcerun={"make", "b.txt"}, until={"out/a.txt"}, omit_from={"echo"})
+    flags = snakemake_internals.selection_flags(SimpleNamespace(dag_settings=settings))
+    assert flags == {"--forcerun": ["b.txt", "make"], "--until": ["out/a.txt"], "--omit-from": ["echo"]}
+
+
+def test_rules_say_which_files_they_make():
+    from snakemake.rules import Rule
+
+    assert isinstance(inspect.getattr_static(workflow_class(), "rules", None), property), changed(
+        "snakemake", "Workflow.rules is no longer a property (snakemake_internals.rule_names, has_producer)"
+    )
+    assert list(inspect.signature(Rule.is_producer).parameters) == ["self", "requested_output"], changed(
+        "snakemake", "Rule.is_producer(requested_output) changed (snakemake_internals.has_producer)"
+    )
+    rules = [SimpleNamespace(name="make", is_producer=lambda path: path.startswith("out/"))]
+    workflow = SimpleNamespace(rules=rules)
+    assert snakemake_internals.rule_names(workflow) == {"make"}
+    assert snakemake_internals.has_producer(workflow, "out/a.txt") and not snakemake_internals.has_producer(workflow, "a.csv")
+
+
+def test_omitted_files_are_added_where_the_dag_reads_them_once_built():
+    from snakemake.dag import DAG
+
+    assert "self.omitfiles = set()" in source(DAG.__init__) and "self.omitfiles" in source(DAG.in_omitfrom), changed(
+        "snakemake", "DAG.omitfiles is no longer the set --omit-from files are read from (snakemake_internals.omit_from_files)"
+    )
+    init = source(DAG.init)
+    assert init.index("await self.update_needrun(") < init.index("self.delete_omitfrom_jobs()"), changed(
+        "snakemake", "DAG.init omits jobs before every job is added (snakemake_internals.omit_from_files)"
+    )
+    assert isinstance(inspect.getattr_static(workflow_class(), "dag", None), property), changed(
+        "snakemake", "Workflow.dag is no longer a property"
+    )
+    workflow = SimpleNamespace(dag=SimpleNamespace(omitfiles={"x"}))
+    snakemake_internals.omit_from_files(workflow, ["a.ipynb"])
+    assert workflow.dag.omitfiles == {"x", "a.ipynb"}
 
 
 def test_target_jobs_are_parsed_from_the_command_line_snakemake_executors_write():

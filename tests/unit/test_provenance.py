@@ -7,7 +7,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from nbsweep import layout
 from nbsweep.canonical import digest
-from nbsweep.provenance import records, state
+from nbsweep.provenance import kept_aside, records, state
 from nbsweep.provenance.accept import blocking
 from nbsweep.provenance.jobs import job_document
 from nbsweep.provenance.records import (
@@ -256,3 +256,44 @@ def test_an_edited_default_the_run_does_not_override_is_a_parameter_change_accep
     changes = planned(edited, {}).diff(made)
     assert explain(changes) == ["template code changed", "parameters changed: alpha 1 → 5"]
     assert blocking(changes) == [Change("parameter", "alpha", 1, 5)]
+
+
+def stamped(path, run, made) -> str:
+    """Write an executed notebook of ``run`` made from ``made`` at ``path``; its execution id."""
+    nb = new_notebook(cells=[new_code_cell("x = 1")])
+    stamp(nb, run.id, made, None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return nb.metadata["nbsweep"]["execution"]
+
+
+def test_a_notebook_from_other_settings_is_kept_aside_and_put_back_when_it_is_current_again(templates, tmp_path):
+    (mine,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, parameters: {alpha: 1}}]")
+    (theirs,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, parameters: {alpha: 2}}]")
+    files = layout.RunFiles(tmp_path / "out" / "t" / "a" / "t_a.ipynb")
+    old = stamped(files.good, mine, planned(mine, {}))  # the good link of the notebook a rerun replaces
+    new = stamped(files.target, theirs, planned(theirs, {}))
+    files.good_log.write_text("old log")
+    files.html.write_text("old rendering")
+    assert kept_aside.keep_aside(files, recorded(files.target))
+    assert not files.good.exists() and files.previous_log.read_text() == "old log"
+    assert files.previous_html.read_text() == "old rendering" and not files.html.exists()
+    assert state.kept_aside_is_current(mine, files.target, {}) and not state.kept_aside_is_current(theirs, files.target, {})
+    assert not state.is_current(mine, files.target, {})
+
+    files.log.write_text("new log")
+    files.html.write_text("new rendering")
+    kept_aside.restore(files)
+    assert records.read_record(files.target)["execution"] == old and records.read_record(files.previous)["execution"] == new
+    assert files.log.read_text() == "old log" and files.previous_log.read_text() == "new log"
+    assert files.html.read_text() == "old rendering" and files.previous_html.read_text() == "new rendering"
+    assert records.read_record(files.good)["execution"] == old  # a failing rerun keeps the notebook now in place
+    assert state.is_current(mine, files.target, {}) and not [p for p in files.target.parent.iterdir() if ".swap." in p.name]
+
+
+def test_a_rerun_from_the_same_settings_keeps_nothing_aside(templates, tmp_path):
+    (run,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a}]")
+    files = layout.RunFiles(tmp_path / "t_a.ipynb")
+    stamped(files.good, run, planned(run, {}))
+    stamped(files.target, run, planned(run, {}))  # forced: executed anew from the same provenance
+    assert not kept_aside.keep_aside(files, recorded(files.target)) and files.good.exists() and not files.previous.exists()

@@ -132,6 +132,17 @@ def test_parameters_the_same_in_every_run_are_shown_once():
     assert index.tally([*rows, index_row(status="stale"), index_row(status="not run")]) == "2 ok, 1 stale, 1 not run"
 
 
+def test_the_page_header_names_the_config_files_of_its_rows():
+    rows = [index_row(label="a", config="configs/<b>.yaml, extra.yaml"), index_row(label="b", config="configs/<b>.yaml, extra.yaml")]
+    columns, full = summary.full_table(rows)
+    assert (
+        columns[-1] == "config"
+        and next(csv.DictReader(io.StringIO(summary.to_csv(columns, full))))["config"] == "configs/<b>.yaml, extra.yaml"
+    )
+    assert '<p class="meta" id="config">Config: configs/&lt;b&gt;.yaml, extra.yaml</p>' in index.page(columns, full, Path("out"))
+    assert 'id="config"' not in index.page(*summary.full_table([index_row(label="a")]), Path("out"))
+
+
 def test_the_last_exception_a_log_names_is_the_error_of_a_failure_nothing_recorded(tmp_path):
     from nbsweep.results.failures import last_exception
 
