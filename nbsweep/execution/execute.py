@@ -217,7 +217,7 @@ def execute(
         if kernel is not None and not ahead:
             kernel.stop(now=True)
         kernel = kernel if ahead else lifecycle.start(job["kernel"])
-        started = "a new kernel" if not ahead else f"a kernel started ahead{preloaded(kernel)}"
+        started = "a new kernel" if not ahead else f"a kernel started ahead{preloaded(kernel, job)}"
         logging.getLogger("nbsweep").info("run %s on %s", job["run"], started)
         parameters = {**job["parameters"], UPSTREAM: run_io.upstream_parameter(job)} if job.get("pass_upstream") else job["parameters"]
         try:
@@ -286,11 +286,15 @@ def unchanged(job: dict, target: Path, log_path: Path, report) -> int:
     return 0
 
 
-def preloaded(kernel: lifecycle.Kernel) -> str:
-    """How the kernel got its ``preload`` modules, for the run's log."""
+def preloaded(kernel: lifecycle.Kernel, job: dict) -> str:
+    """How the kernel got its ``preload`` modules (the template's imports: and which of them not), for the run's log."""
     modules = ", ".join(kernel.preloaded)
     if not modules:
         return ""
+    if job.get("preload_imports"):
+        modules = f"the template's imports {modules}"
+        if left := [name for name in job.get("preload") or () if name not in kernel.preloaded]:
+            modules += f" (not {', '.join(left)}: not among the kernel's installed packages)"
     return f", forked from a zygote that imported {modules}" if kernel.forked else f" with {modules} imported"
 
 

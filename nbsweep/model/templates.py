@@ -28,6 +28,7 @@ from nbsweep.canonical import digest
 from nbsweep.errors import SweepError
 from nbsweep.files import UnusableFile, read_regular
 from nbsweep.model.formats import TEXT_EXTENSIONS, notebook_language, unsupported_extension
+from nbsweep.model.imports import top_level_imports
 from nbsweep.model.parameters import Parameter, declared
 
 CODE_DIGEST_VERSION = 2
@@ -143,6 +144,11 @@ class Template:
     @property
     def language(self) -> str:
         return notebook_language(self.nb)
+
+    @cached_property
+    def imports(self) -> tuple[str, ...]:
+        """Modules its code cells import at top level (``nbsweep.model.imports``); none unless it is Python."""
+        return top_level_imports(self.nb, python_tree)
 
     @cached_property
     def declarations(self) -> list[Parameter] | None:
