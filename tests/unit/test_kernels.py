@@ -1,4 +1,4 @@
-"""nbsweep.kernels: where kernelspecs are found."""
+"""nbsweep.kernels: where kernelspecs are found, which modules a kernel finds installed."""
 
 from nbsweep.model.plan import kernel_dirs
 
@@ -9,3 +9,18 @@ def test_kernel_dirs_follow_jupyter_path_and_ipythondir(tmp_path, monkeypatch):
     dirs = kernel_dirs()
     assert dirs[0] == str(tmp_path / "jp" / "kernels")
     assert dirs[-1] == str(tmp_path / "ipy" / "kernels")
+
+
+def test_installed_modules_are_those_the_kernels_interpreter_finds_in_its_stdlib_or_site_dirs(tmp_path):
+    import os
+    import sys
+
+    from nbsweep.kernels.site_state import installed_modules
+
+    (tmp_path / "project_module.py").write_text("raise SystemExit('imported')\n")  # found, but the project's own: never imported
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "on_path.py").write_text("")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "elsewhere")}
+    asked = ("xml.dom.minidom", "project_module", "nbsweep_no_such_module", "on_path", "json", "pytest")
+    assert installed_modules(sys.executable, asked, str(tmp_path), env) == ("xml.dom.minidom", "json", "pytest")
+    assert installed_modules(str(tmp_path / "no-python"), asked, str(tmp_path), env) == ()

@@ -898,3 +898,55 @@ def test_check_text_is_utf8_names_the_run_the_place_and_the_fix():
     with pytest.raises(SweepError, match=r"^c.yaml: key '\\udc80' at the top level holds"):
         check_text_is_utf8({"\udc80": 1}, "c.yaml")
     check_text_is_utf8({"runs": [{"label": "é\t"}]}, "c.yaml")
+
+
+def test_a_templates_top_level_imports_are_read_from_its_code_cells_in_order():
+    from nbsweep.model.templates import Template
+
+    nb = code_notebook(
+        "import pandas as pd, numpy\nfrom matplotlib import pyplot as plt\nimport matplotlib.pyplot",
+        new_markdown_cell("import not_code"),
+        "%matplotlib inline\nimport seaborn\n!pip list",  # magics: parsed as IPython transforms them
+        "from __future__ import annotations\nfrom . import sibling\nfrom .pkg import thing\nimport numpy",
+        "try:\n    import optional_one\nexcept ImportError:\n    import fallback_one\nelse:\n    import after_try\nfinally:\n    import finally_one",
+        "def f():\n    import inside_function\nif True:\n    import inside_if\nclass C:\n    import inside_class\nwith open('x'):\n    import inside_with",
+        "import broken (",
+    )
+    assert Template("t.ipynb", nb).imports == (
+        "pandas",
+        "numpy",
+        "matplotlib",
+        "matplotlib.pyplot",
+        "seaborn",
+        "optional_one",
+        "after_try",
+        "finally_one",
+    )
+
+
+def test_a_template_in_another_language_imports_nothing():
+    from nbsweep.model.templates import Template
+
+    assert Template("t.ipynb", code_notebook("import pandas", "library(x)", metadata=R)).imports == ()
+
+
+def test_preload_is_the_templates_imports_unless_configured(templates):
+    nbformat.write(code_notebook("import fractions\nfrom xml.dom import minidom"), templates / "nb" / "imp.ipynb")
+    runs = plan(
+        templates,
+        """
+runs:
+  - {notebook: nb/imp.ipynb, label: auto}
+  - {notebook: nb/imp.ipynb, label: "true", preload: true}
+  - {notebook: nb/imp.ipynb, label: off, preload: false}
+  - {notebook: nb/imp.ipynb, label: empty, preload: []}
+  - {notebook: nb/imp.ipynb, label: listed, preload: [pandas]}
+""",
+    )
+    assert [(r.label, r.preload, r.preload_imports) for r in runs] == [
+        ("auto", ("fractions", "xml.dom"), True),
+        ("true", ("fractions", "xml.dom"), True),
+        ("off", (), False),
+        ("empty", (), False),
+        ("listed", ("pandas",), False),
+    ]
