@@ -12,8 +12,6 @@ not parse contributes nothing.
 
 import ast
 
-from nbsweep.model.formats import notebook_language
-
 
 def imported_modules(tree: ast.Module) -> list[str]:
     """Modules imported by the top-level statements of one cell's syntax tree, in order."""
@@ -28,16 +26,11 @@ def imported_modules(tree: ast.Module) -> list[str]:
     return found
 
 
-def top_level_imports(nb, parse) -> tuple[str, ...]:
-    """Modules notebook ``nb`` imports at top level (none unless it is Python); ``parse`` is the
-    cell parser (source -> syntax tree, or None)."""
-    if notebook_language(nb) != "python":
-        return ()
+def top_level_imports(sources, parse) -> tuple[str, ...]:
+    """Modules the code cells ``sources`` (their texts, in order) import at top level, each once;
+    ``parse`` is the cell parser (source -> syntax tree, or None)."""
     modules: dict[str, None] = {}
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        source = "".join(cell.source) if isinstance(cell.source, list) else cell.source
+    for source in sources:
         tree = parse(source)
         if tree is not None:
             modules.update(dict.fromkeys(imported_modules(tree)))

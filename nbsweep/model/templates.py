@@ -148,7 +148,10 @@ class Template:
     @cached_property
     def imports(self) -> tuple[str, ...]:
         """Modules its code cells import at top level (``nbsweep.model.imports``); none unless it is Python."""
-        return top_level_imports(self.nb, python_tree)
+        if self.language != "python":
+            return ()
+        cells = [cell.source for cell in self.nb.cells if cell.cell_type == "code"]
+        return top_level_imports(["".join(source) if isinstance(source, list) else source for source in cells], python_tree)
 
     @cached_property
     def declarations(self) -> list[Parameter] | None:
