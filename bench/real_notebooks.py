@@ -158,6 +158,7 @@ def main() -> int:
                     for name, (project, cmd, env) in commands.items()
                 },
                 args.rounds,
+                busy_load=args.busy_load,
             )
             raw[n] = {"timings": results, "profiles": profiles}
             for name, ts in results.items():

@@ -37,15 +37,16 @@ def request_key(request: dict) -> tuple:
     """What a kernel started ahead must share with a run: kernel name, modules to preload, directory,
     environment and process setting (the kernelspec and installs are checked at hand-over:
     ``lifecycle.still_current``). Where the modules are the template's imports, those the kernel
-    finds installed (``installed_imports``)."""
+    finds installed (``installed_imports``), maybe none: its kernels are still forked from a zygote
+    (that has imported ipykernel). None where nothing is preloaded (``preload: false``)."""
     job_file = Path(request["cwd"], request["argv"][0])
     try:
         job = json.loads(job_file.read_text(encoding="utf-8"))
-        kernel, modules = job["kernel"], tuple(job.get("preload") or ())
-        if modules and job.get("preload_imports"):
-            modules = installed_imports(kernel, modules, request)
+        kernel, modules = job["kernel"], tuple(job.get("preload") or ()) or None
+        if job.get("preload_imports"):
+            modules = installed_imports(kernel, modules or (), request)
     except (OSError, ValueError, KeyError, TypeError):
-        kernel, modules = None, ()
+        kernel, modules = None, None
     return (kernel, modules, request["cwd"], json.dumps(request["env"], sort_keys=True), json.dumps(request["setting"], sort_keys=True))
 
 
@@ -247,12 +248,12 @@ def seat(zygotes: dict, key: tuple, zygote) -> tuple | None:
 
 def zygote_for(zygotes: dict, key: tuple, request: dict):
     """The zygote for ``key``'s setting (started if there is none, or it is out of date); None if the
-    setting preloads nothing or its kernel cannot be forked. The ``MAX_ZYGOTES`` settings used last
+    setting preloads nothing (modules None: not even ipykernel) or its kernel cannot be forked. The ``MAX_ZYGOTES`` settings used last
     keep theirs (two invocations at once); older ones are dismissed."""
     from nbsweep.kernels import forking
 
     kernel_name, modules = key[:2]
-    if not kernel_name or not modules:
+    if not kernel_name or modules is None:
         return None
     if (zygote := zygotes.get(key)) is not None and not zygote.current():
         zygotes.pop(key).close()
