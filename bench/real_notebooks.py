@@ -77,7 +77,7 @@ def grow_csvs(folder: Path, mb: float) -> None:
     """Repeat each CSV's rows until it is about ``mb`` MB (the same columns and values, more rows)."""
     for path in folder.glob("*.csv"):
         header, *rows = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        body = "".join(rows)
+        body = "".join(row if row.endswith("\n") else row + "\n" for row in rows)
         path.write_text(header + body * max(1, round(mb * 2**20 / max(len(body), 1))), encoding="utf-8")
 
 
