@@ -116,16 +116,21 @@ def test_preload_has_no_effect_and_no_error_with_the_warm_runner_off(preload_pro
 
 
 def importing_template(project):
-    """A template importing at top level: modules of the standard library, a module of the project's
-    folder and (in a ``try:``) one that is not installed."""
+    """A template importing, before it runs anything: a module of the project's folder that notes
+    what is imported already (``probe``), modules of the standard library and psutil, another
+    module of the project's folder and (in a ``try:``) one that is not installed; and one module
+    after it has run code (``colorsys``)."""
     (project.root / "helpers.py").write_text("HELPED = True\n")
+    (project.root / "probe.py").write_text(
+        "import sys\nLOADED = [m for m in ['fractions', 'xml.dom.minidom', 'helpers', 'colorsys'] if m in sys.modules]\n"
+    )
     project.notebook(
         "w",
         [
-            "import sys\nprint('LOADED', [m for m in ['fractions', 'xml.dom.minidom', 'helpers'] if m in sys.modules])",
-            "import psutil\nprint('FORKED', any(arg.endswith('zygote.py') for arg in psutil.Process().parent().cmdline()))",
-            "import fractions\nimport xml.dom.minidom\nimport helpers\ntry:\n    import nbsweep_no_such_module\nexcept ImportError:\n    pass",
-            "print('HELPED', helpers.HELPED)",
+            "import probe\nimport sys\nimport psutil\nimport fractions\nimport xml.dom.minidom\nimport helpers\n"
+            "try:\n    import nbsweep_no_such_module\nexcept ImportError:\n    pass",
+            "print('LOADED', probe.LOADED)\nprint('FORKED', any(arg.endswith('zygote.py') for arg in psutil.Process().parent().cmdline()))",
+            "import colorsys\nprint('HELPED', helpers.HELPED)",
         ],
         "x = 0",
     )
@@ -141,11 +146,11 @@ def test_without_a_preload_key_the_templates_installed_imports_are_preloaded_in_
     assert "could not preload" not in proc.stderr
     for label in labels:
         out = stdout_of(p.target("w", label))
-        assert "LOADED ['fractions', 'xml.dom.minidom']\n" in out  # the project's own module and the missing one are not preloaded
+        assert "LOADED ['fractions', 'xml.dom.minidom']\n" in out  # not the project's own modules, nor one imported after code ran
         assert "FORKED True\n" in out and "HELPED True\n" in out
         assert (
             "on a kernel started ahead, forked from a zygote that imported the template's imports sys, psutil, fractions, xml.dom.minidom "
-            "(not helpers, nbsweep_no_such_module: not among the kernel's installed packages)"
+            "(not probe, helpers, nbsweep_no_such_module: not among the kernel's installed packages)\n"
         ) in p.log("w", label)
 
 

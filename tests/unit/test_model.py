@@ -900,17 +900,18 @@ def test_check_text_is_utf8_names_the_run_the_place_and_the_fix():
     check_text_is_utf8({"runs": [{"label": "é\t"}]}, "c.yaml")
 
 
-def test_a_templates_top_level_imports_are_read_from_its_code_cells_in_order():
+def test_a_templates_imports_are_read_from_its_code_cells_in_order_until_something_runs():
     from nbsweep.model.templates import Template
 
     nb = code_notebook(
+        new_code_cell("x = 0\nname: str = 'a'", metadata={"tags": ["parameters"]}),  # literal assignments run nothing
         "import pandas as pd, numpy\nfrom matplotlib import pyplot as plt\nimport matplotlib.pyplot",
-        new_markdown_cell("import not_code"),
-        "%matplotlib inline\nimport seaborn\n!pip list",  # magics: parsed as IPython transforms them
+        new_markdown_cell("import not_code\nprint(1)"),
+        '"""Docstring."""\n%matplotlib inline\nimport seaborn',  # magics: parsed as IPython transforms them
         "from __future__ import annotations\nfrom . import sibling\nfrom .pkg import thing\nimport numpy",
-        "try:\n    import optional_one\nexcept ImportError:\n    import fallback_one\nelse:\n    import after_try\nfinally:\n    import finally_one",
-        "def f():\n    import inside_function\nif True:\n    import inside_if\nclass C:\n    import inside_class\nwith open('x'):\n    import inside_with",
-        "import broken (",
+        "try:\n    import optional_one\n    HAVE = True\nexcept ImportError:\n    import fallback_one\nelse:\n    import after_try\nfinally:\n    pass",
+        "import os\nos.environ['OMP_NUM_THREADS'] = '1'\nimport after_environment",  # might import differently now
+        "import in_a_later_cell",
     )
     assert Template("t.ipynb", nb).imports == (
         "pandas",
@@ -920,8 +921,28 @@ def test_a_templates_top_level_imports_are_read_from_its_code_cells_in_order():
         "seaborn",
         "optional_one",
         "after_try",
-        "finally_one",
+        "os",
     )
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        "def f():\n    import inside_function",
+        "if True:\n    import inside_if",
+        "sys.path.insert(0, 'lib')",
+        "%env A=1",
+        "!pip install x",
+        "x = compute()",
+        "import broken (",
+        "try:\n    import a\n    setup()\nexcept ImportError:\n    pass",
+    ],
+)
+def test_no_import_after_a_statement_that_runs_something_is_taken(first):
+    from nbsweep.model.templates import Template
+
+    expected = ("a",) if first.startswith("try") else ()
+    assert Template("t.ipynb", code_notebook(first, "import later")).imports == expected
 
 
 def test_a_template_in_another_language_imports_nothing():
