@@ -971,3 +971,8 @@ runs:
         ("empty", (), False),
         ("listed", ("pandas",), False),
     ]
+
+
+def test_preload_must_be_true_false_or_a_list(templates):
+    with pytest.raises(SweepError, match="run #1 \\('a'\\): 'preload' must be boolean or array, not str 'pandas'"):
+        plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, preload: pandas}]")
