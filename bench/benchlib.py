@@ -503,6 +503,9 @@ def add_common_options(parser, checkouts: bool = True) -> None:
         )
     parser.add_argument("--max-load", type=float, default=1.0, help="wait for the 1-min load average to drop below this")
     parser.add_argument("--wait", type=float, default=120, help="seconds to wait for a quiet machine (0 = don't)")
+    parser.add_argument(
+        "--busy-load", type=float, help="discard and repeat a round during which the load average exceeds this (default: 4 x cores + 1)"
+    )
     parser.add_argument("--real-scontrol", action="store_true", help="don't shadow a slow scontrol (see benchlib.prepare_env)")
     parser.add_argument("--json", help="also write raw results to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary projects and logs")

@@ -105,6 +105,7 @@ def main() -> int:
                     for name, (project, cmd, env) in commands.items()
                 },
                 args.rounds,
+                busy_load=args.busy_load,
             )
             raw[n] = results
             for name in results:

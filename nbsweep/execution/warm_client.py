@@ -8,8 +8,9 @@ to a forked child. The server keeps spares: children forked ahead that have alre
 kernel in the setting (kernel name, directory, environment) of the latest request, as many as
 runs are executing (at most one per CPU) and never more than the runs its invocation has still
 to come (``Remaining``: a spare serves its own invocation only, as the environment names it).
-Where the setting has ``preload`` modules, the server keeps a zygote for it that has imported
-them, and spares (and a run that finds no spare) fork their kernel from it (``nbsweep.kernels.forking``;
+Unless the setting has ``preload: false``, the server keeps a zygote for it that has imported
+ipykernel and its ``preload`` modules (by default the template's installed imports), and spares
+(and a run that finds no spare) fork their kernel from it (``nbsweep.kernels.forking``;
 else they import them in their kernel: ``nbsweep.kernels.preload``). The first job of an invocation that
 executes anything starts the server while Snakemake is still planning (``start_early``). A run executes at once on a
 spare's kernel and is reported done before that kernel shuts down. The client stays the process Snakemake waits on

@@ -36,14 +36,38 @@ class Spare:
 def request_key(request: dict) -> tuple:
     """What a kernel started ahead must share with a run: kernel name, modules to preload, directory,
     environment and process setting (the kernelspec and installs are checked at hand-over:
-    ``lifecycle.still_current``)."""
+    ``lifecycle.still_current``). Where the modules are the template's imports, those the kernel
+    finds installed (``installed_imports``), maybe none: its kernels are still forked from a zygote
+    (that has imported ipykernel). None where nothing is preloaded (``preload: false``)."""
     job_file = Path(request["cwd"], request["argv"][0])
     try:
         job = json.loads(job_file.read_text(encoding="utf-8"))
-        kernel, modules = job["kernel"], tuple(job.get("preload") or ())
+        kernel, modules = job["kernel"], tuple(job.get("preload") or ()) or None
+        if job.get("preload_imports"):
+            modules = installed_imports(kernel, modules or (), request)
     except (OSError, ValueError, KeyError, TypeError):
-        kernel, modules = None, ()
+        kernel, modules = None, None
     return (kernel, modules, request["cwd"], json.dumps(request["env"], sort_keys=True), json.dumps(request["setting"], sort_keys=True))
+
+
+_installed: dict[tuple, tuple[str, ...]] = {}  # by kernel, imports, directory and environment; cleared when installs change
+
+
+def installed_imports(kernel_name: str, modules: tuple[str, ...], request: dict) -> tuple[str, ...]:
+    """Those of a template's imports that kernel ``kernel_name``'s interpreter finds installed in the
+    request's directory and environment (``site_state.installed_modules``), looked up once per setting."""
+    from nbsweep.kernels import kernelspec, site_state
+
+    env = without_secrets(request["env"], str(Path(request["cwd"], request["argv"][0])))
+    key = (kernel_name, modules, request["cwd"], json.dumps(env, sort_keys=True))
+    if key not in _installed:
+        try:
+            spec = kernelspec.spec_of(kernel_name)
+        except Exception:  # noqa: BLE001 -- no such kernel: the run's own start says why
+            return ()
+        python = kernelspec.interpreter(spec)
+        _installed[key] = site_state.installed_modules(python, modules, request["cwd"], {**env, **spec["env"]}) if python else ()
+    return _installed[key]
 
 
 def serve(shown: Path, dir_fd: int, lock_fd: int) -> None:
@@ -224,16 +248,17 @@ def seat(zygotes: dict, key: tuple, zygote) -> tuple | None:
 
 def zygote_for(zygotes: dict, key: tuple, request: dict):
     """The zygote for ``key``'s setting (started if there is none, or it is out of date); None if the
-    setting preloads nothing or its kernel cannot be forked. The ``MAX_ZYGOTES`` settings used last
+    setting preloads nothing (modules None: not even ipykernel) or its kernel cannot be forked. The ``MAX_ZYGOTES`` settings used last
     keep theirs (two invocations at once); older ones are dismissed."""
     from nbsweep.kernels import forking
 
     kernel_name, modules = key[:2]
-    if not kernel_name or not modules:
+    if not kernel_name or modules is None:
         return None
     if (zygote := zygotes.get(key)) is not None and not zygote.current():
         zygotes.pop(key).close()
         zygote = None
+        _installed.clear()  # installs changed: the next requests look their imports up again
     env = without_secrets(request["env"], str(Path(request["cwd"], request["argv"][0])))  # its forks get the request's whole environment
     if zygote is None and (zygote := forking.Zygote.start(kernel_name, modules, request["cwd"], env, request["setting"])) is None:
         return None

@@ -44,6 +44,7 @@ class Run:
     secrets: dict = field(default_factory=dict)  # parameter -> environment variable (nbsweep.model.secrets)
     render: bool = True  # write an HTML rendering beside the executed notebook
     preload: tuple[str, ...] = ()  # modules a warm spare imports before the run (not in the fingerprint)
+    preload_imports: bool = False  # preload is the template's imports: only those installed for the kernel are imported
     outputs: tuple[str, ...] = ()  # files the notebook writes (nbsweep.model.pipeline)
     produced: tuple[tuple[str, str], ...] = ()  # (input, id of the run that writes it)
     after: tuple[tuple[str, str], ...] = ()  # (id, target notebook) of the runs named in `after`
@@ -55,6 +56,19 @@ class Run:
     @property
     def id(self) -> str:
         return f"{self.name}/{self.label}"
+
+
+def run_preload(setting, template: Template, where: str) -> tuple[tuple[str, ...], bool]:
+    """What a run preloads (config key ``preload``): its modules, and whether they are the template's
+    own imports (``true``, the default), of which the warm runner imports those installed for the kernel."""
+    if setting is True:
+        return template.imports, True
+    modules = tuple(setting or ())
+    if modules and template.language != "python":
+        raise SweepError(
+            f"{where}: 'preload' imports Python modules, but {template.path} is in {template.language}; remove 'preload' for it"
+        )
+    return modules, False
 
 
 def kernel_dirs() -> list[str]:
@@ -442,11 +456,7 @@ class Planner:
         timeout = whole_seconds(spec.get("timeout", defaults["timeout"]), where)
         resources = deep_merge(defaults["resources"], standard_resources(spec.get("resources", {}), where))
         check_types = spec.get("check_types", defaults["check_types"])
-        preload = tuple(spec.get("preload", defaults["preload"]))
-        if preload and template.language != "python":
-            raise SweepError(
-                f"{where}: 'preload' imports Python modules, but {template.path} is in {template.language}; remove 'preload' for it"
-            )
+        preload, imports = run_preload(spec.get("preload", defaults["preload"]), template, where)
         runs = []
         for label, point in labelled_points(spec, where, self.glob_files):
             check_label(label, point, where)
@@ -475,6 +485,7 @@ class Planner:
                     secrets=secrets,
                     render=spec.get("render", defaults["render"]),
                     preload=preload,
+                    preload_imports=imports,
                     outputs=fill_outputs(spec, point, fill, where),
                 )
             )

@@ -12,7 +12,7 @@ BUILTIN_DEFAULTS = {
     "resources": {"mem_mb": 1000, "runtime": 30},
     "batch_size": None,
     "render": True,
-    "preload": [],
+    "preload": True,  # the template's own imports (nbsweep.model.imports)
     "check_types": True,
     "parameters": {},
 }

@@ -29,6 +29,7 @@ from nbsweep.errors import SweepError
 from nbsweep.files import UnusableFile, read_regular
 from nbsweep.model.cells import added_by_papermill, first_line
 from nbsweep.model.formats import TEXT_EXTENSIONS, notebook_language, unsupported_extension
+from nbsweep.model.imports import top_level_imports
 from nbsweep.model.parameters import Parameter, declared, known_defaults
 
 CODE_DIGEST_VERSION = 2
@@ -179,6 +180,14 @@ class Template:
     @property
     def language(self) -> str:
         return notebook_language(self.nb)
+
+    @cached_property
+    def imports(self) -> tuple[str, ...]:
+        """Modules its code cells import at top level (``nbsweep.model.imports``); none unless it is Python."""
+        if self.language != "python":
+            return ()
+        cells = [cell.source for cell in self.nb.cells if cell.cell_type == "code"]
+        return top_level_imports(["".join(source) if isinstance(source, list) else source for source in cells], python_tree)
 
     @cached_property
     def declarations(self) -> list[Parameter] | None:

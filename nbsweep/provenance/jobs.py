@@ -37,6 +37,7 @@ def job_document(run, made, may_cut_off: bool = False) -> dict:
         "timeout": run.timeout,
         "render": run.render,
         "preload": list(run.preload),
+        "preload_imports": run.preload_imports,
         "outputs": list(run.outputs),
         "produced": [path for path, _ in run.produced],
         "after": [list(pair) for pair in run.after],

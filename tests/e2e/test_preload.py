@@ -4,7 +4,7 @@ import json
 import shutil
 
 import pytest
-from conftest import as_read
+from conftest import as_read, stdout_of
 
 from .test_warm import run_ids, stop_server
 
@@ -109,10 +109,66 @@ def test_preload_has_no_effect_and_no_error_with_the_warm_runner_off(preload_pro
     configure(p, ["fractions", "nbsweep_no_such_module"], runs=2)
     proc = p.snakemake("--cores", "2")
     assert run_ids(p, "in-process") == {"r0", "r1"}
-    assert "preload" not in proc.stderr
+    assert "could not preload" not in proc.stderr
     for label in ("r0", "r1"):
         assert loaded(p, label) == ({"stdout": "LOADED []\n"}, [])
         assert "on a new kernel" in p.log("w", label) and "preload" not in p.log("w", label)
+
+
+def importing_template(project):
+    """A template importing, before it runs anything: a module of the project's folder that notes
+    what is imported already (``probe``), modules of the standard library and psutil, another
+    module of the project's folder and (in a ``try:``) one that is not installed; and one module
+    after it has run code (``colorsys``)."""
+    (project.root / "helpers.py").write_text("HELPED = True\n")
+    (project.root / "probe.py").write_text(
+        "import sys\nLOADED = [m for m in ['fractions', 'xml.dom.minidom', 'helpers', 'colorsys'] if m in sys.modules]\n"
+    )
+    project.notebook(
+        "w",
+        [
+            "import probe\nimport sys\nimport psutil\nimport fractions\nimport xml.dom.minidom\nimport helpers\n"
+            "try:\n    import nbsweep_no_such_module\nexcept ImportError:\n    pass",
+            "print('LOADED', probe.LOADED)\nprint('FORKED', any(arg.endswith('zygote.py') for arg in psutil.Process().parent().cmdline()))",
+            "import colorsys\nprint('HELPED', helpers.HELPED)",
+        ],
+        "x = 0",
+    )
+
+
+def test_without_a_preload_key_the_templates_installed_imports_are_preloaded_in_forked_kernels(preload_project):
+    p = preload_project
+    importing_template(p)
+    p.write_config({"runs": [{"notebook": "notebooks/w.ipynb", "label": "r{x}", "grid": {"x": list(range(3))}}]})
+    proc = p.snakemake("--cores", "2")
+    labels = ["r0", "r1", "r2"]
+    assert run_ids(p, "in the warm runner") == set(labels)
+    assert "could not preload" not in proc.stderr
+    for label in labels:
+        out = stdout_of(p.target("w", label))
+        assert "LOADED ['fractions', 'xml.dom.minidom']\n" in out  # not the project's own modules, nor one imported after code ran
+        assert "FORKED True\n" in out and "HELPED True\n" in out
+        assert (
+            "on a kernel started ahead, forked from a zygote that imported the template's imports sys, psutil, fractions, xml.dom.minidom "
+            "(not probe, helpers, nbsweep_no_such_module: not among the kernel's installed packages)\n"
+        ) in p.log("w", label)
+
+
+@pytest.mark.parametrize("preload", [False, ["fractions"]])
+def test_preload_false_or_a_list_overrides_the_templates_imports(preload_project, preload):
+    p = preload_project
+    importing_template(p)
+    p.write_config({"defaults": {"preload": preload}, "runs": [{"notebook": "notebooks/w.ipynb", "label": "r{x}", "grid": {"x": [0, 1]}}]})
+    p.snakemake("--cores", "2")
+    assert run_ids(p, "in the warm runner") == {"r0", "r1"}
+    for label in ("r0", "r1"):
+        out, log = stdout_of(p.target("w", label)), p.log("w", label)
+        if preload is False:
+            assert "LOADED []\n" in out and "FORKED False\n" in out  # a fresh kernel, started on its own
+            assert "imported" not in log and "zygote" not in log
+        else:
+            assert "LOADED ['fractions']\n" in out and "FORKED True\n" in out
+            assert "forked from a zygote that imported fractions\n" in log
 
 
 def test_preload_is_not_part_of_the_fingerprint(preload_project):

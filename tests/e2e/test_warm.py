@@ -37,13 +37,18 @@ def stop_server(project):
         proc.terminate()
 
 
+NO_PRELOAD = {"preload": False}  # kernels started on their own by spares (forks of a zygote: test_forking, test_preload)
+
+
 @pytest.fixture
 def warm_project(project, monkeypatch, tmp_path_factory):
     # A private temp dir: its own server, started and stopped by this test.
     monkeypatch.setenv("TMPDIR", str(tmp_path_factory.mktemp("warmtmp")))
     monkeypatch.delenv("NBSWEEP_WARM_RUNNER", raising=False)
     project.notebook("w", ["import os\nprint('ECHO', x)"], "x = 0")
-    project.write_config({"runs": [{"notebook": "notebooks/w.ipynb", "label": "r{x}", "grid": {"x": list(range(6))}}]})
+    project.write_config(
+        {"defaults": NO_PRELOAD, "runs": [{"notebook": "notebooks/w.ipynb", "label": "r{x}", "grid": {"x": list(range(6))}}]}
+    )
     yield project
     stop_server(project)
 
@@ -205,7 +210,7 @@ def first_run_waits_for_the_spare(marker: Path) -> str:
 
 def two_runs(project):
     """Runs r0 and r1 of template w, in one invocation (``snakemake w``): spares serve their own invocation only."""
-    project.write_config({"runs": [{"notebook": "notebooks/w.ipynb", "label": "r{x}", "grid": {"x": [0, 1]}}]})
+    project.write_config({"defaults": NO_PRELOAD, "runs": [{"notebook": "notebooks/w.ipynb", "label": "r{x}", "grid": {"x": [0, 1]}}]})
 
 
 def stdout_by_label(project, labels):

@@ -29,10 +29,10 @@ def test_a_spare_that_died_is_skipped_for_a_new_child(monkeypatch):
 
     ours, theirs = socket.socketpair()
     theirs.close()  # the spare has gone
-    spares = [warm_server.Spare(pid=12345, channel=ours, key=("python3", ()))]
+    spares = [warm_server.Spare(pid=12345, channel=ours, key=("python3", None))]
     monkeypatch.setattr(warm_server, "fork", lambda listener, spares, work, close=(): 999)
     client, _peer = socket.socketpair()
-    assert warm_server.hand_over(client, {"argv": []}, [], ("python3", ()), spares, listener=None, zygotes={}) == 999
+    assert warm_server.hand_over(client, {"argv": []}, [], ("python3", None), spares, listener=None, zygotes={}) == 999
     assert spares == [] and ours.fileno() == -1
 
 

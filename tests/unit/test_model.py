@@ -948,3 +948,81 @@ def test_changed_cell_names_the_templates_first_cell_that_differs_from_what_ran(
     assert changed_cell(longer, ran) == "cell 5 (`print('more')`)"
     shorter = code_notebook(new_markdown_cell("intro"), params, "y = z * 2")
     assert changed_cell(shorter, ran) == "a cell after cell 3 was removed"
+
+
+def test_a_templates_imports_are_read_from_its_code_cells_in_order_until_something_runs():
+    from nbsweep.model.templates import Template
+
+    nb = code_notebook(
+        new_code_cell("x = 0\nname: str = 'a'", metadata={"tags": ["parameters"]}),  # literal assignments run nothing
+        "import pandas as pd, numpy\nfrom matplotlib import pyplot as plt\nimport matplotlib.pyplot",
+        new_markdown_cell("import not_code\nprint(1)"),
+        '"""Docstring."""\n%matplotlib inline\nimport seaborn',  # magics: parsed as IPython transforms them
+        "from __future__ import annotations\nfrom . import sibling\nfrom .pkg import thing\nimport numpy",
+        "try:\n    import optional_one\n    HAVE = True\nexcept ImportError:\n    import fallback_one\nelse:\n    import after_try\nfinally:\n    pass",
+        "import os\nos.environ['OMP_NUM_THREADS'] = '1'\nimport after_environment",  # might import differently now
+        "import in_a_later_cell",
+    )
+    assert Template("t.ipynb", nb).imports == (
+        "pandas",
+        "numpy",
+        "matplotlib",
+        "matplotlib.pyplot",
+        "seaborn",
+        "optional_one",
+        "after_try",
+        "os",
+    )
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        "def f():\n    import inside_function",
+        "if True:\n    import inside_if",
+        "sys.path.insert(0, 'lib')",
+        "%env A=1",
+        "!pip install x",
+        "x = compute()",
+        "import broken (",
+        "try:\n    import a\n    setup()\nexcept ImportError:\n    pass",
+    ],
+)
+def test_no_import_after_a_statement_that_runs_something_is_taken(first):
+    from nbsweep.model.templates import Template
+
+    expected = ("a",) if first.startswith("try") else ()
+    assert Template("t.ipynb", code_notebook(first, "import later")).imports == expected
+
+
+def test_a_template_in_another_language_imports_nothing():
+    from nbsweep.model.templates import Template
+
+    assert Template("t.ipynb", code_notebook("import pandas", "library(x)", metadata=R)).imports == ()
+
+
+def test_preload_is_the_templates_imports_unless_configured(templates):
+    nbformat.write(code_notebook("import fractions\nfrom xml.dom import minidom"), templates / "nb" / "imp.ipynb")
+    runs = plan(
+        templates,
+        """
+runs:
+  - {notebook: nb/imp.ipynb, label: auto}
+  - {notebook: nb/imp.ipynb, label: "true", preload: true}
+  - {notebook: nb/imp.ipynb, label: off, preload: false}
+  - {notebook: nb/imp.ipynb, label: empty, preload: []}
+  - {notebook: nb/imp.ipynb, label: listed, preload: [pandas]}
+""",
+    )
+    assert [(r.label, r.preload, r.preload_imports) for r in runs] == [
+        ("auto", ("fractions", "xml.dom"), True),
+        ("true", ("fractions", "xml.dom"), True),
+        ("off", (), False),
+        ("empty", (), False),
+        ("listed", ("pandas",), False),
+    ]
+
+
+def test_preload_must_be_true_false_or_a_list(templates):
+    with pytest.raises(SweepError, match="run #1 \\('a'\\): 'preload' must be boolean or array, not str 'pandas'"):
+        plan(templates, "runs: [{notebook: nb/t.ipynb, label: a, preload: pandas}]")
