@@ -1,5 +1,7 @@
 """The one exception type nbsweep shows to users as a plain sentence, and how it quotes what users wrote."""
 
+from pathlib import Path
+
 
 def printable(text: str) -> str:
     """``text`` with every character that is not printable (line breaks, ESC and other control
@@ -19,3 +21,16 @@ class SweepError(Exception):
 
     def __init__(self, message: str):
         super().__init__(printable(message))
+
+
+def read_text(path, kind: str, missing_fix: str) -> str:
+    """The UTF-8 text of the ``kind`` file at ``path`` (e.g. "config file"); a problem is one
+    sentence naming it, with ``missing_fix`` for a missing one."""
+    try:
+        return Path(path).read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise SweepError(f"{kind} {path} does not exist; {missing_fix}") from None
+    except UnicodeDecodeError:
+        raise SweepError(f"{kind} {path} is not UTF-8 text; save it as UTF-8") from None
+    except OSError as err:
+        raise SweepError(f"cannot read {kind} {path}: {err.strerror}") from None

@@ -1,6 +1,7 @@
 """Writing files so that a reader never sees half of one, and opening files that may not be files."""
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -39,6 +40,14 @@ def write_atomically(path: Path, text: str, like: os.stat_result | None = None) 
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def link_or_copy(source: Path, destination: Path) -> None:
+    """A second name for ``source`` (a copy where the filesystem has no hard links)."""
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
 
 
 def check_regular(status: os.stat_result, limit: int | None) -> None:

@@ -32,6 +32,7 @@ from nbsweep import layout
 from nbsweep.adapters.papermill_internals import register_translator, skip_remote_io_backends
 from nbsweep.execution import run_io
 from nbsweep.execution.liveness import snakemake_alive
+from nbsweep.files import link_or_copy
 from nbsweep.kernels import lifecycle
 from nbsweep.masking import mask, mask_data, secret_values
 from nbsweep.model.cells import place, template_cell
@@ -117,12 +118,12 @@ def mark_interrupted(files: layout.RunFiles) -> None:
         files.interrupted.write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z\n"), encoding="utf-8")
         if files.good.exists():
             files.previous.unlink(missing_ok=True)
-            try:
-                os.link(files.good, files.previous)
-            except OSError:  # a filesystem without hard links
-                shutil.copy2(files.good, files.previous)
+            link_or_copy(files.good, files.previous)
             if files.good_log.exists():
                 shutil.copy2(files.good_log, files.previous_log)
+            if files.html.exists():  # the rendering beside the notebook is still the good one's
+                files.previous_html.unlink(missing_ok=True)
+                link_or_copy(files.html, files.previous_html)
     except OSError:  # e.g. a full disk: the run then shows as not run
         pass
 
@@ -382,10 +383,7 @@ def keep_as_good(files: layout.RunFiles) -> None:
     for path in (files.failed, files.failed_html, files.good):
         path.unlink(missing_ok=True)
     try:
-        try:
-            os.link(files.target, files.good)
-        except OSError:  # a filesystem without hard links
-            shutil.copy2(files.target, files.good)
+        link_or_copy(files.target, files.good)
         if files.log.exists():
             shutil.copy2(files.log, files.good_log)
     except OSError:  # e.g. a full disk: the run is still good, only its safety copy is missing

@@ -40,6 +40,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from nbsweep.adapters import jupyter_internals
@@ -126,6 +127,8 @@ class Kernel:
         from jupyter_core.utils import run_sync
 
         left = tree(self.pid)  # before it ends: a forked kernel's daemons re-parent away from it then
+        for client in getattr(self.manager, "clients", ()):
+            client.stop_channels()  # nbclient leaves a client of a kernel it was given running
         try:
             if run_sync(self.manager.is_alive)():
                 run_sync(self.manager.shutdown_kernel)(now=now)
@@ -153,7 +156,7 @@ def start(name: str, output: int | None = None, zygote: socket.socket | None = N
     _owned[runtime_dir] = None
     record_owner(runtime_dir)
     os.environ["JUPYTER_RUNTIME_DIR"] = runtime_dir
-    manager = AsyncKernelManager(kernel_name=name, config=kernel_config(runtime_dir))
+    manager = tracking_clients(AsyncKernelManager)(kernel_name=name, config=kernel_config(runtime_dir))
     if zygote is not None:
         from nbsweep.kernels import forking
 
@@ -171,6 +174,21 @@ def start(name: str, output: int | None = None, zygote: socket.socket | None = N
     record_owner(runtime_dir, kernel.pid)
     forget_connection_file(manager)
     return kernel
+
+
+@cache
+def tracking_clients(manager_class):
+    """``manager_class`` whose managers remember the clients they make (``clients``), so that
+    ``Kernel.stop`` can stop them: nbclient stops its client only for a kernel it started itself,
+    and a client dropped with its channels running is logged as a warning when collected."""
+
+    class TrackingClients(manager_class):
+        def client(self, **kwargs):
+            made = super().client(**kwargs)
+            self.__dict__.setdefault("clients", []).append(made)
+            return made
+
+    return TrackingClients
 
 
 def kill_all() -> None:

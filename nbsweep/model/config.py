@@ -10,7 +10,7 @@ from ruamel.yaml import YAML, YAMLError
 from ruamel.yaml.constructor import DuplicateKeyError
 
 from nbsweep.adapters.snakemake_internals import command_line_configfiles
-from nbsweep.errors import SweepError, quoted
+from nbsweep.errors import SweepError, quoted, read_text
 from nbsweep.model.formats import unsupported_extension
 from nbsweep.model.mlflow_settings import settings as tracking_settings
 from nbsweep.model.resources import standard_resources
@@ -99,14 +99,7 @@ def parse_document(text: str, path: Path):
 
 def read_document(path: Path):
     """Parse one YAML or JSON file; any problem becomes a one-sentence SweepError."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise SweepError(f"config file {path} does not exist; create it or pass an existing one with --configfile") from None
-    except UnicodeDecodeError:
-        raise SweepError(f"config file {path} is not UTF-8 text; save it as UTF-8") from None
-    except OSError as err:
-        raise SweepError(f"cannot read config file {path}: {err.strerror}") from None
+    text = read_text(path, "config file", "create it or pass an existing one with --configfile")
     try:
         doc = parse_document(text, path)
     except RecursionError:

@@ -13,12 +13,11 @@ import binascii
 import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import yaml
 
 from nbsweep.adapters import papermill_internals
-from nbsweep.errors import SweepError, quoted
+from nbsweep.errors import SweepError, quoted, read_text
 
 
 @dataclass
@@ -114,14 +113,7 @@ def decoded(text: str) -> str:
 
 
 def file_text(path: str) -> str:
-    try:
-        return Path(path).read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise SweepError(f"parameters file {path} does not exist; check the path given with -f") from None
-    except UnicodeDecodeError:
-        raise SweepError(f"parameters file {path} is not UTF-8 text; save it as UTF-8") from None
-    except OSError as err:
-        raise SweepError(f"cannot read parameters file {path}: {err.strerror}") from None
+    return read_text(path, "parameters file", "check the path given with -f")
 
 
 def mapping(text: str, where: str) -> dict:

@@ -8,6 +8,7 @@ import os
 import shutil
 
 from nbsweep import layout
+from nbsweep.files import link_or_copy
 from nbsweep.provenance.records import recorded
 
 
@@ -55,10 +56,3 @@ def swap(current, kept, hold) -> None:
         current.unlink(missing_ok=True)
     if hold.exists():
         os.replace(hold, kept)
-
-
-def link_or_copy(source, destination) -> None:
-    try:
-        os.link(source, destination)
-    except OSError:  # a filesystem without hard links
-        shutil.copy2(source, destination)

@@ -21,7 +21,7 @@ from nbsweep.model.rule_names import RUN_RULE, rule_run
 from nbsweep.packaged import SCHEMA
 from nbsweep.provenance import kept_aside
 from nbsweep.provenance.sweep import DEFAULT_CONFIG, Sweep, as_given
-from nbsweep.results import failures, summary, tracking
+from nbsweep.results import failures, render, summary, tracking
 from nbsweep.smk import interrupts, main_process, workdir, writable
 from nbsweep.smk.launch import ONE_OFF
 from nbsweep.smk.output_dir import check_output_dir_is_ours
@@ -206,11 +206,18 @@ def restorer(workflow, sweep: Sweep):
         if not sweep.owner:
             return False
         files = layout.RunFiles(Path(sweep.target(run)))
+        if not files.target.exists():  # Snakemake has planned a job for the missing output: it executes
+            return False
         try:
             kept_aside.restore(files)
         except OSError:
             return False  # it executes instead
         sweep.restored.append(run.id)
+        if run.render and not files.html.exists():  # kept aside without its rendering (e.g. interrupted)
+            try:
+                render.render(files.target)
+            except Exception:  # noqa: BLE001 -- nbconvert raises many types; `nbsweep_renderings` can retry
+                print(f"nbsweep: could not render {files.target}; `snakemake nbsweep_renderings` retries", file=sys.stderr)
         if (notebooks := main_process.MAIN.get("notebooks")) is not None:
             notebooks[files.target] = tracking.notebook_identity(files.target)  # put back, not executed: not logged to MLflow
         return True

@@ -243,8 +243,11 @@ def test_writing_a_default_into_the_config_reruns_nothing(project):
     assert status_lines(project)["hist/a"] == "stale parameters changed: bins 40 → 41"
     project.snakemake()
     assert project.executed(before) == {"hist/a", "hist/b"} and 'ECHO{"bins": 41, "seed": 1}' in stdout_of(project.target("hist", "a"))
-    bins_project(project, {})  # back to the default: the notebooks were made with 41
-    assert status_lines(project)["hist/a"] == "stale parameters changed: bins 41 → 40"
+    bins_project(project, {})  # back to the default: the notebooks were made with 41, those made with 40 are kept aside
+    assert status_lines(project)["hist/a"] == (
+        "stale parameters changed: bins 41 → 40; the notebook kept aside at "
+        "papermill_outputs/hist/a/hist_a.previous.ipynb is current: the next invocation puts it back without executing"
+    )
 
 
 def stamp_as_before_effective_parameters(notebook) -> None:

@@ -178,7 +178,7 @@ def test_check_types_false_under_defaults(project):
     project.write_config(
         {"defaults": {"check_types": False}, "runs": [{"notebook": "notebooks/typed.ipynb", "label": "x", "parameters": {"flag": 0}}]}
     )
-    assert "typed_x.ipynb" in project.snakemake("-n").stdout  # planned, not refused
+    assert "typed/x: never run" in project.snakemake("-n").stdout  # planned, not refused
 
 
 # --- 3. R templates ---
