@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -161,9 +162,8 @@ def project(tmp_path) -> Project:
 ECHO = 'import json\nprint("ECHO" + json.dumps({k: v for k, v in globals().items() if k in PARAMS}, sort_keys=True))'
 
 
-@pytest.fixture
-def echo_project(project) -> Project:
-    """Two templates: ``echo`` (prints its parameters) and ``other`` (same code, other name)."""
+def make_echo(project: Project) -> Project:
+    """Two templates: ``echo`` (prints its parameters) and ``other`` (same code, other name); three runs."""
     params = 'PARAMS = ["x", "y"]\nx = 0\ny = "a"'
     project.notebook("echo", [ECHO], params)
     project.notebook("other", [ECHO], params)
@@ -176,6 +176,28 @@ def echo_project(project) -> Project:
             ]
         }
     )
+    return project
+
+
+@pytest.fixture
+def echo_project(project) -> Project:
+    """The echo project (``make_echo``), nothing run yet."""
+    return make_echo(project)
+
+
+@pytest.fixture(scope="session")
+def echo_built(tmp_path_factory) -> tuple[Project, subprocess.CompletedProcess]:
+    """The echo project after one fresh sweep, built once per test process: (the project, that
+    invocation). Read it, never change it: a test that changes it copies it (``echo_swept``)."""
+    project = make_echo(Project(tmp_path_factory.mktemp("echo-built")))
+    return project, project.snakemake()
+
+
+@pytest.fixture
+def echo_swept(echo_built, project) -> Project:
+    """The echo project as ``echo_project.snakemake()`` leaves it: a copy of ``echo_built``
+    (templates, config, outputs, .snakemake/, modification times) in this test's project."""
+    shutil.copytree(echo_built[0].root, project.root, symlinks=True, dirs_exist_ok=True)
     return project
 
 

@@ -12,10 +12,9 @@ from conftest import stdout_of
 ALL = {"echo/one", "echo/two", "other/one"}
 
 
-def test_fresh_run_executes_every_run(echo_project):
-    before = echo_project.outputs()
-    echo_project.snakemake()
-    assert echo_project.executed(before) == ALL
+def test_fresh_run_executes_every_run(echo_built):
+    echo_project = echo_built[0]  # the session's fresh sweep of the echo project, read only
+    assert echo_project.executed({}) == ALL
     for run in ALL:
         name, label = run.split("/")
         nb = json.loads(echo_project.target(name, label).read_text())
@@ -25,8 +24,8 @@ def test_fresh_run_executes_every_run(echo_project):
     assert 'ECHO{"x": 2, "y": "b"}' in stdout_of(echo_project.target("echo", "two"))
 
 
-def test_nothing_changed_runs_nothing(echo_project):
-    echo_project.snakemake()
+def test_nothing_changed_runs_nothing(echo_swept):
+    echo_project = echo_swept
     before = echo_project.outputs()
     proc = echo_project.snakemake()
     assert echo_project.executed(before) == set()
@@ -35,8 +34,8 @@ def test_nothing_changed_runs_nothing(echo_project):
     assert "Nothing to be done" in dry.stdout + dry.stderr
 
 
-def test_parameter_change_reruns_only_that_run(echo_project):
-    echo_project.snakemake()
+def test_parameter_change_reruns_only_that_run(echo_swept):
+    echo_project = echo_swept
     config = yaml.safe_load((echo_project.root / "config/config.yaml").read_text())
     config["runs"][1]["parameters"]["y"] = "c"
     echo_project.write_config(config)
@@ -49,8 +48,8 @@ def test_parameter_change_reruns_only_that_run(echo_project):
     assert 'ECHO{"x": 2, "y": "c"}' in stdout_of(echo_project.target("echo", "two"))
 
 
-def test_reordering_and_reformatting_config_runs_nothing(echo_project):
-    echo_project.snakemake()
+def test_reordering_and_reformatting_config_runs_nothing(echo_swept):
+    echo_project = echo_swept
     echo_project.write_config(
         """# same runs: other order, flow style, reordered keys, quoting
 runs:
@@ -79,25 +78,25 @@ def edit_template(project, name, change):
     nbformat.write(nb, path)
 
 
-def test_template_code_change_reruns_all_its_runs_only(echo_project):
-    echo_project.snakemake()
+def test_template_code_change_reruns_all_its_runs_only(echo_swept):
+    echo_project = echo_swept
     edit_template(echo_project, "echo", lambda nb: nb.cells[-1].__setitem__("source", nb.cells[-1].source + "\nprint('edited')"))
     before = echo_project.outputs()
     echo_project.snakemake()
     assert echo_project.executed(before) == {"echo/one", "echo/two"}
 
 
-def test_template_tag_change_reruns(echo_project):
-    echo_project.snakemake()
+def test_template_tag_change_reruns(echo_swept):
+    echo_project = echo_swept
     edit_template(echo_project, "other", lambda nb: nb.cells[-1].metadata.__setitem__("tags", ["slow"]))
     before = echo_project.outputs()
     echo_project.snakemake()
     assert echo_project.executed(before) == {"other/one"}
 
 
-def test_template_kernel_change_reruns(echo_project):
+def test_template_kernel_change_reruns(echo_swept):
+    echo_project = echo_swept
     echo_project.add_kernel("alt")
-    echo_project.snakemake()
     edit_template(echo_project, "other", lambda nb: nb.metadata.kernelspec.__setitem__("name", "alt"))
     before = echo_project.outputs()
     echo_project.snakemake()
@@ -116,8 +115,8 @@ def jupyter_save(nb):
     nb.metadata["widgets"] = {"state": {}}
 
 
-def test_jupyter_save_touch_and_markdown_edit_rerun_nothing(echo_project):
-    echo_project.snakemake()
+def test_jupyter_save_touch_and_markdown_edit_rerun_nothing(echo_swept):
+    echo_project = echo_swept
     edit_template(echo_project, "echo", jupyter_save)
     edit_template(echo_project, "other", lambda nb: nb.cells[0].__setitem__("source", "# reworded intro"))
     for path in (echo_project.root / "notebooks").iterdir():
@@ -128,7 +127,9 @@ def test_jupyter_save_touch_and_markdown_edit_rerun_nothing(echo_project):
     assert echo_project.executed(before) == set()
 
 
-def test_git_checkout_round_trip_reruns_nothing(echo_project):
+def test_git_checkout_round_trip_reruns_nothing(echo_swept):
+    echo_project = echo_swept  # swept, then its sources committed (committing touches no file)
+
     def git(*args):
         return subprocess.run(["git", *args], cwd=echo_project.root, check=True, capture_output=True)
 
@@ -136,7 +137,6 @@ def test_git_checkout_round_trip_reruns_nothing(echo_project):
     (echo_project.root / ".gitignore").write_text("papermill_outputs/\n.snakemake/\n")
     git("add", "-A")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")
-    echo_project.snakemake()
     git("checkout", "-q", "-b", "feature")
     edit_template(echo_project, "echo", lambda nb: nb.cells[-1].__setitem__("source", "print('feature')"))
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "feature")
@@ -162,8 +162,8 @@ def test_input_content_change_reruns_that_run(echo_project):
     assert echo_project.executed(before) == {"echo/one"}
 
 
-def test_losing_snakemake_metadata_changes_nothing(echo_project):
-    echo_project.snakemake()
+def test_losing_snakemake_metadata_changes_nothing(echo_swept):
+    echo_project = echo_swept
     shutil.rmtree(echo_project.root / ".snakemake")
     before = echo_project.outputs()
     echo_project.snakemake()
@@ -176,9 +176,9 @@ def test_losing_snakemake_metadata_changes_nothing(echo_project):
     assert echo_project.executed(before) == {"other/one"}
 
 
-def test_reverted_change_reruns_nothing(echo_project):
+def test_reverted_change_reruns_nothing(echo_swept):
     """A change planned (e.g. by a dry-run) and then undone is not stale."""
-    echo_project.snakemake()
+    echo_project = echo_swept
     original = (echo_project.root / "config/config.yaml").read_text()
     config = yaml.safe_load(original)
     config["runs"][0]["parameters"]["x"] = 99
@@ -190,8 +190,8 @@ def test_reverted_change_reruns_nothing(echo_project):
     assert echo_project.executed(before) == set()
 
 
-def test_adding_a_run_executes_just_it_and_removing_executes_nothing(echo_project):
-    echo_project.snakemake()
+def test_adding_a_run_executes_just_it_and_removing_executes_nothing(echo_swept):
+    echo_project = echo_swept
     config = yaml.safe_load((echo_project.root / "config/config.yaml").read_text())
     config["runs"].append({"notebook": "notebooks/other.ipynb", "label": "new", "parameters": {"y": "n"}})
     echo_project.write_config(config)

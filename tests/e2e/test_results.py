@@ -3,11 +3,13 @@
 import base64
 import csv
 import json
+import shutil
 import subprocess
 import sys
 
 import pytest
 import yaml
+from conftest import Project
 
 from nbsweep.packaged import SCHEMA
 from nbsweep.provenance.sweep import Sweep
@@ -25,6 +27,26 @@ PARAMETERS = "x = 1\nopts = {'scale': 1}\nn = 3  # an int default\nname = 'calc'
 
 @pytest.fixture
 def calc(project):
+    """Template ``calc`` and its runs x1, x0 (fails: divides by zero) and x2; nothing run yet."""
+    return make_calc(project)
+
+
+@pytest.fixture(scope="session")
+def calc_built(tmp_path_factory):
+    """The calc project after its first sweep (x0 failed), once per test process: (the project, that
+    invocation). Read it, never change it; ``calc_swept`` is a copy to change."""
+    project = make_calc(Project(tmp_path_factory.mktemp("calc")))
+    return project, project.snakemake(check=False)
+
+
+@pytest.fixture
+def calc_swept(calc_built, project):
+    """The calc project as ``calc.snakemake(check=False)`` leaves it (a copy of ``calc_built``)."""
+    shutil.copytree(calc_built[0].root, project.root, symlinks=True, dirs_exist_ok=True)
+    return project
+
+
+def make_calc(project):
     project.notebook("calc", CALC, PARAMETERS)
     project.write_config(
         {
@@ -43,8 +65,8 @@ def rows_of(project) -> dict[str, dict]:
     return {row["label"]: row for row in rows}
 
 
-def test_summary_index_and_report_after_a_sweep_with_a_failure(calc):
-    proc = calc.snakemake(check=False)
+def test_summary_index_and_report_after_a_sweep_with_a_failure(calc_built, calc_swept):
+    calc, proc = calc_swept, calc_built[1]
     assert proc.returncode != 0
     assert "nbsweep: 3 runs (2 ok, 1 failed); summary in papermill_outputs/index.html" in proc.stderr
     rows = rows_of(calc)
@@ -134,9 +156,9 @@ def test_runs_not_run_yet_have_rows(calc, monkeypatch):
     assert rows["x1"]["params.opts.scale"] == 2 and rows["x1"]["notebook"] is None and rows["x1"]["stale"] is None
 
 
-def test_summary_reads_back_into_pandas_with_its_types(calc):
+def test_summary_reads_back_into_pandas_with_its_types(calc_built):
     pd = pytest.importorskip("pandas")
-    calc.snakemake(check=False)
+    calc = calc_built[0]
     # The reads docs/results.md recommends: nullable dtypes, so a gap does not turn ints into floats.
     from_csv = pd.read_csv(
         calc.out / "summary.csv",
@@ -153,8 +175,8 @@ def test_summary_reads_back_into_pandas_with_its_types(calc):
         assert list(frame["label"]) == ["x1", "x0", "x2"]
 
 
-def test_closing_line_and_index_header_count_as_status_does(calc):
-    calc.snakemake(check=False)
+def test_closing_line_and_index_header_count_as_status_does(calc_swept):
+    calc = calc_swept
     config = yaml.safe_load((calc.root / "config/config.yaml").read_text())
     config["runs"][2]["parameters"]["x"] = 4  # x2 becomes stale
     config["runs"].append({"notebook": "notebooks/calc.ipynb", "label": "x5", "parameters": {"x": 5}})  # not run yet

@@ -251,9 +251,8 @@ def test_an_undeclared_r_parameter_is_one_sentence(r_project):
 # --- 7. --config ---
 
 
-def test_config_overrides_apply_like_the_files_keys(echo_project):
-    project = echo_project
-    project.snakemake()
+def test_config_overrides_apply_like_the_files_keys(echo_swept):
+    project = echo_swept
     before = project.outputs()
     project.snakemake("--config", "output_dir=out2", "defaults={parameters: {y: z}, threads: 1}")
     out2 = project.root / "out2"
