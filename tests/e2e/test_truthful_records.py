@@ -3,6 +3,7 @@ data it read, whatever the modification times, however much it prints."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from conftest import make_notebook, one_sentence, stdout_of
+from conftest import Project, make_echo, make_notebook, one_sentence, stdout_of
 
 from nbsweep.file_digests import file_digest
 from nbsweep.model.templates import code_digest, read_notebook
@@ -101,15 +102,24 @@ def test_an_input_replaced_while_runs_read_it_leaves_them_stale(project):
     assert "reader/first   stale       input data/x.csv changed while the run read it" in explained and "3 runs: 3 stale" in explained
 
 
+@pytest.fixture(scope="session")
+def echo_with_input(tmp_path_factory) -> Project:
+    """The echo project whose run echo/one reads data.csv, swept once per test process (copied by each test)."""
+    project = make_echo(Project(tmp_path_factory.mktemp("echo-input")))
+    (project.root / "data.csv").write_text("a\n")
+    config = yaml.safe_load((project.root / "config/config.yaml").read_text())
+    config["runs"][0]["inputs"] = ["data.csv"]
+    project.write_config(config)
+    project.snakemake()
+    return project
+
+
 @pytest.mark.parametrize("when", ["future", "past"])
 @pytest.mark.parametrize("dated", ["target", "input"])
-def test_a_changed_fingerprint_executes_whatever_the_modification_times(echo_project, dated, when):
-    data = echo_project.root / "data.csv"
-    data.write_text("a\n")
+def test_a_changed_fingerprint_executes_whatever_the_modification_times(echo_with_input, project, dated, when):
+    shutil.copytree(echo_with_input.root, project.root, symlinks=True, dirs_exist_ok=True)
+    echo_project, data = project, project.root / "data.csv"
     config = yaml.safe_load((echo_project.root / "config/config.yaml").read_text())
-    config["runs"][0]["inputs"] = ["data.csv"]
-    echo_project.write_config(config)
-    echo_project.snakemake()
     stamp = time.time() + (2 if when == "future" else -400) * 86400
     os.utime(echo_project.target("echo", "one") if dated == "target" else data, (stamp, stamp))
     assert "Nothing to be done" in echo_project.snakemake("-n").stdout  # dates alone change nothing
