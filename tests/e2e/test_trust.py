@@ -8,20 +8,26 @@ import time
 import pytest
 from conftest import SNAKEFILE, SNAKEMAKE, stdout_of
 
-SLOW = "import time\nfrom nbsweep import record\ntime.sleep(pause)\nprint('MODE', mode)\nrecord(mode_seen=mode)"
+# A held run waits until the test has done its checks and creates the file ``release`` in the project
+# (up to 300 s): the sweep is still running while the test looks, however loaded the machine is.
+SLOW = (
+    "import os, time\nfrom nbsweep import record\ndeadline = time.monotonic() + 300\n"
+    "while hold and not os.path.exists('release') and time.monotonic() < deadline:\n    time.sleep(0.05)\n"
+    "print('MODE', mode)\nrecord(mode_seen=mode)"
+)
 
 
-def config(mode: str, pause: float = 0) -> dict:
+def config(mode: str, hold: bool = False) -> dict:
     return {
-        "runs": [{"notebook": "notebooks/slow.ipynb", "label": "r{i}", "grid": {"i": [1, 2]}, "parameters": {"mode": mode, "pause": pause}}]
+        "runs": [{"notebook": "notebooks/slow.ipynb", "label": "r{i}", "grid": {"i": [1, 2]}, "parameters": {"mode": mode, "hold": hold}}]
     }
 
 
 @pytest.fixture
 def slow(project):
-    project.notebook("slow", [SLOW], "mode = 'none'\npause = 0.0\ni = 0")
-    project.write_config(config("A", pause=6))
-    project.write_config(config("B", pause=6), "config/b.yaml")
+    project.notebook("slow", [SLOW], "mode = 'none'\nhold = False\ni = 0")
+    project.write_config(config("A", hold=True))
+    project.write_config(config("B", hold=True), "config/b.yaml")
     return project
 
 
@@ -54,6 +60,7 @@ def test_planning_elsewhere_never_changes_a_running_sweep(slow):
     assert locked.returncode != 0
     assert job_files(slow) == before
     assert not any(b"B" in p.read_bytes() for p in slow.out.rglob("*.ipynb"))
+    (slow.root / "release").touch()
     out, err = sweep.communicate(timeout=300)
     assert sweep.returncode == 0, err
     for label in ("r1", "r2"):
@@ -70,6 +77,7 @@ def test_a_second_invocation_after_unlock_is_refused(slow):
     assert second.returncode != 0
     assert f"another nbsweep invocation (pid {sweep.pid}) is running in this folder" in second.stderr
     assert "Traceback" not in second.stderr
+    (slow.root / "release").touch()
     out, err = sweep.communicate(timeout=300)
     assert sweep.returncode == 0, err
     for label in ("r1", "r2"):
