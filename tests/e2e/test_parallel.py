@@ -33,10 +33,22 @@ def sleepy(project, n, seconds, threads=1):
     return [project.target("nap", f"n{i}") for i in range(n)]
 
 
+# Each run marks that it started, then waits (up to 300 s) until ``together`` runs have: they all
+# overlap as soon as they can, however long the kernels take to start on a loaded machine.
+TOGETHER = (
+    "import os, time\nopen(os.path.join('started', str(i)), 'w').close()\ndeadline = time.monotonic() + 300\n"
+    "while len(os.listdir('started')) < together and time.monotonic() < deadline:\n    time.sleep(0.05)"
+)
+
+
 def test_cores_8_runs_8_notebooks_at_once(project):
-    targets = sleepy(project, 8, 12)
+    project.notebook("nap", [TOGETHER], "together = 1\ni = 0")
+    (project.root / "started").mkdir()
+    project.write_config(
+        {"runs": [{"notebook": "notebooks/nap.ipynb", "label": "n{i}", "grid": {"i": list(range(8))}, "parameters": {"together": 8}}]}
+    )
     project.snakemake(cores=8)
-    assert max_overlap(targets) == 8
+    assert max_overlap([project.target("nap", f"n{i}") for i in range(8)]) == 8
 
 
 def test_threads_count_against_cores(project):
