@@ -37,6 +37,30 @@ def executes_locally(workflow) -> bool:
     return workflow.local_exec  # snakemake 9.27.1: Workflow.local_exec property
 
 
+def local_cores(workflow) -> int:
+    """How many cores the local jobs share (``--cores``)."""
+    return workflow.global_resources["_cores"].value or 1  # snakemake 9.27.1: Workflow.global_resources["_cores"], a Resource
+
+
+def job_threads(workflow, threads: int) -> int:
+    """The threads Snakemake gives a job of a rule with ``threads``: at most ``--max-threads`` and ``--cores``."""
+    # snakemake 9.27.1: Rule.expand_resources constrains "_cores" by resource_settings.max_threads and global "_cores"
+    bounds = [workflow.resource_settings.max_threads, workflow.global_resources["_cores"].value]
+    return min([threads, *(bound for bound in bounds if bound)])
+
+
+def start_as_job(command: str, threads: int, tmpdir: str):
+    """Start shell ``command`` as the local executor starts a job's: Snakemake's shell and prefix, and
+    the environment it gives a job of ``threads`` threads and that ``tmpdir`` resource (thread-count
+    and temp-dir variables). Returns without waiting; the handle returned keeps the process (its
+    stdout is a pipe nobody reads)."""
+    from snakemake.shell import shell
+
+    # snakemake 9.27.1: shell(cmd, iterable=True, threads=..., resources=...) takes them as the job's context
+    # (shell.__new__: envvars), formats cmd (braces doubled), starts it and returns a generator over its stdout
+    return shell(command.replace("{", "{{").replace("}", "}}"), iterable=True, threads=threads, resources={"tmpdir": tmpdir})
+
+
 def has_executor(workflow) -> bool:
     """Whether this invocation executes jobs (not --lint, --list, --unlock, a DAG printout, ...)."""
     return workflow.executor_plugin is not None  # snakemake 9.27.1: Workflow.executor_plugin property, None until it executes

@@ -11,8 +11,9 @@ to come (``Remaining``: a spare serves its own invocation only, as the environme
 Unless the setting has ``preload: false``, the server keeps a zygote for it that has imported
 ipykernel and its ``preload`` modules (by default the template's installed imports), and spares
 (and a run that finds no spare) fork their kernel from it (``nbsweep.kernels.forking``;
-else they import them in their kernel: ``nbsweep.kernels.preload``). The first job of an invocation that
-executes anything starts the server while Snakemake is still planning (``start_early``). A run executes at once on a
+else they import them in their kernel: ``nbsweep.kernels.preload``). While Snakemake still plans an
+invocation that executes runs here, a process started as its jobs are has the server started and
+ready for them: the zygote and spares of their setting (``run_ahead``). A run executes at once on a
 spare's kernel and is reported done before that kernel shuts down. The client stays the process Snakemake waits on
 and relays the exit status. If it dies (Snakemake killed), or is interrupted (SIGTERM, SIGINT:
 it half-closes the connection and waits for the child), the child sees the end of the stream and
@@ -51,6 +52,7 @@ import fcntl
 import hashlib
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -132,9 +134,9 @@ def run_via_server(argv: list[str], parent: int) -> int | None:
             conn = connect(folder, name, wait=STARTUP_SECONDS)
     if conn is None:
         return None
-    request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "setting": setting}).encode()
+    request = framed({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "setting": setting})
     try:
-        socket.send_fds(conn, [len(request).to_bytes(8, "big") + request], [1, 2])
+        socket.send_fds(conn, [request], [1, 2])
     except OSError:
         return None  # the server went as we connected: nobody has the request
     exit_with_parent(parent)
@@ -152,21 +154,51 @@ def run_via_server(argv: list[str], parent: int) -> int | None:
     return None if "declined" in answer else answer["exit"]  # declined: it cannot take on our setting
 
 
-def start_early() -> None:
-    """Start the server now, if it is not running, so its imports overlap Snakemake's planning (the
-    first run then finds it listening); nothing if the warm runner is off or its folder not private."""
+def run_ahead(job_file: str, parallel: int) -> None:
+    """Have the server get ready for the runs of this process's invocation while Snakemake still
+    plans: started by the planner as its jobs are (same shell, environment and process setting),
+    this process sends the request a run of ``job_file`` would send, marked ``ahead`` (the server
+    then starts the setting's zygote, and spares for up to ``parallel`` runs), and holds it until
+    the invocation's Snakemake process (its parent) ends: then the server drops what it made for
+    it, and exits if no run ever came. A server it starts gets the request before it imports
+    anything, so the zygote's imports overlap the server's. Nothing if the warm runner is off."""
+    parent = os.getppid()
     if not enabled():
         return
     try:
         folder = open_private(default_path())
     except NotPrivate:
         return  # the first run says why
+    setting = process_setting.capture()
+    request = {"argv": [job_file], "cwd": os.getcwd(), "env": dict(os.environ), "setting": setting, "ahead": parallel}
+    message = framed(request)
     with folder:
-        name = socket_name(process_setting.capture())
-        if (conn := connect(folder, name)) is not None:
-            conn.close()
-        else:
-            start_server(folder, name)
+        name = socket_name(setting)
+        held = connect(folder, name)
+        if held is None and (held := start_server(folder, name, job_file=job_file, ahead=message)) is None:
+            held = connect(folder, name, wait=STARTUP_SECONDS)  # another process is starting it
+        if isinstance(held, socket.socket):
+            try:
+                held.sendall(message)
+            except OSError:
+                return
+    if held is not None:
+        wait_for_exit(parent)
+
+
+def framed(request: dict) -> bytes:
+    """A request as the server reads it: its length, then its JSON."""
+    payload = json.dumps(request).encode()
+    return len(payload).to_bytes(8, "big") + payload
+
+
+def wait_for_exit(pid: int) -> None:
+    """Return once process ``pid`` has ended (at once if it has already)."""
+    try:
+        watched = os.pidfd_open(pid)
+    except OSError:
+        return
+    select.select([watched], [], [])
 
 
 def connect(folder: PrivateDir, name: str, wait: float = 0) -> socket.socket | None:
@@ -235,36 +267,54 @@ def exit_with_parent(parent: int) -> None:
     threading.Thread(target=poll, daemon=True).start()
 
 
-def start_server(folder: PrivateDir, name: str, job_file: str | None = None) -> None:
+def start_server(folder: PrivateDir, name: str, job_file: str | None = None, ahead: bytes | None = None) -> int | None:
     """Start the server in the background unless another job is starting it right now.
 
     The server inherits the folder's descriptor (it never looks the folder up by name) and the
     start lock, which it holds until it listens; not the secret variables (those of the run of
-    ``job_file`` too: ``without_secrets``).
+    ``job_file`` too: ``without_secrets``). ``ahead``: a request (``run_ahead``) the server reads
+    from a pipe first thing; the pipe's end to keep open until the invocation ends is returned
+    (None if no server was started).
     """
     lock = folder.open(lock_name(name))
+    reader = writer = None
     try:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            return
+            return None
         if (conn := connect(folder, name)) is not None:  # started while we were looking
             conn.close()
-            return
+            return None
         folder.unlink(name)  # a server that died leaves its socket file behind
+        extra = []
+        if ahead is not None:
+            reader, writer = os.pipe()
+            extra = [reader]
         subprocess.Popen(
             # the path is for process listings only; the server uses the descriptor
-            [sys.executable, "-m", "nbsweep.execution.warm_server", str(folder.path / name), str(folder.fd), str(lock)],
+            [sys.executable, "-m", "nbsweep.execution.warm_server", str(folder.path / name), str(folder.fd), str(lock), *map(str, extra)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
-            pass_fds=[folder.fd, lock],
+            pass_fds=[folder.fd, lock, *extra],
             cwd="/",
             env=without_secrets(dict(os.environ), job_file),
         )
+        if writer is not None:
+            sent = 0
+            while sent < len(ahead):  # read by the server as it starts
+                sent += os.write(writer, ahead[sent:])
+        return writer
+    except OSError:
+        if writer is not None:
+            os.close(writer)
+        return None
     finally:
         os.close(lock)
+        if reader is not None:
+            os.close(reader)
 
 
 # --- server side ---

@@ -236,6 +236,29 @@ def test_resources_are_read_as_snakemake_reads_them():
         snakemake_internals.resource_reading("mem", "lots", sized=True)
 
 
+def test_a_command_started_as_a_job_gets_the_environment_snakemake_gives_a_jobs_shell(tmp_path):
+    seen = tmp_path / "env"
+    handle = snakemake_internals.start_as_job(f"exec env > '{seen}'  # {{braces}} stay", threads=3, tmpdir=str(tmp_path))
+    assert list(handle) == []  # its stdout; read to the end, the command has ended
+    env = dict(line.split("=", 1) for line in seen.read_text().splitlines() if "=" in line)
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "3" and env["TMPDIR"] == env["TEMP"] == str(tmp_path), changed(
+        "snakemake", "snakemake.shell.shell no longer sets a job's thread and temp-dir variables (snakemake_internals.start_as_job)"
+    )
+
+
+def test_job_threads_are_bounded_as_snakemake_bounds_them():
+    from snakemake.rules import Rule
+
+    expand = source(Rule.expand_resources)
+    assert "resource_settings.max_threads" in expand and 'global_resources.get("_cores")' in expand, changed(
+        "snakemake", "Rule.expand_resources bounds threads differently (snakemake_internals.job_threads)"
+    )
+    cores = SimpleNamespace(value=2)
+    workflow = SimpleNamespace(resource_settings=SimpleNamespace(max_threads=None), global_resources={"_cores": cores})
+    assert snakemake_internals.job_threads(workflow, 4) == 2 and snakemake_internals.job_threads(workflow, 1) == 1
+    assert snakemake_internals.local_cores(workflow) == 2
+
+
 def test_exit_callbacks_run_before_threads_are_joined():
     assert callable(getattr(threading, "_register_atexit", None)), (
         f"Python {sys.version.split()[0]} (checked against 3.11.7) has no threading._register_atexit: "
