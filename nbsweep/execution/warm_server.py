@@ -117,7 +117,7 @@ def serve(shown: Path, dir_fd: int, lock_fd: int, ahead_fd: int | None = None) -
         for channel in [c for c in ready if c is not listener and ended(c)]:
             release(awaited.pop(channel)[1], spares, zygotes)
             channel.close()
-        if not (served or busy or awaited):
+        if not (served or busy or awaited or listener in ready):
             break
         if listener not in ready or (conn := accept_ours(listener)) is None:
             continue
