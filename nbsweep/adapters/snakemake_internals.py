@@ -49,16 +49,16 @@ def job_threads(workflow, threads: int) -> int:
     return min([threads, *(bound for bound in bounds if bound)])
 
 
-def start_as_job(command: str, threads: int, tmpdir: str):
-    """Start shell ``command`` as the local executor starts a job's: Snakemake's shell and prefix, and
-    the environment it gives a job of ``threads`` threads and that ``tmpdir`` resource (thread-count
-    and temp-dir variables). Returns without waiting; the handle returned keeps the process (its
-    stdout is a pipe nobody reads)."""
+def job_environment(threads: int, tmpdir: str) -> dict[str, str]:
+    """The environment a job's command gets from Snakemake's local executor (its shell and prefix,
+    the thread-count and temp-dir variables of a job of ``threads`` threads and that ``tmpdir``
+    resource, what the shell itself sets), read by running ``env`` as a job's command would run."""
     from snakemake.shell import shell
 
-    # snakemake 9.27.1: shell(cmd, iterable=True, threads=..., resources=...) takes them as the job's context
-    # (shell.__new__: envvars), formats cmd (braces doubled), starts it and returns a generator over its stdout
-    return shell(command.replace("{", "{{").replace("}", "}}"), iterable=True, threads=threads, resources={"tmpdir": tmpdir})
+    # snakemake 9.27.1: shell(cmd, read=True, threads=..., resources=...) takes them as the job's context
+    # (shell.__new__ builds envvars from them and runs cmd with the job's shell and prefix)
+    listing = shell("exec env -0", read=True, threads=threads, resources={"tmpdir": tmpdir})
+    return dict(entry.split("=", 1) for entry in listing.split("\0") if "=" in entry)
 
 
 def has_executor(workflow) -> bool:

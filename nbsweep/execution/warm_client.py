@@ -12,8 +12,8 @@ Unless the setting has ``preload: false``, the server keeps a zygote for it that
 ipykernel and its ``preload`` modules (by default the template's installed imports), and spares
 (and a run that finds no spare) fork their kernel from it (``nbsweep.kernels.forking``;
 else they import them in their kernel: ``nbsweep.kernels.preload``). While Snakemake still plans an
-invocation that executes runs here, a process started as its jobs are has the server started and
-ready for them: the zygote and spares of their setting (``run_ahead``). A run executes at once on a
+invocation that executes runs here, its main process has the server started and ready for them:
+the zygote and spares of their setting (``get_ready``, ``nbsweep.smk.warm_start``). A run executes at once on a
 spare's kernel and is reported done before that kernel shuts down. The client stays the process Snakemake waits on
 and relays the exit status. If it dies (Snakemake killed), or is interrupted (SIGTERM, SIGINT:
 it half-closes the connection and waits for the child), the child sees the end of the stream and
@@ -52,7 +52,6 @@ import fcntl
 import hashlib
 import json
 import os
-import select
 import signal
 import socket
 import subprocess
@@ -154,23 +153,22 @@ def run_via_server(argv: list[str], parent: int) -> int | None:
     return None if "declined" in answer else answer["exit"]  # declined: it cannot take on our setting
 
 
-def run_ahead(job_file: str, parallel: int) -> None:
-    """Have the server get ready for the runs of this process's invocation while Snakemake still
-    plans: started by the planner as its jobs are (same shell, environment and process setting),
-    this process sends the request a run of ``job_file`` would send, marked ``ahead`` (the server
-    then starts the setting's zygote, and spares for up to ``parallel`` runs), and holds it until
-    the invocation's Snakemake process (its parent) ends: then the server drops what it made for
-    it, and exits if no run ever came. A server it starts gets the request before it imports
-    anything, so the zygote's imports overlap the server's. Nothing if the warm runner is off."""
-    parent = os.getppid()
+def get_ready(job_file: str, parallel: int, env: dict):
+    """Have the server get ready for the runs of this invocation while Snakemake still plans (called
+    in its main process): send it the request a run of ``job_file`` would send with ``env``, the
+    environment Snakemake gives that run's job, marked ``ahead``; the server then starts the
+    setting's zygote, and spares for up to ``parallel`` runs. Returns what to hold open until the
+    invocation ends (None if nothing was sent): the connection, or the pipe a server started here
+    reads the request from before it imports anything (so the zygote's imports overlap its own).
+    When it closes, the server drops what it made for the invocation, and exits if no run came."""
     if not enabled():
-        return
+        return None
     try:
         folder = open_private(default_path())
     except NotPrivate:
-        return  # the first run says why
+        return None  # the first run says why
     setting = process_setting.capture()
-    request = {"argv": [job_file], "cwd": os.getcwd(), "env": dict(os.environ), "setting": setting, "ahead": parallel}
+    request = {"argv": [job_file], "cwd": os.getcwd(), "env": env, "setting": setting, "ahead": parallel}
     message = framed(request)
     with folder:
         name = socket_name(setting)
@@ -181,24 +179,14 @@ def run_ahead(job_file: str, parallel: int) -> None:
             try:
                 held.sendall(message)
             except OSError:
-                return
-    if held is not None:
-        wait_for_exit(parent)
+                return None
+    return held
 
 
 def framed(request: dict) -> bytes:
     """A request as the server reads it: its length, then its JSON."""
     payload = json.dumps(request).encode()
     return len(payload).to_bytes(8, "big") + payload
-
-
-def wait_for_exit(pid: int) -> None:
-    """Return once process ``pid`` has ended (at once if it has already)."""
-    try:
-        watched = os.pidfd_open(pid)
-    except OSError:
-        return
-    select.select([watched], [], [])
 
 
 def connect(folder: PrivateDir, name: str, wait: float = 0) -> socket.socket | None:
@@ -272,7 +260,7 @@ def start_server(folder: PrivateDir, name: str, job_file: str | None = None, ahe
 
     The server inherits the folder's descriptor (it never looks the folder up by name) and the
     start lock, which it holds until it listens; not the secret variables (those of the run of
-    ``job_file`` too: ``without_secrets``). ``ahead``: a request (``run_ahead``) the server reads
+    ``job_file`` too: ``without_secrets``). ``ahead``: a request (``get_ready``) the server reads
     from a pipe first thing; the pipe's end to keep open until the invocation ends is returned
     (None if no server was started).
     """

@@ -74,7 +74,7 @@ def installed_imports(kernel_name: str, modules: tuple[str, ...], request: dict)
 def serve(shown: Path, dir_fd: int, lock_fd: int, ahead_fd: int | None = None) -> None:
     """Serve in the folder opened as ``dir_fd`` (``shown`` is its path, for messages) as ``shown.name``.
     ``ahead_fd``: a pipe with the request of the process that started it ahead of the runs
-    (``warm_client.run_ahead``), its zygote started first thing; the pipe's end is the end of its invocation."""
+    (``warm_client.get_ready``), its zygote started first thing; the pipe's end is the end of its invocation."""
     from nbsweep.execution import execute
     from nbsweep.kernels import lifecycle
 
@@ -84,7 +84,7 @@ def serve(shown: Path, dir_fd: int, lock_fd: int, ahead_fd: int | None = None) -
     own_variables = set(os.environ)  # as exec'ed: what /proc/<pid>/environ shows of this process and its forks
     lifecycle.become_subreaper()  # a forked kernel whose zygote died re-parents here, not to init (it would exit)
     zygotes: dict = {}  # by setting (``forking.Zygote``): what its spares' kernels are forked from
-    awaited: dict = {}  # invocations getting ready (``run_ahead``): the channel whose end is theirs -> their request and key
+    awaited: dict = {}  # invocations getting ready (``warm_client.get_ready``): the channel whose end is theirs -> their request and key
     if ahead_fd is not None:
         channel = os.fdopen(ahead_fd, "rb", buffering=0)
         os.set_inheritable(ahead_fd, False)

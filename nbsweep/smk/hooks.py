@@ -119,7 +119,7 @@ def job_inputs(workflow, sweep: Sweep, run) -> list[str]:
     except OSError as err:  # e.g. a full disk
         refuse(sweep, f"cannot write the job file of run {run.id} ({err.strerror}); free space and run again")
     if "ahead" not in main_process.MAIN:  # the first run that executes: the warm runner gets ready meanwhile
-        warm_start.start(workflow, sweep, run, str(path), job_python(workflow))
+        warm_start.start(workflow, sweep, run, str(path))
     return [str(path)]
 
 

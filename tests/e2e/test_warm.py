@@ -164,15 +164,15 @@ def test_the_warm_runner_gets_ready_while_snakemake_plans_and_only_when_runs_exe
 
 
 def test_a_server_started_ahead_of_runs_that_never_come_ends_with_their_invocation(warm_project):
-    """Snakemake interrupted while it plans: the process that had the server started ahead of the
-    runs ends with it (here its parent is killed), and the server, its zygote and the kernel started
-    ahead end too, as no run came."""
+    """Snakemake interrupted while it plans: what its main process holds for the server started
+    ahead of the runs closes as it ends (here the process that had it started is killed), and the
+    server, its zygote and the kernel it started ahead end too, as no run came."""
     p = warm_project
     job = p.root / "jobs" / "w" / "r0" / "job.json"  # as an invocation's job file is placed (layout.jobs_folder_of)
     job.parent.mkdir(parents=True)
     job.write_text(json.dumps({"kernel": "python3", "preload": ["json"]}))
-    start = "import subprocess, sys, time\nsubprocess.Popen([sys.executable, '-m', 'nbsweep.execution.ahead', sys.argv[1], '2'])\ntime.sleep(300)"
-    parent = subprocess.Popen([sys.executable, "-c", start, str(job)], cwd=p.root, env=p.env)
+    start = "import os, sys, time\nfrom nbsweep.execution import warm_client\nheld = warm_client.get_ready(sys.argv[1], 2, dict(os.environ))\ntime.sleep(300)"
+    planner = subprocess.Popen([sys.executable, "-c", start, str(job)], cwd=p.root, env=p.env)
 
     def family():
         warm = servers(os.environ["TMPDIR"])
@@ -193,8 +193,8 @@ def test_a_server_started_ahead_of_runs_that_never_come_ends_with_their_invocati
         assert wait_for(ready, 120), "the server started ahead readied no kernel"
         started = family()
     finally:
-        parent.kill()
-        parent.wait()
+        planner.kill()
+        planner.wait()
     assert wait_for(lambda: not any(proc.is_running() for proc in started), 30), "the warm runner outlived its invocation"
 
 

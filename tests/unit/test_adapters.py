@@ -9,6 +9,7 @@ import importlib.util
 import inspect
 import io
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -236,14 +237,12 @@ def test_resources_are_read_as_snakemake_reads_them():
         snakemake_internals.resource_reading("mem", "lots", sized=True)
 
 
-def test_a_command_started_as_a_job_gets_the_environment_snakemake_gives_a_jobs_shell(tmp_path):
-    seen = tmp_path / "env"
-    handle = snakemake_internals.start_as_job(f"exec env > '{seen}'  # {{braces}} stay", threads=3, tmpdir=str(tmp_path))
-    assert list(handle) == []  # its stdout; read to the end, the command has ended
-    env = dict(line.split("=", 1) for line in seen.read_text().splitlines() if "=" in line)
+def test_a_jobs_environment_is_what_snakemake_gives_a_jobs_command(tmp_path):
+    env = snakemake_internals.job_environment(threads=3, tmpdir=str(tmp_path))
     assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "3" and env["TMPDIR"] == env["TEMP"] == str(tmp_path), changed(
-        "snakemake", "snakemake.shell.shell no longer sets a job's thread and temp-dir variables (snakemake_internals.start_as_job)"
+        "snakemake", "snakemake.shell.shell no longer sets a job's thread and temp-dir variables (snakemake_internals.job_environment)"
     )
+    assert env["PATH"] == os.environ["PATH"]
 
 
 def test_job_threads_are_bounded_as_snakemake_bounds_them():
