@@ -291,6 +291,8 @@ def start_server(folder: PrivateDir, name: str, job_file: str | None = None, ahe
             env=without_secrets(dict(os.environ), job_file),
         )
         if writer is not None:
+            os.close(reader)  # the server's now: if it dies, writing fails instead of blocking
+            reader = None
             sent = 0
             while sent < len(ahead):  # read by the server as it starts
                 sent += os.write(writer, ahead[sent:])
