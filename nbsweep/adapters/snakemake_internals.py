@@ -37,6 +37,30 @@ def executes_locally(workflow) -> bool:
     return workflow.local_exec  # snakemake 9.27.1: Workflow.local_exec property
 
 
+def local_cores(workflow) -> int:
+    """How many cores the local jobs share (``--cores``)."""
+    return workflow.global_resources["_cores"].value or 1  # snakemake 9.27.1: Workflow.global_resources["_cores"], a Resource
+
+
+def job_threads(workflow, threads: int) -> int:
+    """The threads Snakemake gives a job of a rule with ``threads``: at most ``--max-threads`` and ``--cores``."""
+    # snakemake 9.27.1: Rule.expand_resources constrains "_cores" by resource_settings.max_threads and global "_cores"
+    bounds = [workflow.resource_settings.max_threads, workflow.global_resources["_cores"].value]
+    return min([threads, *(bound for bound in bounds if bound)])
+
+
+def job_environment(threads: int, tmpdir: str) -> dict[str, str]:
+    """The environment a job's command gets from Snakemake's local executor (its shell and prefix,
+    the thread-count and temp-dir variables of a job of ``threads`` threads and that ``tmpdir``
+    resource, what the shell itself sets), read by running ``env`` as a job's command would run."""
+    from snakemake.shell import shell
+
+    # snakemake 9.27.1: shell(cmd, read=True, threads=..., resources=...) takes them as the job's context
+    # (shell.__new__ builds envvars from them and runs cmd with the job's shell and prefix)
+    listing = shell("exec env -0", read=True, threads=threads, resources={"tmpdir": tmpdir})
+    return dict(entry.split("=", 1) for entry in listing.split("\0") if "=" in entry)
+
+
 def has_executor(workflow) -> bool:
     """Whether this invocation executes jobs (not --lint, --list, --unlock, a DAG printout, ...)."""
     return workflow.executor_plugin is not None  # snakemake 9.27.1: Workflow.executor_plugin property, None until it executes

@@ -11,8 +11,9 @@ to come (``Remaining``: a spare serves its own invocation only, as the environme
 Unless the setting has ``preload: false``, the server keeps a zygote for it that has imported
 ipykernel and its ``preload`` modules (by default the template's installed imports), and spares
 (and a run that finds no spare) fork their kernel from it (``nbsweep.kernels.forking``;
-else they import them in their kernel: ``nbsweep.kernels.preload``). The first job of an invocation that
-executes anything starts the server while Snakemake is still planning (``start_early``). A run executes at once on a
+else they import them in their kernel: ``nbsweep.kernels.preload``). While Snakemake still plans an
+invocation that executes runs here, its main process has the server started and ready for them:
+the zygote and spares of their setting (``get_ready``, ``nbsweep.smk.warm_start``). A run executes at once on a
 spare's kernel and is reported done before that kernel shuts down. The client stays the process Snakemake waits on
 and relays the exit status. If it dies (Snakemake killed), or is interrupted (SIGTERM, SIGINT:
 it half-closes the connection and waits for the child), the child sees the end of the stream and
@@ -132,9 +133,9 @@ def run_via_server(argv: list[str], parent: int) -> int | None:
             conn = connect(folder, name, wait=STARTUP_SECONDS)
     if conn is None:
         return None
-    request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "setting": setting}).encode()
+    request = framed({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "setting": setting})
     try:
-        socket.send_fds(conn, [len(request).to_bytes(8, "big") + request], [1, 2])
+        socket.send_fds(conn, [request], [1, 2])
     except OSError:
         return None  # the server went as we connected: nobody has the request
     exit_with_parent(parent)
@@ -152,21 +153,40 @@ def run_via_server(argv: list[str], parent: int) -> int | None:
     return None if "declined" in answer else answer["exit"]  # declined: it cannot take on our setting
 
 
-def start_early() -> None:
-    """Start the server now, if it is not running, so its imports overlap Snakemake's planning (the
-    first run then finds it listening); nothing if the warm runner is off or its folder not private."""
+def get_ready(job_file: str, parallel: int, env: dict):
+    """Have the server get ready for the runs of this invocation while Snakemake still plans (called
+    in its main process): send it the request a run of ``job_file`` would send with ``env``, the
+    environment Snakemake gives that run's job, marked ``ahead``; the server then starts the
+    setting's zygote, and spares for up to ``parallel`` runs. Returns what to hold open until the
+    invocation ends (None if nothing was sent): the connection, or the pipe a server started here
+    reads the request from before it imports anything (so the zygote's imports overlap its own).
+    When it closes, the server drops what it made for the invocation, and exits if no run came."""
     if not enabled():
-        return
+        return None
     try:
         folder = open_private(default_path())
     except NotPrivate:
-        return  # the first run says why
+        return None  # the first run says why
+    setting = process_setting.capture()
+    request = {"argv": [job_file], "cwd": os.getcwd(), "env": env, "setting": setting, "ahead": parallel}
+    message = framed(request)
     with folder:
-        name = socket_name(process_setting.capture())
-        if (conn := connect(folder, name)) is not None:
-            conn.close()
-        else:
-            start_server(folder, name)
+        name = socket_name(setting)
+        held = connect(folder, name)
+        if held is None and (held := start_server(folder, name, job_file=job_file, ahead=message)) is None:
+            held = connect(folder, name, wait=STARTUP_SECONDS)  # another process is starting it
+        if isinstance(held, socket.socket):
+            try:
+                held.sendall(message)
+            except OSError:
+                return None
+    return held
+
+
+def framed(request: dict) -> bytes:
+    """A request as the server reads it: its length, then its JSON."""
+    payload = json.dumps(request).encode()
+    return len(payload).to_bytes(8, "big") + payload
 
 
 def connect(folder: PrivateDir, name: str, wait: float = 0) -> socket.socket | None:
@@ -235,36 +255,56 @@ def exit_with_parent(parent: int) -> None:
     threading.Thread(target=poll, daemon=True).start()
 
 
-def start_server(folder: PrivateDir, name: str, job_file: str | None = None) -> None:
+def start_server(folder: PrivateDir, name: str, job_file: str | None = None, ahead: bytes | None = None) -> int | None:
     """Start the server in the background unless another job is starting it right now.
 
     The server inherits the folder's descriptor (it never looks the folder up by name) and the
     start lock, which it holds until it listens; not the secret variables (those of the run of
-    ``job_file`` too: ``without_secrets``).
+    ``job_file`` too: ``without_secrets``). ``ahead``: a request (``get_ready``) the server reads
+    from a pipe first thing; the pipe's end to keep open until the invocation ends is returned
+    (None if no server was started).
     """
     lock = folder.open(lock_name(name))
+    reader = writer = None
     try:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            return
+            return None
         if (conn := connect(folder, name)) is not None:  # started while we were looking
             conn.close()
-            return
+            return None
         folder.unlink(name)  # a server that died leaves its socket file behind
+        extra = []
+        if ahead is not None:
+            reader, writer = os.pipe()
+            extra = [reader]
         subprocess.Popen(
             # the path is for process listings only; the server uses the descriptor
-            [sys.executable, "-m", "nbsweep.execution.warm_server", str(folder.path / name), str(folder.fd), str(lock)],
+            [sys.executable, "-m", "nbsweep.execution.warm_server", str(folder.path / name), str(folder.fd), str(lock), *map(str, extra)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
-            pass_fds=[folder.fd, lock],
+            pass_fds=[folder.fd, lock, *extra],
             cwd="/",
             env=without_secrets(dict(os.environ), job_file),
         )
+        if writer is not None:
+            os.close(reader)  # the server's now: if it dies, writing fails instead of blocking
+            reader = None
+            sent = 0
+            while sent < len(ahead):  # read by the server as it starts
+                sent += os.write(writer, ahead[sent:])
+        return writer
+    except OSError:
+        if writer is not None:
+            os.close(writer)
+        return None
     finally:
         os.close(lock)
+        if reader is not None:
+            os.close(reader)
 
 
 # --- server side ---

@@ -2,6 +2,7 @@
 
 import json
 import os
+import select
 import signal
 import socket
 import sys
@@ -70,8 +71,10 @@ def installed_imports(kernel_name: str, modules: tuple[str, ...], request: dict)
     return _installed[key]
 
 
-def serve(shown: Path, dir_fd: int, lock_fd: int) -> None:
-    """Serve in the folder opened as ``dir_fd`` (``shown`` is its path, for messages) as ``shown.name``."""
+def serve(shown: Path, dir_fd: int, lock_fd: int, ahead_fd: int | None = None) -> None:
+    """Serve in the folder opened as ``dir_fd`` (``shown`` is its path, for messages) as ``shown.name``.
+    ``ahead_fd``: a pipe with the request of the process that started it ahead of the runs
+    (``warm_client.get_ready``), its zygote started first thing; the pipe's end is the end of its invocation."""
     from nbsweep.execution import execute
     from nbsweep.kernels import lifecycle
 
@@ -79,9 +82,18 @@ def serve(shown: Path, dir_fd: int, lock_fd: int) -> None:
     os.set_inheritable(dir_fd, False)  # not for kernels
     folder, name = PrivateDir(shown.parent, dir_fd), shown.name
     own_variables = set(os.environ)  # as exec'ed: what /proc/<pid>/environ shows of this process and its forks
+    lifecycle.become_subreaper()  # a forked kernel whose zygote died re-parents here, not to init (it would exit)
+    zygotes: dict = {}  # by setting (``forking.Zygote``): what its spares' kernels are forked from
+    awaited: dict = {}  # invocations getting ready (``warm_client.get_ready``): the channel whose end is theirs -> their request and key
+    if ahead_fd is not None:
+        channel = os.fdopen(ahead_fd, "rb", buffering=0)
+        os.set_inheritable(ahead_fd, False)
+        if (request := read_ahead(channel)) is None:
+            return  # its invocation has ended already
+        awaited[channel] = (request, request_key(request))
+        zygote_for(zygotes, awaited[channel][1], request)  # its imports overlap the server's own
 
     execute.rehearse()  # the point of the server: imports done once, shared by every fork
-    lifecycle.become_subreaper()  # a forked kernel whose zygote died re-parents here, not to init (it would exit)
     lifecycle.clear_orphaned()
     import jupyter_client.manager  # noqa: F401
 
@@ -92,14 +104,22 @@ def serve(shown: Path, dir_fd: int, lock_fd: int) -> None:
     os.close(lock_fd)  # listening: clients may connect; a new server may start once this one exits
     inode = folder.inode(name)
     spares: list[Spare] = []
-    zygotes: dict = {}  # by setting (``forking.Zygote``): what its spares' kernels are forked from
     busy: set[int] = set()  # children executing a run
     ahead = Remaining()
+    for request, key in awaited.values():
+        get_ready(request, key, spares, zygotes, listener, ahead)
+    served = ahead_fd is None  # a server started ahead of runs that never come exits with their invocation
     last_request = time.monotonic()
     retired = False  # its socket name taken away: it ends once its children have
-    while busy or (not retired and time.monotonic() - last_request < IDLE_SECONDS):
+    while busy or awaited or (not retired and time.monotonic() - last_request < IDLE_SECONDS):
         reap(busy, spares)
-        if (conn := accept_ours(listener)) is None:
+        ready, _, _ = select.select([listener, *awaited], [], [], 1)
+        for channel in [c for c in ready if c is not listener and ended(c)]:
+            release(awaited.pop(channel)[1], spares, zygotes)
+            channel.close()
+        if not (served or busy or awaited or listener in ready):
+            break
+        if listener not in ready or (conn := accept_ours(listener)) is None:
             continue
         last_request = time.monotonic()
         conn.settimeout(5)
@@ -108,6 +128,16 @@ def serve(shown: Path, dir_fd: int, lock_fd: int) -> None:
         except (OSError, ValueError):
             conn.close()
             continue
+        for fd in fds if "ahead" in request else ():
+            os.close(fd)
+        if "ahead" in request and not own_variables & secret_variables(request["env"], str(Path(request["cwd"], request["argv"][0]))):
+            awaited[conn] = (request, request_key(request))
+            get_ready(request, awaited[conn][1], spares, zygotes, listener, ahead)
+            continue
+        if "ahead" in request:  # this process holds the invocation's secrets: its runs get a server without them
+            conn.close()
+            continue
+        served = True
         key = request_key(request)
         busy.add(hand_over(conn, request, fds, key, spares, listener, zygotes))
         conn.close()
@@ -124,6 +154,49 @@ def serve(shown: Path, dir_fd: int, lock_fd: int) -> None:
         zygote.close()
     retire(folder, name, inode)
     lifecycle.clear_orphaned()
+
+
+def read_ahead(channel) -> dict | None:
+    """The request sent on ``channel`` as the server started (``warm_client.framed``); None if it ended first."""
+    message = b""
+    while len(message) < 8 or len(message) < 8 + int.from_bytes(message[:8], "big"):
+        try:
+            chunk = channel.read(1 << 16)
+        except OSError:
+            return None
+        if not chunk:
+            return None
+        message += chunk
+    try:
+        return json.loads(message[8:])
+    except ValueError:
+        return None
+
+
+def get_ready(request: dict, key: tuple, spares: list[Spare], zygotes: dict, listener, ahead: "Remaining") -> None:
+    """For an invocation about to execute runs (a request ``ahead`` of them): its zygote, and spares
+    for as many runs as it executes at once (``request["ahead"]``), at most the runs it has to come."""
+    coming = ahead.coming(request)
+    replenish(spares, zygotes, key, request, wanted=min(int(request["ahead"]), MAX_SPARES, coming), most=coming, listener=listener)
+
+
+def ended(channel) -> bool:
+    """Whether the process at the other end of ``channel`` (a pipe or a connection) has closed it."""
+    try:
+        return os.read(channel.fileno(), 4096) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def release(key: tuple, spares: list[Spare], zygotes: dict) -> None:
+    """Dismiss the spares and the zygote of ``key``'s setting: its invocation has ended."""
+    for spare in [s for s in spares if s.key == key]:
+        spares.remove(spare)
+        spare.channel.close()
+    if (zygote := zygotes.pop(key, None)) is not None:
+        zygote.close()
 
 
 def retire(folder: PrivateDir, name: str, inode: int | None) -> None:
@@ -195,12 +268,24 @@ class Remaining:
         if jobs is None:
             return MAX_SPARES
         if jobs not in self.left:
-            try:
-                self.left[jobs] = layout.count_job_files(jobs)
-            except OSError:
-                self.left[jobs] = MAX_SPARES
+            self.left[jobs] = self.counted(jobs)
         self.left[jobs] = max(self.left[jobs] - 1, 0)
         return self.left[jobs]
+
+    def coming(self, request: dict) -> int:
+        """For a request ahead of an invocation's runs: its runs to come as far as known now (its job
+        files may still be being written), at least one; the count is taken again at its first run."""
+        jobs = layout.jobs_folder_of(Path(request["cwd"], request["argv"][0]))
+        if jobs is None:
+            return 1
+        return max(self.left[jobs] if jobs in self.left else self.counted(jobs), 1)
+
+    @staticmethod
+    def counted(jobs: Path) -> int:
+        try:
+            return layout.count_job_files(jobs)
+        except OSError:
+            return MAX_SPARES
 
 
 def replenish(spares: list[Spare], zygotes: dict, key: tuple, request: dict, wanted: int, most: int, listener) -> None:
@@ -421,4 +506,4 @@ def serve_one(conn: socket.socket, request: dict, fds: list[int], kernel, on_str
 
 
 if __name__ == "__main__":
-    serve(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
+    serve(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), *map(int, sys.argv[4:5]))

@@ -22,7 +22,7 @@ from nbsweep.packaged import SCHEMA
 from nbsweep.provenance import kept_aside
 from nbsweep.provenance.sweep import DEFAULT_CONFIG, Sweep, as_given
 from nbsweep.results import failures, render, summary, tracking
-from nbsweep.smk import interrupts, main_process, workdir, writable
+from nbsweep.smk import interrupts, main_process, warm_start, workdir, writable
 from nbsweep.smk.launch import ONE_OFF
 from nbsweep.smk.output_dir import check_output_dir_is_ours
 
@@ -118,9 +118,8 @@ def job_inputs(workflow, sweep: Sweep, run) -> list[str]:
         path = sweep.job_file(run, dry=smk.is_dry_run(workflow), forced=is_forced(run))
     except OSError as err:  # e.g. a full disk
         refuse(sweep, f"cannot write the job file of run {run.id} ({err.strerror}); free space and run again")
-    if not smk.is_dry_run(workflow) and smk.executes_locally(workflow) and not main_process.MAIN.get("warm"):
-        main_process.MAIN["warm"] = True
-        warm_client.start_early()  # a run executes here: the warm runner's imports overlap the rest of planning
+    if "ahead" not in main_process.MAIN:  # the first run that executes: the warm runner gets ready meanwhile
+        warm_start.start(workflow, sweep, run, str(path))
     return [str(path)]
 
 

@@ -3,6 +3,7 @@
 import json
 import os
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -92,8 +93,7 @@ def test_a_kernel_started_ahead_is_not_used_for_another_setting(warm_project, mo
     monkeypatch.setenv("NBSWEEP_TEST_FLAVOUR", "pepper")
     p.snakemake("--cores", "1", "papermill_outputs/w/r1/w_r1.ipynb")
     outputs = [stream_of(json.loads(p.target("w", f"r{x}").read_text())["cells"][-1]["outputs"]) for x in (0, 1)]
-    assert outputs == ["ECHO 0 salt\n", "ECHO 1 pepper\n"]
-    assert "on a new kernel" in p.target("w", "r1").with_suffix(".log").read_text()
+    assert outputs == ["ECHO 0 salt\n", "ECHO 1 pepper\n"]  # r1's kernel, started ahead for its own invocation, is pepper's
 
 
 def the_server(tmpdir):
@@ -144,6 +144,58 @@ def test_no_spare_is_left_waiting_for_runs_that_will_not_come(warm_project):
     tmpdir = os.environ["TMPDIR"]
     assert wait_for(lambda: not kernel_processes(tmpdir), 20), "a spare kernel was left waiting after the last run"
     assert servers(tmpdir), "the server should still be there, idle"
+
+
+def test_the_warm_runner_gets_ready_while_snakemake_plans_and_only_when_runs_execute(warm_project):
+    """The first run of an invocation finds a kernel started ahead (the server, started while
+    Snakemake planned, readied it); a dry-run, or an invocation that executes nothing, starts none."""
+    p = warm_project
+    private = Path(os.environ["TMPDIR"], f"nbsweep-{os.getuid()}")
+    p.snakemake("-n")
+    assert not private.exists() and not servers(os.environ["TMPDIR"])
+    p.snakemake("--cores", "1", "papermill_outputs/w/r0/w_r0.ipynb")
+    assert "on a kernel started ahead" in p.log("w", "r0")
+    assert wait_for(lambda: not kernel_processes(os.environ["TMPDIR"]), 20), "a kernel started ahead outlived its invocation"
+    stop_server(p)
+    assert wait_for(lambda: not servers(os.environ["TMPDIR"]), 20)
+    shutil.rmtree(private)
+    p.snakemake("--cores", "1", "papermill_outputs/w/r0/w_r0.ipynb")  # up to date
+    assert not private.exists() and not servers(os.environ["TMPDIR"])
+
+
+def test_a_server_started_ahead_of_runs_that_never_come_ends_with_their_invocation(warm_project):
+    """Snakemake interrupted while it plans: what its main process holds for the server started
+    ahead of the runs closes as it ends (here the process that had it started is killed), and the
+    server, its zygote and the kernel it started ahead end too, as no run came."""
+    p = warm_project
+    job = p.root / "jobs" / "w" / "r0" / "job.json"  # as an invocation's job file is placed (layout.jobs_folder_of)
+    job.parent.mkdir(parents=True)
+    job.write_text(json.dumps({"kernel": "python3", "preload": ["json"]}))
+    start = "import os, sys, time\nfrom nbsweep.execution import warm_client\nheld = warm_client.get_ready(sys.argv[1], 2, dict(os.environ))\ntime.sleep(300)"
+    planner = subprocess.Popen([sys.executable, "-c", start, str(job)], cwd=p.root, env=p.env)
+
+    def family():
+        warm = servers(os.environ["TMPDIR"])
+        return [*warm, *(child for server in warm for child in server.children(recursive=True))]
+
+    def ready():
+        import psutil
+
+        names = []
+        for proc in family():
+            try:
+                names.append(" ".join(proc.cmdline()))
+            except psutil.Error:
+                pass
+        return sum("zygote.py" in name for name in names) >= 2  # the zygote and the kernel forked from it
+
+    try:
+        assert wait_for(ready, 120), "the server started ahead readied no kernel"
+        started = family()
+    finally:
+        planner.kill()
+        planner.wait()
+    assert wait_for(lambda: not any(proc.is_running() for proc in started), 30), "the warm runner outlived its invocation"
 
 
 def test_disabled_or_dead_server_means_in_process(warm_project, monkeypatch):

@@ -9,6 +9,7 @@ import importlib.util
 import inspect
 import io
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -234,6 +235,27 @@ def test_resources_are_read_as_snakemake_reads_them():
     )
     with pytest.raises(ValueError):
         snakemake_internals.resource_reading("mem", "lots", sized=True)
+
+
+def test_a_jobs_environment_is_what_snakemake_gives_a_jobs_command(tmp_path):
+    env = snakemake_internals.job_environment(threads=3, tmpdir=str(tmp_path))
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "3" and env["TMPDIR"] == env["TEMP"] == str(tmp_path), changed(
+        "snakemake", "snakemake.shell.shell no longer sets a job's thread and temp-dir variables (snakemake_internals.job_environment)"
+    )
+    assert env["PATH"] == os.environ["PATH"]
+
+
+def test_job_threads_are_bounded_as_snakemake_bounds_them():
+    from snakemake.rules import Rule
+
+    expand = source(Rule.expand_resources)
+    assert "resource_settings.max_threads" in expand and 'global_resources.get("_cores")' in expand, changed(
+        "snakemake", "Rule.expand_resources bounds threads differently (snakemake_internals.job_threads)"
+    )
+    cores = SimpleNamespace(value=2)
+    workflow = SimpleNamespace(resource_settings=SimpleNamespace(max_threads=None), global_resources={"_cores": cores})
+    assert snakemake_internals.job_threads(workflow, 4) == 2 and snakemake_internals.job_threads(workflow, 1) == 1
+    assert snakemake_internals.local_cores(workflow) == 2
 
 
 def test_exit_callbacks_run_before_threads_are_joined():
