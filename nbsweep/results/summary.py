@@ -21,7 +21,7 @@ from nbsweep.model.parameters import declared_defaults
 from nbsweep.model.pipeline import UPSTREAM
 from nbsweep.provenance.records import flatten, provenance_in
 from nbsweep.provenance.state import matches, planned, run_state
-from nbsweep.results import failures, index
+from nbsweep.results import compare_page, failures, index
 from nbsweep.results.executed import executed_defaults, mapping, read_result
 from nbsweep.results.index import cell_text
 
@@ -235,7 +235,7 @@ def reported_renderings(sweep, report, captions: Path) -> list:
 
 
 def write_results(sweep, announce: bool = True) -> None:
-    """Write summary.csv, summary.json and index.html; a failure is a warning, never an error.
+    """Write summary.csv, summary.json, index.html and each template's compare.html; a failure is a warning, never an error.
 
     ``announce``: print the closing line (or the warning); off for refreshes during a sweep."""
     out = Path(sweep.output_dir)
@@ -245,6 +245,7 @@ def write_results(sweep, announce: bool = True) -> None:
         write_atomically(out / "summary.csv", to_csv(columns, full_rows))
         write_atomically(out / "summary.json", json.dumps(full_rows, indent=1, ensure_ascii=False) + "\n")
         write_atomically(out / "index.html", index.page(columns, full_rows, out))
+        compare_page.write_pages(out, full_rows)
     except Exception as err:  # noqa: BLE001 -- a finished sweep must not end in a crash over its summary
         reason = (
             err.strerror
