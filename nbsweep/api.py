@@ -87,18 +87,20 @@ def results(config_files: Iterable[str | Path] = ()) -> list[dict]:
 def diff(names: Iterable[str], config_files: Iterable[str | Path] = (), previous: bool = False) -> compare.Comparison:
     """The named runs' executed notebooks side by side, cell by cell (``nbsweep diff``): runs as
     ``nbsweep status`` names them (``template/label``) or notebook paths; with ``previous``, one
-    run's previous notebook and its current one. Raises SweepError for a name without a notebook."""
+    run's previous notebook and its current one; the values of the runs' secrets masked. Raises
+    SweepError for a name without a notebook."""
     names = list(names)
     paths = all(name.endswith(".ipynb") and Path(name).is_file() for name in names)
     sweep = None if paths else load(config_files)
     output_dir, runs = (sweep.output_dir, sweep.runs) if sweep else ("", {})
+    secrets = summary.secrets_of(runs.values())
     if previous:
         if len(names) != 1:
             raise SweepError(f"nbsweep diff --previous takes one run, not {len(names)}")
-        return compare.compare(compare.previous_columns(names[0], output_dir, runs))
+        return compare.compare(compare.previous_columns(names[0], output_dir, runs), secrets)
     if len(names) < 2:
         raise SweepError("nbsweep diff needs two runs or more (or one run with --previous)")
-    return compare.compare([compare.column_named(name, output_dir, runs) for name in names])
+    return compare.compare([compare.column_named(name, output_dir, runs) for name in names], secrets)
 
 
 @dataclass

@@ -90,32 +90,51 @@
 
   // ------------------------------------------------------------------ differences
   function lines(text) { return text.split("\n"); }
-  function changedLines(mine, theirs) {
-    // indexes of lines of `mine` not in a longest common subsequence with `theirs`
-    var a = lines(mine), b = lines(theirs), changed = new Set();
+  function lcsTable(a, b) {
+    var table = [];
+    for (var i = 0; i <= a.length; i++) table.push(new Uint32Array(b.length + 1));
+    for (i = a.length - 1; i >= 0; i--)
+      for (var j = b.length - 1; j >= 0; j--)
+        table[i][j] = a[i] === b[j] ? table[i + 1][j + 1] + 1 : Math.max(table[i + 1][j], table[i][j + 1]);
+    return table;
+  }
+  function changes(a, b) {
+    // each item of `a` not in a longest common subsequence with `b` -> the item of `b` it replaces (or null)
+    var changed = new Map();
     if (a.length * b.length > 250000) {
       var have = new Set(b);
-      a.forEach(function (line, i) { if (!have.has(line)) changed.add(i); });
+      a.forEach(function (item, i) { if (!have.has(item)) changed.set(i, null); });
       return changed;
     }
-    var n = a.length, m = b.length, table = [];
-    for (var i = 0; i <= n; i++) table.push(new Uint32Array(m + 1));
-    for (i = n - 1; i >= 0; i--)
-      for (var j = m - 1; j >= 0; j--)
-        table[i][j] = a[i] === b[j] ? table[i + 1][j + 1] + 1 : Math.max(table[i + 1][j], table[i][j + 1]);
-    i = 0; j = 0;
-    while (i < n) {
-      if (j < m && a[i] === b[j]) { i++; j++; }
-      else if (j < m && table[i][j + 1] > table[i + 1][j]) j++;
-      else { changed.add(i); i++; }
+    var table = lcsTable(a, b), i = 0, j = 0, mine = [], theirs = [];
+    function pair() {
+      mine.forEach(function (at, k) { changed.set(at, k < theirs.length ? b[theirs[k]] : null); });
+      mine = []; theirs = [];
     }
+    while (i < a.length || j < b.length) {
+      if (i < a.length && j < b.length && a[i] === b[j]) { pair(); i++; j++; }
+      else if (j < b.length && (i === a.length || table[i][j + 1] >= table[i + 1][j])) theirs.push(j++);
+      else mine.push(i++);
+    }
+    pair();
     return changed;
+  }
+  function words(line) { return line.split(/(\s+|[^\w.]+)/).filter(function (w) { return w !== ""; }); }
+  function lineNode(line, replaced) {
+    // a changed line: the words that differ from the line it replaces marked, else all of it
+    if (replaced === null || line.length > 400 || replaced.length > 400) return el("span", { class: "chg", text: line });
+    var mine = words(line), differing = changes(mine, words(replaced));
+    var span = el("span", { class: "chg-line" });
+    mine.forEach(function (w, k) { span.appendChild(differing.has(k) ? el("span", { class: "chg", text: w }) : document.createTextNode(w)); });
+    return span;
   }
   function textBlock(text, reference, css) {
     var pre = el("pre", { class: css });
-    var changed = reference === null || reference === text ? new Set() : changedLines(text, reference);
-    lines(text).forEach(function (line, i) {
-      pre.appendChild(el("span", { class: changed.has(i) ? "chg" : "", text: line + "\n" }));
+    var mine = lines(text);
+    var changed = reference === null || reference === text ? new Map() : changes(mine, lines(reference));
+    mine.forEach(function (line, i) {
+      pre.appendChild(changed.has(i) ? lineNode(line, changed.get(i)) : document.createTextNode(line));
+      pre.appendChild(document.createTextNode("\n"));
     });
     return pre;
   }
@@ -177,7 +196,8 @@
     var row = el("tr", {}, [el("th", { class: "cell", text: "cell" })]);
     order.forEach(function (i) {
       var run = runs[i];
-      var head = el("th", { "data-run": run.name, class: "run st-" + run.status.replace(" ", "-") }, [
+      var target = decodeURIComponent(location.hash.slice(1)) === run.label ? " target" : ""; // the run index.html linked
+      var head = el("th", { "data-run": run.name, class: "run st-" + run.status.replace(" ", "-") + target }, [
         run.href ? el("a", { href: run.href, text: run.label }) : el("span", { text: run.label }),
         el("span", { class: "badge", text: run.status }),
       ]);

@@ -16,10 +16,12 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from nbsweep import MIME, layout
 from nbsweep.errors import SweepError
+from nbsweep.masking import mask
 from nbsweep.model.cells import ADDED_TAGS, first_line
 
 IMAGES = ("image/png", "image/jpeg", "image/svg+xml")
@@ -42,7 +44,7 @@ class Output:
     width: int | None = None
     height: int | None = None
 
-    @property
+    @cached_property
     def digest(self) -> str:
         """What identical outputs share: a hash of kind, text and body."""
         body = self.body if isinstance(self.body, bytes) else self.body.encode()
@@ -98,7 +100,7 @@ class Row:
     def title(self) -> str:
         """The cell as a person finds it in the template: "cell 3 (`df.describe()`)"."""
         if self.index is None:
-            return f"injected parameters (`{first_line(self.source)}`)" if self.parameters else f"extra cell (`{first_line(self.source)}`)"
+            return "injected parameters" if self.parameters else f"extra cell (`{first_line(self.source)}`)"
         line = "parameters" if self.parameters else f"`{first_line(self.source)}`" if first_line(self.source) else ""
         return f"cell {self.index + 1} ({line})" if line else f"cell {self.index + 1}"
 
@@ -239,14 +241,24 @@ def alignment(reference: list[str], other: list[str]) -> list[tuple[int | None, 
     return pairs
 
 
-def compare(columns: list[Column]) -> Comparison:
-    """Align the columns' notebooks (a column without one has no outputs) and compare them."""
+def masked(outputs: tuple[Output, ...], secrets: list[str]) -> tuple[Output, ...]:
+    """Outputs with the values of secrets replaced by ``***`` (``nbsweep.masking``)."""
+    return tuple(
+        Output(o.kind, mask(o.text, secrets), o.mime, o.body if isinstance(o.body, bytes) else mask(o.body, secrets), o.width, o.height)
+        for o in outputs
+    )
+
+
+def compare(columns: list[Column], secrets: list[str] | None = None) -> Comparison:
+    """Align the columns' notebooks (a column without one has no outputs) and compare them, with
+    the values of ``secrets`` masked in every output."""
     read = []
     for column in columns:
         nb = read_notebook(column.notebook) if column.notebook else None
         if nb is not None and not column.parameters:
             column.parameters = nb.get("metadata", {}).get("papermill", {}).get("parameters") or {}
-        read.append(template_cells(nb) if nb is not None else None)
+        cells = template_cells(nb) if nb is not None else None
+        read.append([(cell, masked(outputs, secrets)) for cell, outputs in cells] if cells and secrets else cells)
     # the template's cells as the first current notebook has them (a previous one may be older)
     order = sorted(range(len(columns)), key=lambda c: columns[c].status == "previous")
     reference = next((read[c] for c in order if read[c] is not None), None)

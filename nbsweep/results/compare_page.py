@@ -45,12 +45,19 @@ def columns_of(rows: list[dict]) -> list[tuple[Column, dict]]:
     return found
 
 
+def size_and_time(path: Path | None) -> list[int] | None:
+    try:
+        status = path.stat() if path else None
+    except OSError:
+        return None
+    return status and [status.st_size, status.st_mtime_ns]
+
+
 def fingerprint(columns: list[tuple[Column, dict]]) -> str:
     """What a page is made of: each notebook's path, size and time, the runs' states and parameters, the assets."""
     parts = []
     for column, run in columns:
-        stat = column.notebook.stat() if column.notebook else None
-        parts.append([column.name, column.status, column.parameters, run, str(column.notebook), stat and [stat.st_size, stat.st_mtime_ns]])
+        parts.append([column.name, column.status, column.parameters, run, str(column.notebook), size_and_time(column.notebook)])
     for asset in ("compare.js", "compare.css"):
         parts.append(hashlib.sha256((ASSETS / asset).read_bytes()).hexdigest())
     return digest(parts)
@@ -139,7 +146,7 @@ def page(template: str, data: dict, missing: list[str]) -> str:
 """
 
 
-def write_page(output_dir: Path, template: str, rows: list[dict]) -> bool:
+def write_page(output_dir: Path, template: str, rows: list[dict], secrets: list[str] | None = None) -> bool:
     """Write one template's compare.html and its images, unless its fingerprint is current or
     the page would be the same as it is (a failed run executed again, say); True if written."""
     folder = output_dir / template
@@ -148,7 +155,7 @@ def write_page(output_dir: Path, template: str, rows: list[dict]) -> bool:
     stamp = fingerprint(columns)
     if read_text(stamp_file) == stamp and target.is_file():
         return False
-    comparison = compare([column for column, _ in columns])
+    comparison = compare([column for column, _ in columns], secrets)
     images: dict[str, bytes] = {}
     data = page_data(template, comparison, [run for _, run in columns], folder, images)
     missing = [r["label"] for r in rows if not r.get("notebook")]
@@ -170,7 +177,7 @@ def write_page(output_dir: Path, template: str, rows: list[dict]) -> bool:
     return written
 
 
-def write_pages(output_dir: Path, rows: list[dict]) -> None:
-    """Each template's compare.html, from the summary's rows (in config order)."""
+def write_pages(output_dir: Path, rows: list[dict], secrets: list[str] | None = None) -> None:
+    """Each template's compare.html, from the summary's rows (in config order), secrets masked."""
     for template in dict.fromkeys(r["template"] for r in rows):
-        write_page(output_dir, template, [r for r in rows if r["template"] == template])
+        write_page(output_dir, template, [r for r in rows if r["template"] == template], secrets)

@@ -245,7 +245,7 @@ def write_results(sweep, announce: bool = True) -> None:
         write_atomically(out / "summary.csv", to_csv(columns, full_rows))
         write_atomically(out / "summary.json", json.dumps(full_rows, indent=1, ensure_ascii=False) + "\n")
         write_atomically(out / "index.html", index.page(columns, full_rows, out))
-        compare_page.write_pages(out, full_rows)
+        compare_page.write_pages(out, full_rows, secrets_of(sweep.runs.values()))
     except Exception as err:  # noqa: BLE001 -- a finished sweep must not end in a crash over its summary
         reason = (
             err.strerror

@@ -76,6 +76,7 @@ def test_compare_page_shows_runs_side_by_side(sweep, page):
     assert page.js("document.querySelectorAll('tr.diff img').length") == 5  # the failed run has no plot
     assert page.js("[...document.querySelectorAll('tr.diff img')].map(i => i.naturalWidth > 0).every(Boolean)")
     assert page.js("document.querySelectorAll('tr.diff .html table .chg').length") > 0  # differing table cells marked
+    assert page.js("[...document.querySelectorAll('tr[data-cell=\"3\"] pre .chg')].map(s => s.textContent)")[:2] == ["4", "5.5"]
     page.screenshot(REPO / "docs" / "compare.png")
 
     page.js("nbsweepChoose(['explore/d3', 'explore/d3copy'])")  # as the checkboxes do
@@ -123,4 +124,5 @@ def test_a_no_op_invocation_leaves_the_page_and_previous_compares(sweep, page):
     page.open("about:blank")  # else only the fragment changes, and no page loads
     page.open(html.as_uri() + "#previous:d1")
     assert shown(page)["runs"] == ["explore/d1 (previous)", "explore/d1"]
-    assert page.js("document.querySelector('tr.diff.params pre .chg').textContent") == "scale = 2\n"
+    assert page.js("document.querySelector('tr.diff.params pre .chg-line').textContent") == "scale = 2"
+    assert page.js("document.querySelector('tr.diff.params pre .chg').textContent") == "2"  # the word that differs

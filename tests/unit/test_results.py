@@ -270,10 +270,11 @@ def test_the_parameters_cell_shows_the_injected_values_and_rows_follow_the_templ
     assert found.rows[3].images_same() is False and found.rows[2].images_same() is None
     assert found.columns[0].parameters == {"x": "x = 1"}  # from papermill's record when none are given
     assert found.varying_parameters() == ["x"]
+    assert compare.compare([compare.Column("a", a)], ["same"]).rows[2].outputs[0][0].text == "***\n"  # a secret's value
     alone = executed(tmp_path / "c.ipynb", [[]], "x = 3", parameters_cell=False)
     rows = compare.compare([compare.Column("c", alone)]).rows
     assert [(row.index, row.parameters) for row in rows] == [(0, False), (None, True), (1, False)]
-    assert rows[1].title == "injected parameters (`# Parameters`)"
+    assert rows[1].title == "injected parameters"
 
 
 def test_notebooks_of_other_template_code_are_aligned_by_nbdime(tmp_path):
