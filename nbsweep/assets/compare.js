@@ -44,7 +44,8 @@
       var eq = word.indexOf("=");
       if (eq > 0) {
         var name = word.slice(0, eq), want = word.slice(eq + 1);
-        return Object.prototype.hasOwnProperty.call(run.params, name) && show(run.params[name]) === want;
+        var value = run.params[name];
+        return Object.prototype.hasOwnProperty.call(run.params, name) && (show(value) === want || (typeof value === "number" && want.trim() !== "" && Number(want) === value));
       }
       var text = (run.label + " " + Object.keys(run.params).map(function (k) { return k + "=" + show(run.params[k]); }).join(" ")).toLowerCase();
       return text.indexOf(word.toLowerCase()) >= 0;

@@ -13,6 +13,7 @@ again to the same failure leaves it as it is).
 import hashlib
 import html
 import json
+import shutil
 from pathlib import Path
 
 from nbsweep import layout
@@ -32,6 +33,10 @@ def columns_of(rows: list[dict]) -> list[tuple[Column, dict]]:
     """(column, its run's data for the page) of one template's summary rows: each run with a
     notebook, after its previous notebook when one is kept (older on the left)."""
     found = []
+    # the summary's columns are every template's: keep the parameters this template's runs have
+    names = [
+        key for key in dict.fromkeys(k for r in rows for k in r) if key.startswith("params.") and any(r.get(key) is not None for r in rows)
+    ]
     for r in rows:
         files = layout.RunFiles(Path(r["target"]))
         if files.previous.is_file():
@@ -39,7 +44,7 @@ def columns_of(rows: list[dict]) -> list[tuple[Column, dict]]:
             rendering = files.previous_html if files.previous_html.is_file() else files.previous
             found.append((column, {"label": f"{r['label']} (previous)", "file": str(rendering), "of": r["label"]}))
         if r.get("notebook"):
-            params = {key[7:]: value for key, value in r.items() if key.startswith("params.")}
+            params = {key[7:]: r.get(key) for key in names}
             column = Column(f"{r['template']}/{r['label']}", Path(r["notebook"]), r["status"], params)
             found.append((column, {"label": r["label"], "file": r.get("html") or r["notebook"]}))
     return found
@@ -181,3 +186,10 @@ def write_pages(output_dir: Path, rows: list[dict], secrets: list[str] | None = 
     """Each template's compare.html, from the summary's rows (in config order), secrets masked."""
     for template in dict.fromkeys(r["template"] for r in rows):
         write_page(output_dir, template, [r for r in rows if r["template"] == template], secrets)
+
+
+def remove_page(folder: Path) -> None:
+    """Delete a template's compare.html, its fingerprint and its images (its last run is gone)."""
+    for path in (folder / PAGE, folder / STAMP):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(folder / IMAGES, ignore_errors=True)

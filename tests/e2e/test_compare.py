@@ -79,7 +79,9 @@ def test_compare_page_shows_runs_side_by_side(sweep, page):
     assert page.js("[...document.querySelectorAll('tr[data-cell=\"3\"] pre .chg')].map(s => s.textContent)")[:2] == ["4", "5.5"]
     page.screenshot(REPO / "docs" / "compare.png")
 
-    page.js("nbsweepChoose(['explore/d3', 'explore/d3copy'])")  # as the checkboxes do
+    page.js("nbsweepChoose(['explore/d2', 'explore/d3'])")  # as the checkboxes do
+    assert shown(page)["runs"] == ["explore/d2", "explore/d3"]
+    page.type("#filter", "name=d3")  # the filter chooses the runs whose parameter has that value
     seen = shown(page)
     assert seen["runs"] == ["explore/d3", "explore/d3copy"]
     assert set(seen["rows"].values()) == {"same", "same params"}

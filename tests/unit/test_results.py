@@ -15,7 +15,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from nbsweep import MIME
 from nbsweep.errors import SweepError
 from nbsweep.provenance import records
-from nbsweep.results import compare, compare_page, index, summary
+from nbsweep.results import compare, compare_page, index, orphans, summary
 
 from .builders import write_notebook
 
@@ -328,3 +328,6 @@ def test_a_compare_page_stores_each_output_once_and_is_rewritten_only_when_it_ch
     executed(Path(rows[3]["target"]), [[image()], [new_output("stream", name="stdout", text="1\n")]], "k = 3")
     assert compare_page.write_page(out, "t", rows)
     assert len(list((out / "t" / "compare.images").iterdir())) == 1  # the image no run shows any more is gone
+    for k in range(4):  # the runs leave the config and their outputs are removed: the page goes with the last
+        assert orphans.remove_orphan(out / "t" / f"r{k}") and (out / "t" / "compare.html").exists() == (k < 3)
+    assert not (out / "t").exists()
