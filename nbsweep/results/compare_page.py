@@ -19,6 +19,7 @@ from pathlib import Path
 from nbsweep import layout
 from nbsweep.canonical import digest
 from nbsweep.files import write_atomically
+from nbsweep.masking import mask
 from nbsweep.results.compare import Column, Comparison, Output, compare
 from nbsweep.results.index import finite, href
 
@@ -182,10 +183,17 @@ def write_page(output_dir: Path, template: str, rows: list[dict], secrets: list[
     return written
 
 
-def write_pages(output_dir: Path, rows: list[dict], secrets: list[str] | None = None) -> None:
-    """Each template's compare.html, from the summary's rows (in config order), secrets masked."""
+def write_pages(output_dir: Path, rows: list[dict], secrets: list[str] | None = None) -> list[str]:
+    """Each template's compare.html, from the summary's rows (in config order), secrets masked;
+    one sentence per page that could not be written (a full disk, say), which never stops the others."""
+    problems = []
     for template in dict.fromkeys(r["template"] for r in rows):
-        write_page(output_dir, template, [r for r in rows if r["template"] == template], secrets)
+        try:
+            write_page(output_dir, template, [r for r in rows if r["template"] == template], secrets)
+        except Exception as err:  # noqa: BLE001 -- a finished sweep must not end in a crash over a page
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else f"{type(err).__name__}: {err}"
+            problems.append(f"could not write {output_dir / template / PAGE}: {mask(reason, secrets or [])}")
+    return problems
 
 
 def remove_page(folder: Path) -> None:

@@ -245,7 +245,6 @@ def write_results(sweep, announce: bool = True) -> None:
         write_atomically(out / "summary.csv", to_csv(columns, full_rows))
         write_atomically(out / "summary.json", json.dumps(full_rows, indent=1, ensure_ascii=False) + "\n")
         write_atomically(out / "index.html", index.page(columns, full_rows, out))
-        compare_page.write_pages(out, full_rows, secrets_of(sweep.runs.values()))
     except Exception as err:  # noqa: BLE001 -- a finished sweep must not end in a crash over its summary
         reason = (
             err.strerror
@@ -255,9 +254,12 @@ def write_results(sweep, announce: bool = True) -> None:
         if announce:
             print(f"nbsweep: could not write the summary in {out}: {reason}", file=sys.stderr)
         return
+    problems = compare_page.write_pages(out, full_rows, secrets_of(sweep.runs.values()))
     if announce:
         print(
             f"nbsweep: {len(full_rows)} run{'' if len(full_rows) == 1 else 's'} ({index.tally(full_rows) or 'none configured'}); "
             f"summary in {out / 'index.html'}",
             file=sys.stderr,
         )
+        for problem in problems:
+            print(f"nbsweep: {problem}", file=sys.stderr)

@@ -328,6 +328,10 @@ def test_a_compare_page_stores_each_output_once_and_is_rewritten_only_when_it_ch
     executed(Path(rows[3]["target"]), [[image()], [new_output("stream", name="stdout", text="1\n")]], "k = 3")
     assert compare_page.write_page(out, "t", rows)
     assert len(list((out / "t" / "compare.images").iterdir())) == 1  # the image no run shows any more is gone
+    (out / "u").write_text("a file where the template's folder would be")
+    assert compare_page.write_pages(out, [{**rows[0], "template": "u"}, *rows]) == [
+        f"could not write {out / 'u' / 'compare.html'}: File exists"
+    ]
     for k in range(4):  # the runs leave the config and their outputs are removed: the page goes with the last
         assert orphans.remove_orphan(out / "t" / f"r{k}") and (out / "t" / "compare.html").exists() == (k < 3)
     assert not (out / "t").exists()
