@@ -1,5 +1,9 @@
 """Runs side by side: compare.html in headless Chromium and `nbsweep diff`, after one real sweep
-of four datasets (text, table, plot and an identical cell), a copy of one run and a failing run."""
+of four datasets (text, table, plot and an identical cell), a copy of one run and a failing run.
+NBSWEEP_DOCS_SCREENSHOTS=1 copies the page's screenshot to docs/compare.png."""
+
+import os
+import shutil
 
 import pytest
 from chromium import CHROMIUM, chromium_page
@@ -77,7 +81,11 @@ def test_compare_page_shows_runs_side_by_side(sweep, page):
     assert page.js("[...document.querySelectorAll('tr.diff img')].map(i => i.naturalWidth > 0).every(Boolean)")
     assert page.js("document.querySelectorAll('tr.diff .html table .chg').length") > 0  # differing table cells marked
     assert page.js("[...document.querySelectorAll('tr[data-cell=\"3\"] pre .chg')].map(s => s.textContent)")[:2] == ["4", "5.5"]
-    page.screenshot(REPO / "docs" / "compare.png")
+    shot = sweep.root / "compare.png"
+    page.screenshot(shot)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get("NBSWEEP_DOCS_SCREENSHOTS"):  # set to refresh the documentation's picture
+        shutil.copy(shot, REPO / "docs" / "compare.png")
 
     page.js("nbsweepChoose(['explore/d2', 'explore/d3'])")  # as the checkboxes do
     assert shown(page)["runs"] == ["explore/d2", "explore/d3"]

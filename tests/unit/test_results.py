@@ -335,3 +335,20 @@ def test_a_compare_page_stores_each_output_once_and_is_rewritten_only_when_it_ch
     for k in range(4):  # the runs leave the config and their outputs are removed: the page goes with the last
         assert orphans.remove_orphan(out / "t" / f"r{k}") and (out / "t" / "compare.html").exists() == (k < 3)
     assert not (out / "t").exists()
+
+
+def test_nbsweep_diff_of_notebook_files_shows_each_cell_and_exits_1_when_one_differs(tmp_path, monkeypatch, capsys):
+    from nbsweep.cli.main import command
+
+    monkeypatch.chdir(tmp_path)
+    executed(tmp_path / "a.ipynb", [[new_output("stream", name="stdout", text="rows 3\nmean 2.0\n")], [image()]])
+    executed(tmp_path / "b.ipynb", [[new_output("stream", name="stdout", text="rows 3\nmean 2.5\n")], [image()]])
+    assert command(["diff", "a.ipynb", "a.ipynb"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "all 3 code cells the same"
+    assert command(["diff", "a.ipynb", "b.ipynb"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    at = out.index("cell 3 (`step0()`): differs")
+    assert out[at + 1 : at + 7] == ["    --- a.ipynb", "    +++ b.ipynb", "    @@ -1,2 +1,2 @@", "     rows 3", "    -mean 2.0", "    +mean 2.5"]
+    assert "cell 4 (`step1()`): same in all 2" in out and out[-1] == "1 of 3 code cells differ"
+    assert command(["diff", "a.ipynb"]) == 1
+    assert capsys.readouterr().err == "nbsweep: nbsweep diff needs two runs or more (or one run with --previous).\n"
