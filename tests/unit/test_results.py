@@ -348,7 +348,14 @@ def test_nbsweep_diff_of_notebook_files_shows_each_cell_and_exits_1_when_one_dif
     assert command(["diff", "a.ipynb", "b.ipynb"]) == 1
     out = capsys.readouterr().out.splitlines()
     at = out.index("cell 3 (`step0()`): differs")
-    assert out[at + 1 : at + 7] == ["    --- a.ipynb", "    +++ b.ipynb", "    @@ -1,2 +1,2 @@", "     rows 3", "    -mean 2.0", "    +mean 2.5"]
+    assert out[at + 1 : at + 7] == [
+        "    --- a.ipynb",
+        "    +++ b.ipynb",
+        "    @@ -1,2 +1,2 @@",
+        "     rows 3",
+        "    -mean 2.0",
+        "    +mean 2.5",
+    ]
     assert "cell 4 (`step1()`): same in all 2" in out and out[-1] == "1 of 3 code cells differ"
     assert command(["diff", "a.ipynb"]) == 1
     assert capsys.readouterr().err == "nbsweep: nbsweep diff needs two runs or more (or one run with --previous).\n"
