@@ -14,16 +14,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nbsweep.errors import SweepError
 from nbsweep.model import papermill_flags
 from nbsweep.packaged import SCHEMA
 from nbsweep.provenance import accept as acceptance
 from nbsweep.provenance import one_off
 from nbsweep.provenance.state import RunState, run_state
 from nbsweep.provenance.sweep import DEFAULT_CONFIG, Sweep, as_given
-from nbsweep.results import orphans, summary
+from nbsweep.results import compare, orphans, summary
 from nbsweep.smk import launch, workdir
 
-__all__ = ["OneOffRun", "Status", "accept", "load", "results", "run", "states", "status"]
+__all__ = ["OneOffRun", "Status", "accept", "diff", "load", "results", "run", "states", "status"]
 
 
 def load(config_files: Iterable[str | Path] = ()) -> Sweep:
@@ -81,6 +82,25 @@ def accept(config_files: Iterable[str | Path] = (), targets: Iterable[str] = ())
 def results(config_files: Iterable[str | Path] = ()) -> list[dict]:
     """One row per configured run, as summary.json holds them (state, parameters, metrics, files)."""
     return summary.rows(load(config_files))
+
+
+def diff(names: Iterable[str], config_files: Iterable[str | Path] = (), previous: bool = False) -> compare.Comparison:
+    """The named runs' executed notebooks side by side, cell by cell (``nbsweep diff``): runs as
+    ``nbsweep status`` names them (``template/label``) or notebook paths; with ``previous``, one
+    run's previous notebook and its current one; the values of the runs' secrets masked. Raises
+    SweepError for a name without a notebook."""
+    names = list(names)
+    paths = all(name.endswith(".ipynb") and Path(name).is_file() for name in names)
+    sweep = None if paths else load(config_files)
+    output_dir, runs = (sweep.output_dir, sweep.runs) if sweep else ("", {})
+    secrets = summary.secrets_of(runs.values())
+    if previous:
+        if len(names) != 1:
+            raise SweepError(f"nbsweep diff --previous takes one run, not {len(names)}")
+        return compare.compare(compare.previous_columns(names[0], output_dir, runs), secrets)
+    if len(names) < 2:
+        raise SweepError("nbsweep diff needs two runs or more (or one run with --previous)")
+    return compare.compare([compare.column_named(name, output_dir, runs) for name in names], secrets)
 
 
 @dataclass

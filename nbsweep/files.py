@@ -22,13 +22,13 @@ class UnusableFile(OSError):
         super().__init__(reason)
 
 
-def write_atomically(path: Path, text: str, like: os.stat_result | None = None) -> None:
-    """Replace ``path`` with ``text`` in one step (a hidden temporary beside it, then rename).
+def write_atomically(path: Path, text: str | bytes, like: os.stat_result | None = None) -> None:
+    """Replace ``path`` with ``text`` (or bytes) in one step (a hidden temporary beside it, then rename).
     ``like``: the replaced file's stat, whose mode and times the new file keeps; such a rewrite of
     a user's file is fsynced first, so a power loss leaves the old or the new file."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with open(tmp, "wb") if isinstance(text, bytes) else open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
             if like is not None:
                 fh.flush()

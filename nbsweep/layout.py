@@ -13,6 +13,8 @@ from pathlib import Path
 TARGET = "{output_dir}/{name}/{label}/{name}_{label}.ipynb"
 # What nbsweep writes at the top of the output folder, beside the templates' folders (nbsweep.results.summary).
 RESULTS = ("summary.csv", "summary.json", "index.html")
+# A template's runs side by side, in its folder (nbsweep.results.compare_page), with its images.
+COMPARE_PAGE, COMPARE_IMAGES = "compare.html", "compare.images"
 STATE = Path(".snakemake") / "nbsweep"
 INVOCATIONS = STATE / "invocations"
 

@@ -73,6 +73,15 @@ def parser() -> argparse.ArgumentParser:
     )
     params.add_argument("notebook", type=Path)
     commands.add_parser("snakefile", help="print the packaged workflow's Snakefile (for `snakemake -s` or `module:`)")
+    diff = commands.add_parser(
+        "diff",
+        help="compare runs' executed notebooks cell by cell (exit status 1 when they differ)",
+        description="Show the outputs of each template cell across runs: cells whose outputs are the same in all, and unified "
+        "diffs of those that differ (images compared by content). Exit status 0 when all are the same, 1 when something differs.",
+    )
+    diff.add_argument("runs", nargs="+", metavar="RUN", help="runs as `nbsweep status` lists them (template/label), or notebook paths")
+    diff.add_argument("--previous", action="store_true", help="compare one run's previous notebook with its current one")
+    add_configfile_option(diff)
     add_run_command(commands)
     return main
 
@@ -146,6 +155,13 @@ def command(argv: list[str] | None = None) -> int:
             print(snakefile())
         elif args.command == "run":
             return one_off_run(args, snakemake_args)
+        elif args.command == "diff":
+            from nbsweep import api
+            from nbsweep.cli import reports
+
+            comparison = api.diff(args.runs, args.configfile, args.previous)
+            print(reports.diff_report(comparison))
+            return 0 if comparison.same else 1
     except SweepError as err:
         print(f"nbsweep: {err}.", file=sys.stderr)
         return 1

@@ -70,3 +70,29 @@ def accept_report(done: Acceptance, targets: list[str]) -> list[str]:
             )
             lines.append(f"  {run_id}: {why}, so run it" if changes else f"  {run_id}: {why}; run it")
     return lines
+
+
+def diff_report(comparison) -> str:
+    """A block per template cell: the same in every notebook, or a unified diff of each against the first."""
+    columns = comparison.columns
+    varying = comparison.varying_parameters()
+    lines = [f"comparing {len(columns)} notebooks:"]
+    for column in columns:
+        values = ", ".join(f"{name} = {column.parameters.get(name)!r}" for name in varying if name in column.parameters)
+        lines.append(f"  {column.name}  {column.notebook}" + (f"  ({values})" if values else ""))
+    differing = 0
+    for row in comparison.rows:
+        if row.cell_type != "code":
+            continue
+        if row.same():
+            lines.append(f"{row.title}: same in all {len(columns)}")
+            continue
+        differing += 1
+        images = {None: "", True: "; images same", False: "; images differ"}[row.images_same()]
+        lines.append(f"{row.title}: differs{images}")
+        for other in range(1, len(columns)):
+            if row.key(other) != row.key(0):
+                lines += [f"    {line}" for line in row.unified(0, other, (columns[0].name, columns[other].name))]
+    code = sum(row.cell_type == "code" for row in comparison.rows)
+    lines.append(f"{differing} of {code} code cells differ" if differing else f"all {code} code cells the same")
+    return "\n".join(lines)

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
+from nbsweep import layout
 from nbsweep.canonical import canonical_json
 from nbsweep.model.cells import place
 
@@ -135,6 +136,11 @@ def run_id(r: dict) -> str:
     return f"{r['template']}/{r['label']}"
 
 
+def compare_href(template: str, label: str = "") -> str:
+    """The link to a template's runs side by side (to one run in it: ``#<label>``)."""
+    return quote(f"{template}/{layout.COMPARE_PAGE}") + (f"#{quote(label)}" if label else "")
+
+
 def row_html(r: dict, varying: list[str], base: Path) -> str:
     status = r["status"]
     stale = ""
@@ -149,6 +155,7 @@ def row_html(r: dict, varying: list[str], base: Path) -> str:
                 html_link(r["notebook"], base, notebook_text),
                 html_link(r["log"], base, "log"),
                 html_link(r.get("previous"), base, "previous good"),
+                f'<a href="{esc(compare_href(r["template"], r["label"]))}">compare</a>' if r["notebook"] else "",
             ],
         )
     )
@@ -197,7 +204,7 @@ def section(template: str, rows: list[dict], columns: list[str], base: Path) -> 
     body = "\n".join(row_html(r, [*varying, *metrics], base) for r in rows)
     runs = f"{len(rows)} run{'s' if len(rows) != 1 else ''}: {tally(rows, ' · ')}"
     return f"""<section class="template" data-template="{esc(template)}">
-<h2>{esc(template)} <small>{esc(runs)}</small></h2>
+<h2>{esc(template)} <small>{esc(runs)}</small> <small class="files"><a href="{esc(compare_href(template))}">runs side by side</a></small></h2>
 {constants_html(rows, constant)}
 <div class="charts" data-template="{esc(template)}"></div>
 <div class="wrap">

@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 from nbsweep import layout
+from nbsweep.results import compare_page
 
 
 def own_files(folder: Path) -> list[Path]:
@@ -35,8 +36,11 @@ def remove_orphan(folder: Path) -> bool:
         folder.rmdir()
     except OSError:
         return False
+    template = folder.parent
+    if not any(path.is_dir() and path.name != layout.COMPARE_IMAGES for path in template.iterdir()):
+        compare_page.remove_page(template)  # the template's last run is gone
     try:
-        folder.parent.rmdir()  # the template's folder, once its last run is gone
+        template.rmdir()  # the template's folder, once its last run is gone
     except OSError:
         pass
     return True

@@ -21,7 +21,7 @@ from nbsweep.model.parameters import declared_defaults
 from nbsweep.model.pipeline import UPSTREAM
 from nbsweep.provenance.records import flatten, provenance_in
 from nbsweep.provenance.state import matches, planned, run_state
-from nbsweep.results import failures, index
+from nbsweep.results import compare_page, failures, index
 from nbsweep.results.executed import executed_defaults, mapping, read_result
 from nbsweep.results.index import cell_text
 
@@ -235,7 +235,7 @@ def reported_renderings(sweep, report, captions: Path) -> list:
 
 
 def write_results(sweep, announce: bool = True) -> None:
-    """Write summary.csv, summary.json and index.html; a failure is a warning, never an error.
+    """Write summary.csv, summary.json, index.html and each template's compare.html; a failure is a warning, never an error.
 
     ``announce``: print the closing line (or the warning); off for refreshes during a sweep."""
     out = Path(sweep.output_dir)
@@ -254,9 +254,12 @@ def write_results(sweep, announce: bool = True) -> None:
         if announce:
             print(f"nbsweep: could not write the summary in {out}: {reason}", file=sys.stderr)
         return
+    problems = compare_page.write_pages(out, full_rows, secrets_of(sweep.runs.values()))
     if announce:
         print(
             f"nbsweep: {len(full_rows)} run{'' if len(full_rows) == 1 else 's'} ({index.tally(full_rows) or 'none configured'}); "
             f"summary in {out / 'index.html'}",
             file=sys.stderr,
         )
+        for problem in problems:
+            print(f"nbsweep: {problem}", file=sys.stderr)

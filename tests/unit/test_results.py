@@ -1,16 +1,21 @@
-"""nbsweep.results: reading executed notebooks, the summary table, index.html, failures, MLflow records."""
+"""nbsweep.results: reading executed notebooks, the summary table, index.html, runs compared, failures, MLflow records."""
 
+import base64
 import csv
 import html
 import io
 import json
+import os
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_notebook, new_output
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from nbsweep import MIME
+from nbsweep.errors import SweepError
 from nbsweep.provenance import records
-from nbsweep.results import index, summary
+from nbsweep.results import compare, compare_page, index, orphans, summary
 
 from .builders import write_notebook
 
@@ -203,3 +208,154 @@ def test_long_labels_and_values_are_shortened_in_the_table_with_their_full_text_
     assert f'<td title="{path}">…/adult/adult_training_set.csv</td>' in cells
     assert f'<td class="label" title="{label}">adult_full_train…th_z_equal_to_1</td>' in cells
     assert index.value_cell(32561) == '<td class="num" data-sort="32561" title="32561">32561</td>'
+
+
+PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAIAAAADCAYAAAC56t6BAAAAEElEQVR4nGP4z8DwnxEIYQAx7gL/8QfNNQAAAABJRU5ErkJggg==")
+
+
+def executed(path, outputs_by_cell, injected="x = 1", parameters_cell=True, extra=()):
+    """An executed notebook as papermill writes it: markdown, parameters, injected parameters, code cells with outputs."""
+    cells = [new_markdown_cell("# t")]
+    if parameters_cell:
+        cells.append(new_code_cell("x = 0", metadata={"tags": ["parameters"]}))
+    cells.append(new_code_cell(f"# Parameters\n{injected}\n", metadata={"tags": ["injected-parameters"]}))
+    for k, outputs in enumerate(outputs_by_cell):
+        cell = new_code_cell(f"step{k}()")
+        cell.outputs = outputs
+        cells.append(cell)
+    cells += [new_code_cell(source) for source in extra]
+    nb = new_notebook(cells=cells, metadata={"papermill": {"parameters": {"x": injected}}})
+    nbformat.write(nb, path)
+    return path
+
+
+def image(png=PNG):
+    return new_output("display_data", data={"image/png": base64.b64encode(png).decode(), "text/plain": "<Figure size 2x3>"})
+
+
+def test_outputs_are_normalised_so_that_only_real_differences_count():
+    cell = new_code_cell("f()")
+    cell.outputs = [
+        new_output("stream", name="stdout", text="a"),
+        new_output("stream", name="stdout", text="b\n"),  # one print, flushed in two pieces
+        new_output("execute_result", data={"text/plain": "<Axes at 0x7f3a2b>"}, execution_count=3),
+        new_output("display_data", data={"text/html": "<table/>", "text/plain": "frame"}),
+        image(),
+        new_output("display_data", data={MIME: {"a": 1}, "text/plain": "nbsweep metrics: a=1"}),
+        new_output("error", ename="KeyError", evalue="'x'", traceback=["\x1b[31mKeyError\x1b[0m: 'x'"]),
+    ]
+    found = compare.outputs_of(cell)
+    assert [(o.kind, o.text) for o in found[:2]] == [("stream", "ab\n"), ("text", "<Axes at 0x…>")]
+    assert (found[2].kind, found[2].body, found[2].text) == ("html", "<table/>", "frame")
+    assert (found[3].kind, found[3].width, found[3].height, found[3].body) == ("image", 2, 3, PNG)
+    assert found[3].text.startswith("<image/png 2x3 sha256:")
+    assert (found[4].kind, found[4].text) == ("text", "nbsweep metrics: a=1")
+    assert (found[5].kind, found[5].text, found[5].body) == ("error", "KeyError: 'x'", "KeyError: 'x'")
+    cell.outputs[2]["data"]["text/plain"] = "<Axes at 0x55e0c1>"  # another process, another address
+    cell.execution_count = 9
+    assert [o.digest for o in compare.outputs_of(cell)] == [o.digest for o in found]
+    pending = new_code_cell("g()", metadata={"papermill": {"status": "pending"}})
+    assert compare.outputs_of(pending)[0].kind == "pending"
+
+
+def test_the_parameters_cell_shows_the_injected_values_and_rows_follow_the_template(tmp_path):
+    a = executed(tmp_path / "a.ipynb", [[new_output("stream", name="stdout", text="same\n")], [image()]], "x = 1")
+    b = executed(tmp_path / "b.ipynb", [[new_output("stream", name="stdout", text="same\n")], [image(PNG[:-1] + b"!")]], "x = 2")
+    found = compare.compare([compare.Column("a", a), compare.Column("b", b)])
+    assert [row.title for row in found.rows] == ["cell 1 (`# t`)", "cell 2 (parameters)", "cell 3 (`step0()`)", "cell 4 (`step1()`)"]
+    assert [row.same() for row in found.rows] == [True, False, True, False]
+    assert found.rows[1].outputs[0][0].text == "x = 1" and not found.same
+    assert [row.title for row in found.differing()] == ["cell 2 (parameters)", "cell 4 (`step1()`)"]
+    assert found.rows[1].unified(0, 1, ("a", "b"))[2:] == ["@@ -1 +1 @@", "-x = 1", "+x = 2"]
+    assert found.rows[3].images_same() is False and found.rows[2].images_same() is None
+    assert found.columns[0].parameters == {"x": "x = 1"}  # from papermill's record when none are given
+    assert found.varying_parameters() == ["x"]
+    assert compare.compare([compare.Column("a", a)], ["same"]).rows[2].outputs[0][0].text == "***\n"  # a secret's value
+    alone = executed(tmp_path / "c.ipynb", [[]], "x = 3", parameters_cell=False)
+    rows = compare.compare([compare.Column("c", alone)]).rows
+    assert [(row.index, row.parameters) for row in rows] == [(0, False), (None, True), (1, False)]
+    assert rows[1].title == "injected parameters"
+
+
+def test_notebooks_of_other_template_code_are_aligned_by_nbdime(tmp_path):
+    assert compare.alignment(["a = 1", "b = 2"], ["a = 1", "b = 2"]) == [(0, 0), (1, 1)]
+    assert compare.alignment(["import pandas as pd", "df.describe()"], ["df.describe()"]) == [(0, None), (1, 0)]
+    new = executed(tmp_path / "new.ipynb", [[new_output("stream", name="stdout", text="1\n")]])
+    old = executed(tmp_path / "old.ipynb", [[new_output("stream", name="stdout", text="1\n")]], extra=["print('removed since')"])
+    found = compare.compare([compare.Column("old", old, "previous"), compare.Column("new", new)])
+    assert [row.title for row in found.rows][-2:] == ["cell 3 (`step0()`)", "extra cell (`print('removed since')`)"]
+    assert found.rows[-1].outputs[1] is None and found.rows[-1].outputs[0] == ()
+    assert found.rows[2].same() and not found.same
+
+
+def test_runs_are_named_as_status_names_them_or_by_path(tmp_path):
+    out = tmp_path / "out"
+    target = out / "t" / "a" / "t_a.ipynb"
+    target.parent.mkdir(parents=True)
+    executed(target.with_suffix(".failed.ipynb"), [[]])
+    column = compare.column_named("t/a", str(out), {("t", "a"): None})
+    assert (column.notebook.name, column.status) == ("t_a.failed.ipynb", "failed")
+    assert compare.column_named(str(target.with_suffix(".failed.ipynb")), "", {}).status == "failed"
+    with pytest.raises(SweepError, match="t/nope names no run of the config"):
+        compare.column_named("t/nope", str(out), {})
+    with pytest.raises(SweepError, match=r"run t/b has no executed notebook yet .*; run snakemake first"):
+        compare.column_named("t/b", str(out), {("t", "b"): None})
+    with pytest.raises(SweepError, match="run t/a has no previous notebook"):
+        compare.previous_columns("t/a", str(out), {("t", "a"): None})
+
+
+def test_a_compare_page_stores_each_output_once_and_is_rewritten_only_when_it_changes(tmp_path):
+    out = tmp_path / "out"
+    rows = []
+    for k in range(4):
+        target = out / "t" / f"r{k}" / f"t_r{k}.ipynb"
+        target.parent.mkdir(parents=True)
+        executed(target, [[image(PNG if k < 3 else PNG[:-1] + b"!")], [new_output("stream", name="stdout", text=f"{k % 2}\n")]], f"k = {k}")
+        rows.append({"template": "t", "label": f"r{k}", "status": "ok", "params.k": k, "target": str(target), "notebook": str(target)})
+    rows.append({"template": "t", "label": "r4", "status": "not run", "params.k": 4, "target": str(out / "t/r4/t_r4.ipynb")})
+    assert compare_page.write_page(out, "t", rows)
+    page = out / "t" / "compare.html"
+    text = page.read_text()
+    data = json.loads(text.split('id="compare-data">')[1].split("</script>")[0])
+    assert [run["label"] for run in data["runs"]] == ["r0", "r1", "r2", "r3"] and "Without a notebook: r4" in text
+    assert [cell["out"] for cell in data["cells"]][2:] == [[5, 5, 5, 6], [7, 8, 7, 8]]  # each distinct output once
+    assert data["runs"][0]["href"] == "r0/t_r0.ipynb" and data["runs"][0]["params"] == {"k": 0}
+    assert sorted(p.suffix for p in (out / "t" / "compare.images").iterdir()) == [".png", ".png"]
+    written = page.stat().st_mtime_ns
+    assert not compare_page.write_page(out, "t", rows)  # its fingerprint is current: no notebook read
+    os.utime(rows[0]["target"])  # read again, the same text: not rewritten
+    assert not compare_page.write_page(out, "t", rows) and page.stat().st_mtime_ns == written
+    executed(Path(rows[3]["target"]), [[image()], [new_output("stream", name="stdout", text="1\n")]], "k = 3")
+    assert compare_page.write_page(out, "t", rows)
+    assert len(list((out / "t" / "compare.images").iterdir())) == 1  # the image no run shows any more is gone
+    (out / "u").write_text("a file where the template's folder would be")
+    assert compare_page.write_pages(out, [{**rows[0], "template": "u"}, *rows]) == [
+        f"could not write {out / 'u' / 'compare.html'}: File exists"
+    ]
+    for k in range(4):  # the runs leave the config and their outputs are removed: the page goes with the last
+        assert orphans.remove_orphan(out / "t" / f"r{k}") and (out / "t" / "compare.html").exists() == (k < 3)
+    assert not (out / "t").exists()
+
+
+def test_nbsweep_diff_of_notebook_files_shows_each_cell_and_exits_1_when_one_differs(tmp_path, monkeypatch, capsys):
+    from nbsweep.cli.main import command
+
+    monkeypatch.chdir(tmp_path)
+    executed(tmp_path / "a.ipynb", [[new_output("stream", name="stdout", text="rows 3\nmean 2.0\n")], [image()]])
+    executed(tmp_path / "b.ipynb", [[new_output("stream", name="stdout", text="rows 3\nmean 2.5\n")], [image()]])
+    assert command(["diff", "a.ipynb", "a.ipynb"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "all 3 code cells the same"
+    assert command(["diff", "a.ipynb", "b.ipynb"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    at = out.index("cell 3 (`step0()`): differs")
+    assert out[at + 1 : at + 7] == [
+        "    --- a.ipynb",
+        "    +++ b.ipynb",
+        "    @@ -1,2 +1,2 @@",
+        "     rows 3",
+        "    -mean 2.0",
+        "    +mean 2.5",
+    ]
+    assert "cell 4 (`step1()`): same in all 2" in out and out[-1] == "1 of 3 code cells differ"
+    assert command(["diff", "a.ipynb"]) == 1
+    assert capsys.readouterr().err == "nbsweep: nbsweep diff needs two runs or more (or one run with --previous).\n"
