@@ -81,12 +81,19 @@ def prune(store: Store, older_than: float | None = None, max_size: int | None = 
 
 def forget(store: Store, keys: set[str], runs: set[str], templates: set[str]) -> int:
     """Remove the entries of ``keys``, and every entry made by a run of ``runs`` (ids) or of
-    ``templates`` (names); their objects go at the next prune. How many were removed."""
+    ``templates`` (names), with the objects no other entry refers to. How many entries were removed."""
+    gone, kept = set(), set()
     removed = 0
     for key, _, _ in list(store.manifests()):
-        manifest = entries.parse(store.read_manifest(key), key) if key not in keys else None
+        manifest = entries.parse(store.read_manifest(key), key)
         made_by = manifest.run if manifest else ""
+        shas = {blob.sha256 for blob in manifest.blobs} if manifest else set()
         if key in keys or made_by in runs or made_by.split("/", 1)[0] in templates:
             store.remove_entry(key)
             removed += 1
+            gone |= shas
+        else:
+            kept |= shas
+    for sha in gone - kept:
+        store.remove_object(sha)
     return removed

@@ -30,6 +30,7 @@ import nbformat
 
 from nbsweep import layout
 from nbsweep.adapters.papermill_internals import register_translator, skip_remote_io_backends
+from nbsweep.cache import save as run_cache
 from nbsweep.execution import run_io
 from nbsweep.execution.liveness import snakemake_alive
 from nbsweep.files import link_or_copy
@@ -282,6 +283,7 @@ def execute(
         seconds = nb.metadata.get("papermill", {}).get("duration") or 0
         print(f"nbsweep: run {job['run']} ok in {seconds:.1f} s -> {target}", file=sys.stderr)
         code = 0
+        run_cache.save(job, files, outputs)  # before the outcome is reported: once Snakemake sees the job done, its entry exists
     except Exception as err:
         wait_if_aborting()
         report_failure(err, job, files, actual_code, log_path)

@@ -80,6 +80,24 @@ def test_snakemake_settings_have_the_fields_the_adapter_reads(settings, names):
     assert not missing, changed("snakemake", f"snakemake.settings.types.{settings} lost {sorted(missing)} (snakemake_internals)")
 
 
+def test_files_written_while_the_dag_is_built_are_noted_present_in_snakemakes_io_cache(tmp_path):
+    from snakemake.io import IOCache, iocache
+
+    assert "self.iocache = " in source(workflow_class()._prepare_dag), changed(
+        "snakemake", "Workflow.iocache has gone (snakemake_internals.note_present)"
+    )
+    read_first = "getattr(self.rule.workflow.iocache, func.__name__)" in source(iocache)
+    assert read_first, changed("snakemake", "IOFile's cached queries (exists_local, mtime) no longer read Workflow.iocache first")
+    cache = IOCache(max_wait_time=1)
+    cache.exists_local.has_inventory.add(str(tmp_path))  # its folder was listed before the files were written
+    written, dry = tmp_path / "a.ipynb", tmp_path / "b.ipynb"
+    written.write_text("{}")
+    cache.mtime[str(written)] = "stale"
+    snakemake_internals.note_present(SimpleNamespace(iocache=cache), [written, dry])
+    assert cache.exists_local[str(written)] is True and cache.exists_local[str(dry)] is True
+    assert str(written) not in cache.mtime and cache.mtime[str(dry)].local() > 0  # a dry-run's: taken as written now
+
+
 def test_forced_jobs_are_read_from_the_dag_settings():
     settings = SimpleNamespace(forceall=False, forcerun=["nbsweep_run"], targets=["a.ipynb"], forcetargets=False)
     workflow = SimpleNamespace(dag_settings=settings)
