@@ -161,6 +161,15 @@ def private_run_cache(monkeypatch, tmp_path_factory) -> None:
     monkeypatch.setenv("NBSWEEP_CACHE_DIR", str(tmp_path_factory.mktemp("run-cache")))
 
 
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    """A real S3 server (tests/s3server.py), started once per xdist worker; skips without SeaweedFS."""
+    from s3server import s3_server
+
+    with s3_server(tmp_path_factory.mktemp("s3")) as server:
+        yield server
+
+
 @pytest.fixture
 def project(tmp_path) -> Project:
     return Project(tmp_path)

@@ -73,8 +73,8 @@ def rehearse() -> None:
     from nbsweep.kernels import processes
 
     processes.tree(os.getpid())
-    skip_remote_io_backends()
-    import papermill
+    with skip_remote_io_backends():
+        import papermill
 
     translators()
     from jupyter_client.kernelspec import KernelSpecManager
@@ -228,8 +228,8 @@ def execute(
     is not the job's kernel); ``report(code)`` is called once the outcome is on disk, before the
     kernel stops.
     """
-    skip_remote_io_backends()
-    import papermill
+    with skip_remote_io_backends():
+        import papermill
 
     translators()
 

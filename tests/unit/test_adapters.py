@@ -292,7 +292,8 @@ def test_papermills_remote_io_backends_are_optional_imports():
         assert module in iorw, changed("papermill", f"papermill.iorw no longer imports {module} (papermill_internals.REMOTE_IO_BACKENDS)")
     assert iorw.count("except ImportError") >= 6, changed("papermill", "papermill.iorw's backend imports are no longer optional")
     script = (
-        "from nbsweep.adapters import papermill_internals as p; p.skip_remote_io_backends(); import papermill; papermill.execute_notebook"
+        "import sys\nfrom nbsweep.adapters import papermill_internals as p\nwith p.skip_remote_io_backends():\n    import papermill\n"
+        "papermill.execute_notebook\nassert 'botocore' not in sys.modules\nimport botocore"
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, changed("papermill", f"it cannot be imported without its cloud backends:\n{proc.stderr[-2000:]}")
