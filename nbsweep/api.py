@@ -142,7 +142,7 @@ class CacheStatus:
     last: dict | None
 
 
-def caches(config_files: Iterable[str | Path] = (), shared: bool = True) -> tuple[Sweep, list[Store], dict[str, str]]:
+def cache_stores(config_files: Iterable[str | Path] = (), shared: bool = True) -> tuple[Sweep, list[Store], dict[str, str]]:
     """The sweep and its caches (the shared ones too with ``shared``), and those that cannot be opened, with why."""
     sweep = load(config_files)
     stores, unusable = [], {}
@@ -157,7 +157,7 @@ def caches(config_files: Iterable[str | Path] = (), shared: bool = True) -> tupl
 
 def cache_status(config_files: Iterable[str | Path] = ()) -> CacheStatus:
     """Where the config's run caches are, how many entries and bytes each holds, and the last invocation's hits and misses."""
-    _, stores, unusable = caches(config_files)
+    _, stores, unusable = cache_stores(config_files)
     usages = []
     for store in stores:
         try:
@@ -177,7 +177,7 @@ def cache_prune(
     """Remove the local cache's entries last used more than ``older_than`` seconds ago, then the
     least recently used beyond ``max_size`` bytes, and what no entry refers to; ``shared``: the
     shared caches too (where an entry's last use is when it was written)."""
-    _, stores, unusable = caches(config_files, shared)
+    _, stores, unusable = cache_stores(config_files, shared)
     if unusable:
         raise SweepError(f"cannot open the cache {next(iter(unusable))} ({next(iter(unusable.values()))})")
     return [upkeep.prune(store, older_than, max_size) for store in stores]
@@ -190,7 +190,7 @@ def cache_forget(config_files: Iterable[str | Path] = (), targets: Iterable[str]
     targets = list(targets)
     if not targets:
         raise SweepError("name the runs to forget: run ids (template/label), template names or notebook paths")
-    sweep, stores, unusable = caches(config_files)
+    sweep, stores, unusable = cache_stores(config_files)
     if unusable:
         raise SweepError(f"cannot open the cache {next(iter(unusable))} ({next(iter(unusable.values()))})")
     runs = acceptance.chosen_runs(sweep, targets)

@@ -66,13 +66,12 @@ def parse(text: str | None, key: str) -> Manifest | None:
     return manifest
 
 
-def pack(
-    key: str, record: dict, files: dict[str, Path], outputs: dict[str, str], metrics: dict, environment: str | None
-) -> tuple[Manifest, dict[str, bytes | Path]]:
-    """The manifest of an entry and its objects (SHA-256 -> the content, or the file, to store):
-    ``record``: the executed notebook's nbsweep record; ``files``: role -> file, read here once (a
-    log may still grow; missing files are left out); ``outputs``: declared output -> its SHA-256
-    (as the run recorded it: final files, stored from their paths)."""
+def pack(record: dict, files: dict[str, Path], outputs: dict[str, str], metrics: dict) -> tuple[Manifest, dict[str, bytes | Path]]:
+    """The manifest of an entry (its ``key`` and ``environment`` left for each store to fill in)
+    and its objects (SHA-256 -> the content, or the file, to store): ``record``: the executed
+    notebook's nbsweep record; ``files``: role -> file, read here once (a log may still grow;
+    missing files are left out); ``outputs``: declared output -> its SHA-256 (as the run recorded
+    it: final files, stored from their paths)."""
     objects: dict[str, bytes | Path] = {}
     blobs = {}
     for role, path in files.items():
@@ -88,7 +87,7 @@ def pack(
         kept[path] = Blob(sha, Path(path).stat().st_size)
         objects[sha] = Path(path)
     manifest = Manifest(
-        key=key,
+        key="",
         run=record.get("run", ""),
         fingerprint=record.get("fingerprint", ""),
         execution=record.get("execution", ""),
@@ -96,6 +95,5 @@ def pack(
         files=blobs,
         outputs=kept,
         metrics=metrics,
-        environment=environment,
     )
     return manifest, objects

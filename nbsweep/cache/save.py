@@ -8,12 +8,13 @@ that cannot be written is one line on stderr and in the run's log.
 
 import logging
 import sys
+from dataclasses import replace
 
 from nbsweep import layout
 from nbsweep.cache import entries
 from nbsweep.cache.keys import entry_key
 from nbsweep.cache.stores import Store
-from nbsweep.provenance.records import read_record
+from nbsweep.provenance.records import CHANGED_WHILE_READ, read_record
 from nbsweep.results.executed import read_result
 
 JOB_KEY = "cache"  # the job document's list of {url, shared, environment}: where this run's entry goes
@@ -26,15 +27,17 @@ def save(job: dict, files: layout.RunFiles, outputs: dict[str, str]) -> None:
         return
     try:
         record = read_record(files.target)
-        metrics = read_result(files.target)[1]
+        if CHANGED_WHILE_READ in (record.get("inputs") or {}).values():
+            return  # no plan will ever have this fingerprint
         roles = {"notebook": files.target, "log": files.log, "html": files.html}
+        made, objects = entries.pack(record, roles, outputs, read_result(files.target)[1])
     except Exception as err:  # noqa: BLE001 -- the run is good whatever happens to its entry
         warn(job, "the caches", err)
         return
     for target in targets:
         try:
             key = entry_key(record["fingerprint"], target.get("environment"))  # as the notebook records it: what later plans compute
-            manifest, objects = entries.pack(key, record, roles, outputs, metrics, target.get("environment"))
+            manifest = replace(made, key=key, environment=target.get("environment"))
             store = Store(target["url"], target["shared"])
             for sha, path in objects.items():
                 store.put_object(sha, path)

@@ -205,6 +205,8 @@ def restorer(workflow, sweep: Sweep):
 
     def restore(run) -> bool:
         target = Path(sweep.target(run))
+        if not target.exists() and layout.RunFiles(target).interrupted.exists():
+            return False  # Snakemake reruns the output of a job it saw interrupted, whatever is put in its place
         aside = state.kept_aside_is_current(run, target, sweep.digests)
         if not executes:
             current = aside or sweep.caches.would_restore(run, state.planned(run, sweep.digests).fingerprint)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,9 +25,8 @@ def put_entry(store: Store, key: str, run: str = "t/a", content: bytes = b"noteb
     folder = Path(os.environ["NBSWEEP_CACHE_DIR"]) / "sources" / uuid.uuid4().hex
     folder.mkdir(parents=True)
     (folder / "nb.ipynb").write_bytes(content)
-    manifest, objects = entries.pack(
-        key, record, {"notebook": folder / "nb.ipynb", "log": folder / "missing.log"}, outputs or {}, {"m": 1}, None
-    )
+    manifest, objects = entries.pack(record, {"notebook": folder / "nb.ipynb", "log": folder / "missing.log"}, outputs or {}, {"m": 1})
+    manifest = replace(manifest, key=key)
     for sha, source in objects.items():
         store.put_object(sha, source)
     store.put_manifest(key, manifest.to_json())
