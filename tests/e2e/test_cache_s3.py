@@ -13,7 +13,7 @@ from conftest import Project, wait_for
 from e2e.test_cache import clone, records
 from nbsweep.cache.stores import Store
 
-pytestmark = pytest.mark.xdist_group("cache")  # the worker of test_cache.py; one S3 server per worker
+pytestmark = pytest.mark.xdist_group("cache-s3")  # one worker builds the flow (and starts the S3 server) once
 
 TOKEN = "NBSWEEP_CACHE_S3_TOKEN"
 GATE = "NBSWEEP_CACHE_S3_GATE"
