@@ -67,7 +67,32 @@ def one_round(tmp: Path, n: int, cores: int, index: int) -> dict[str, bl.Timing]
     if " ok in " in restored or f"{n} runs restored from cache" not in restored or len(outputs_of(clone)) != n:
         raise SystemExit(f"bench: the restore did not restore all {n} runs; see {base / 'restore.log'}")
     timings["no-op"] = bl.run_timed(bl.snakemake_cmd(clone, "--cores", str(cores)), clone, base / "noop.log", env)
-    return timings, saving
+    return timings, saving, restore_times(clone, cache)
+
+
+def restore_times(project: Path, cache: Path) -> list[float]:
+    """Seconds ``Caches.restore`` takes to put each run of ``project`` back from ``cache`` (its output
+    folder removed first), in this process, as planning does for a run that is not current."""
+    from nbsweep import api, layout
+    from nbsweep.cache.restore import Caches
+    from nbsweep.cache.settings import Settings
+    from nbsweep.provenance.state import planned
+
+    here = os.getcwd()
+    os.chdir(project)
+    try:
+        sweep = api.load()
+        shutil.rmtree("papermill_outputs")
+        caches, seconds = Caches(Settings(str(cache))), []
+        caches.stores  # noqa: B018 -- opened (fsspec imported) before timing, as by the first lookup
+        for run in sweep.runs.values():
+            start = time.perf_counter()
+            done = caches.restore(run, layout.RunFiles(Path(sweep.target(run))), planned(run, sweep.digests), sweep.digests)
+            seconds.append(time.perf_counter() - start)
+            assert done, f"{run.id} was not restored"
+    finally:
+        os.chdir(here)
+    return seconds
 
 
 def save_times(project: Path, cache: Path) -> list[float]:
@@ -109,8 +134,9 @@ def main() -> int:
     with bl.workspace("the run cache: restore vs execute, miss vs off", "cache", args) as (facts, tmp):
         for n in args.n:
             done = [one_round(tmp, n, args.cores, index) for index in range(args.rounds)]
-            rounds = [timings for timings, _ in done]
-            saving = statistics.median(second for _, seconds in done for second in seconds)
+            rounds = [timings for timings, _, _ in done]
+            saving = statistics.median(second for _, seconds, _ in done for second in seconds)
+            restoring = statistics.median(second for _, _, seconds in done for second in seconds)
             rows = []
             for name in VARIANTS:
                 timings = [each[name] for each in rounds]
@@ -130,6 +156,7 @@ def main() -> int:
                 target = f"target {'<' if name.startswith('restore') else '<='} {TARGETS[name]}"
                 print(f"{name} (wall): {value:.3f} ({target}) {bl.verdict(value, TARGETS[name])}; CPU: {cpu[name]:.3f}")
             print(f"writing one run's entry (in a job, after its run): {saving * 1000:.1f} ms (median of {n * args.rounds})")
+            print(f"restoring one run (in planning, Caches.restore): {restoring * 1000:.1f} ms (median of {n * args.rounds})")
             print(
                 f"restoring one run beyond planning: {per_run * 1000:.0f} ms (executing one: {statistics.median(e['miss'].wall for e in rounds) / n * 1000:.0f} ms of the sweep's wall time)",
                 flush=True,
@@ -139,6 +166,7 @@ def main() -> int:
                 "cpu_ratios": cpu,
                 "per_run_restore_s": per_run,
                 "per_run_save_s": saving,
+                "per_run_restore_in_process_s": restoring,
                 "rounds": [{k: vars(v) for k, v in each.items()} for each in rounds],
             }
     bl.save_json(args.json, {"facts": facts, "results": results})
