@@ -94,9 +94,8 @@ class Caches:
             return False
         store, key, manifest = found
         places = [(blob.sha256, Path(path)) for path, blob in manifest.outputs.items()]
-        places += [
-            (manifest.files[role].sha256, path) for role, path in (("log", files.log), ("html", files.html)) if role in manifest.files
-        ]
+        kept = (("log", files.log), ("html", files.html)) if run.render else (("log", files.log),)
+        places += [(manifest.files[role].sha256, path) for role, path in kept if role in manifest.files]
         places.append((manifest.files["notebook"].sha256, files.target))  # last: the run is current once it is in place
         fetched: list[tuple[Path, Path]] = []
         try:
@@ -120,7 +119,7 @@ class Caches:
             self.missed.append(run.id)
             return False
         kept_aside.keep_aside(files, plan)  # the good notebook it replaces, if made from other provenance
-        if "html" not in manifest.files:
+        if "html" not in manifest.files or not run.render:
             files.html.unlink(missing_ok=True)  # a rendering beside the notebook is always of this notebook
         for temporary, path in fetched:
             os.replace(temporary, path)
