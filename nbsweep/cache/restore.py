@@ -35,17 +35,26 @@ class Caches:
 
     def __init__(self, settings: Settings | None):
         self.settings = settings
-        self.stores: list[Store] = []
+        self._stores: list[Store] | None = None
         self.unusable: dict[str, str] = {}  # url -> why, said once
-        for url, shared in settings.stores if settings else []:
-            try:
-                self.stores.append(Store(url, shared))
-            except Exception as err:  # noqa: BLE001 -- fsspec: unknown protocol, missing backend (ImportError), bad URL
-                self.give_up(url, err)
+        self.reached: set[str] = set()  # caches a lookup has read
+        self.wrote = False  # whether this invocation's jobs write entries
         self.restored: list[str] = []
         self.missed: list[str] = []
         self.ignored: list[str] = []
         self.would: list[str] = []
+
+    @property
+    def stores(self) -> list[Store]:
+        """The caches, opened when first needed (an invocation with every run current opens none)."""
+        if self._stores is None:
+            self._stores = []
+            for url, shared in self.settings.stores if self.settings else []:
+                try:
+                    self._stores.append(Store(url, shared))
+                except Exception as err:  # noqa: BLE001 -- fsspec: unknown protocol, missing backend (ImportError), bad URL
+                    self.give_up(url, err)
+        return self._stores
 
     def give_up(self, url: str, err: BaseException) -> None:
         if url not in self.unusable:
@@ -71,6 +80,7 @@ class Caches:
             except Exception as err:  # noqa: BLE001 -- an unreachable store, whatever its backend raises
                 self.give_up(store.url, err)
                 continue
+            self.reached.add(store.url)
             if manifest and manifest.fingerprint == fingerprint and set(manifest.outputs) == set(run.outputs):
                 return store, key, manifest
         return None
@@ -84,9 +94,8 @@ class Caches:
             return False
         store, key, manifest = found
         places = [(blob.sha256, Path(path)) for path, blob in manifest.outputs.items()]
-        places += [
-            (manifest.files[role].sha256, path) for role, path in (("log", files.log), ("html", files.html)) if role in manifest.files
-        ]
+        kept = (("log", files.log), ("html", files.html)) if run.render else (("log", files.log),)
+        places += [(manifest.files[role].sha256, path) for role, path in kept if role in manifest.files]
         places.append((manifest.files["notebook"].sha256, files.target))  # last: the run is current once it is in place
         fetched: list[tuple[Path, Path]] = []
         try:
@@ -110,7 +119,7 @@ class Caches:
             self.missed.append(run.id)
             return False
         kept_aside.keep_aside(files, plan)  # the good notebook it replaces, if made from other provenance
-        if "html" not in manifest.files:
+        if "html" not in manifest.files or not run.render:
             files.html.unlink(missing_ok=True)  # a rendering beside the notebook is always of this notebook
         for temporary, path in fetched:
             os.replace(temporary, path)
@@ -130,12 +139,17 @@ class Caches:
     def job_targets(self, run) -> list[dict]:
         """Where a run's job writes its entry (its job file's ``cache``): every cache it may use,
         with the kernel environment's digest for the shared ones (the key is made from the
-        fingerprint the executed notebook records: ``nbsweep.cache.save``)."""
+        fingerprint the executed notebook records: ``nbsweep.cache.save``). A shared cache no
+        lookup has reached yet is tried once first, so an unreachable one costs no job anything."""
+        self.wrote = True
         targets = []
         for store in self.stores_for(run):
             try:
+                if store.shared and store.url not in self.reached:
+                    store.read_manifest("0" * 64)
+                    self.reached.add(store.url)
                 environment = self.environment(store, run)
-            except Exception as err:  # noqa: BLE001 -- a kernelspec that cannot be read: the run fails by itself
+            except Exception as err:  # noqa: BLE001 -- an unreachable store; a kernelspec that cannot be read (the run fails by itself)
                 self.give_up(store.url, err)
                 continue
             targets.append({"url": store.url, "shared": store.shared, "environment": environment})
@@ -145,7 +159,7 @@ class Caches:
         """As an invocation that executed ends: note what it found, and hold the local cache to its
         size bound (least recently used entries go first)."""
         self.write_stats()
-        for store in self.stores:
+        for store in self.stores if self._stores is not None or self.wrote else []:
             if not store.shared and self.settings:
                 try:
                     upkeep.prune(store, max_size=self.settings.max_size)

@@ -68,8 +68,9 @@ def translators():
 def rehearse() -> None:
     """Do once what every run does before and around its kernel, so forks of this process start
     with those imports done: papermill's parameterising (it formats with black when installed)
-    and writing, the kernel spec lookup (it imports IPython), rendering (nbconvert), and listing
-    a kernel's processes as it stops (psutil: 0.05 s of every run when each fork imported it)."""
+    and writing, the kernel spec lookup (it imports IPython), rendering (nbconvert), listing
+    a kernel's processes as it stops (psutil: 0.05 s of every run when each fork imported it),
+    and the run cache's stores (fsspec)."""
     from nbsweep.kernels import processes
 
     processes.tree(os.getpid())
@@ -92,6 +93,7 @@ def rehearse() -> None:
             os.path.join(folder, "in.ipynb"), os.path.join(folder, "out.ipynb"), parameters={"x": 1}, prepare_only=True, progress_bar=False
         )
         render_nb(nb, Path(folder, "out.html"))  # builds the exporter and compiles its templates
+    import fsspec.core  # noqa: F401 -- the run cache's stores (nbsweep.cache.save: 0.1-0.3 s to import)
     import jupytext  # noqa: F401 -- text templates are converted in the runs (0.7 s to import)
 
 

@@ -120,7 +120,7 @@ def test_a_clone_restores_from_the_shared_cache_but_runs_with_secrets_execute(fl
     assert lines.count(" ok in ") == 1 and "run s/s ok in" in lines  # never written to the shared cache
     assert steps["clone executions"] == executions
     assert not [key for key, (_, manifest, _) in records(store).items() if manifest.run == "s/s"]
-    assert [manifest.run for _, manifest, _ in records(Store(str(second.cache_dir), shared=False)).values()] == ["s/s"]
+    assert "s/s" in [manifest.run for _, manifest, _ in records(Store(str(second.cache_dir), shared=False)).values()]
     assert "1 executed (misses)" in steps["clone status"].stdout and "3 restored (hits)" in steps["clone status"].stdout
 
 
@@ -153,9 +153,10 @@ def test_the_local_cache_is_held_to_its_size_bound_and_forget_removes_entries(fl
     first, _, store, _, _, _ = flow
     local = Store(str(first.cache_dir), shared=False)
     assert len(list(local.manifests())) == 10  # t/x1-3 of a, b and c, and s/s: what this folder executed
-    first.snakemake("--configfile", "config/a.yaml", "--config", f"cache={{shared: {store.url}, max_size: 1}}")
-    assert list(local.manifests()) == [] and list(local.objects()) == []
-    assert len(records(store)) == 12  # a, b, c and d's t/x1-3: the shared cache has no bound
+    bound = f"cache={{shared: {store.url}, max_size: 1}}"
+    first.snakemake("--configfile", "config/a.yaml", "--config", bound, "--forcerun", str(first.target("t", "x1").relative_to(first.root)))
+    assert list(local.manifests()) == []  # (objects of entries x1's new one replaced go later: a writer may be at work)
+    assert len(records(store)) == 12  # a, b, c and d's t/x1-3 (a's x1 written again): the shared cache has no bound
     forgot = first.nbsweep("cache", "forget", "t", "--configfile", "config/a.yaml")
     assert f"nbsweep: cache {store.url}: forgot 12 entries" in forgot.stdout and records(store) == {}
 

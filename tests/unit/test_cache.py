@@ -8,10 +8,12 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from nbsweep.cache import entries, keys, settings, upkeep
+from nbsweep.cache.restore import Caches
 from nbsweep.cache.stores import TEMPORARY, Store, VerificationError
 from nbsweep.model.config import load_config, load_schema
 from nbsweep.packaged import SCHEMA
@@ -139,3 +141,16 @@ def test_the_cache_key_of_the_config(tmp_path, monkeypatch):
     for bad in ({"max_size": "lots"}, {"shared": 3}, {"other": 1}, 7):
         with pytest.raises(Exception, match="cache"):
             configured(bad)
+
+
+def test_a_cache_that_cannot_be_used_is_one_warning_and_runs_with_secrets_stay_out_of_shared_ones(tmp_path, capsys):
+    local = str(tmp_path / "local")
+    run = SimpleNamespace(id="t/a", secrets={}, kernel="python3", outputs=())
+    secret = SimpleNamespace(id="t/s", secrets={"token": "API_TOKEN"}, kernel="python3", outputs=())
+    broken = Caches(settings.Settings(local, ("nosuchprotocol://bucket/prefix",)))
+    assert broken.find(run, "f" * 64) is None and [target["url"] for target in broken.job_targets(run)] == [local]
+    assert capsys.readouterr().err.count("nbsweep: the cache nosuchprotocol://bucket/prefix cannot be used") == 1
+    shared = settings.Settings(local, ("memory://shared-for-secrets",))
+    assert [target["shared"] for target in Caches(shared).job_targets(run)] == [False, True]
+    assert [target["shared"] for target in Caches(shared).job_targets(secret)] == [False]
+    assert [target["shared"] for target in Caches(replace(shared, share_secrets=True)).job_targets(secret)] == [False, True]
