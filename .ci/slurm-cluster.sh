@@ -16,7 +16,7 @@ set -euo pipefail
 
 STATE=${NBSWEEP_SLURM_STATE:-/run/nbsweep-slurm}
 CONF=/etc/slurm/slurm.conf
-CPUS=${NBSWEEP_SLURM_CPUS:-8}
+CPUS=${NBSWEEP_SLURM_CPUS:-32}
 MARK="# Written by nbsweep .ci/slurm-cluster.sh: one-node test cluster on localhost."
 T="timeout -s KILL"
 
@@ -83,7 +83,8 @@ render_conf() {
   host=$(hostname -s)
   # `slurmd -C` prints this machine's node line (CPUs, sockets, RealMemory) and an UpTime line.
   # The node advertises $CPUS CPUs whatever the machine has (SlurmdParameters=config_overrides):
-  # test jobs mostly wait for a kernel, so a 2-core runner can run several side by side.
+  # test jobs mostly wait for a kernel, so a 2-core runner can run several side by side, and the
+  # SLURM tests run about 15 at once: none should wait in the queue for a CPU.
   memory=$($T 20 slurmd -C | grep -o 'RealMemory=[0-9]*') || die "slurmd -C failed"
   node="NodeName=$host NodeAddr=127.0.0.1 CPUs=$CPUS $memory"
   install -d -m 0755 /etc/slurm "$STATE/slurmctld" "$STATE/slurmd"

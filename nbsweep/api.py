@@ -10,21 +10,28 @@ Every call takes the config files as ``snakemake --configfile`` would (default:
         print(state.run, state.state, [(c.what, c.name, c.old, c.new) for c in state.changes])
 """
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nbsweep import layout
+from nbsweep.cache import keys, upkeep
+from nbsweep.cache.stores import Store
 from nbsweep.errors import SweepError
 from nbsweep.model import papermill_flags
 from nbsweep.packaged import SCHEMA
 from nbsweep.provenance import accept as acceptance
 from nbsweep.provenance import one_off
-from nbsweep.provenance.state import RunState, run_state
+from nbsweep.provenance.records import read_record
+from nbsweep.provenance.state import RunState, planned, run_state
 from nbsweep.provenance.sweep import DEFAULT_CONFIG, Sweep, as_given
 from nbsweep.results import compare, orphans, summary
 from nbsweep.smk import launch, workdir
 
-__all__ = ["OneOffRun", "Status", "accept", "diff", "load", "results", "run", "states", "status"]
+__all__ = [
+    "CacheStatus", "OneOffRun", "Status", "accept", "cache_forget", "cache_prune", "cache_status", "diff", "load", "results", "run", "states", "status",
+]  # fmt: skip
 
 
 def load(config_files: Iterable[str | Path] = ()) -> Sweep:
@@ -141,3 +148,79 @@ def run(
 def project_files(config_files: Iterable[str | Path]) -> tuple[Path, ...]:
     """The config files given, else config/config.yaml if it exists: a one-off run needs no config."""
     return tuple(as_given(Path(path)) for path in config_files) or ((DEFAULT_CONFIG,) if DEFAULT_CONFIG.exists() else ())
+
+
+@dataclass
+class CacheStatus:
+    """The run caches of the config (``nbsweep cache status``): each one's entries and size, local
+    first (``stores``); those that cannot be read now, with why (``unusable``); and what the last
+    invocation that executed in this folder found (``last``: hits, misses, ignored; None if none)."""
+
+    stores: list[upkeep.Usage]
+    unusable: dict[str, str]
+    last: dict | None
+
+
+def cache_stores(config_files: Iterable[str | Path] = (), shared: bool = True) -> tuple[Sweep, list[Store], dict[str, str]]:
+    """The sweep and its caches (the shared ones too with ``shared``), and those that cannot be opened, with why."""
+    sweep = load(config_files)
+    stores, unusable = [], {}
+    for url, is_shared in sweep.cache.stores if sweep.cache else []:
+        if shared or not is_shared:
+            try:
+                stores.append(Store(url, is_shared))
+            except Exception as err:  # noqa: BLE001 -- fsspec: unknown protocol, missing backend, bad URL
+                unusable[url] = f"{type(err).__name__}: {err}"
+    return sweep, stores, unusable
+
+
+def cache_status(config_files: Iterable[str | Path] = ()) -> CacheStatus:
+    """Where the config's run caches are, how many entries and bytes each holds, and the last invocation's hits and misses."""
+    _, stores, unusable = cache_stores(config_files)
+    usages = []
+    for store in stores:
+        try:
+            usages.append(upkeep.usage(store))
+        except Exception as err:  # noqa: BLE001 -- an unreachable shared cache, whatever its backend raises
+            unusable[store.url] = f"{type(err).__name__}: {err}"
+    try:
+        last = json.loads(layout.CACHE_STATS.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        last = None
+    return CacheStatus(usages, unusable, last)
+
+
+def cache_prune(
+    config_files: Iterable[str | Path] = (), older_than: float | None = None, max_size: int | None = None, shared: bool = False
+) -> list[upkeep.Pruned]:
+    """Remove the local cache's entries last used more than ``older_than`` seconds ago, then the
+    least recently used beyond ``max_size`` bytes, and what no entry refers to; ``shared``: the
+    shared caches too (where an entry's last use is when it was written)."""
+    _, stores, unusable = cache_stores(config_files, shared)
+    if unusable:
+        raise SweepError(f"cannot open the cache {next(iter(unusable))} ({next(iter(unusable.values()))})")
+    return [upkeep.prune(store, older_than, max_size) for store in stores]
+
+
+def cache_forget(config_files: Iterable[str | Path] = (), targets: Iterable[str] = ()) -> dict[str, int]:
+    """Remove from every cache the entries of the runs ``targets`` name (run ids, template names or
+    notebook paths, as ``nbsweep accept`` takes them): their planned entry, that of their notebook,
+    and every entry they made before. How many entries each cache lost."""
+    targets = list(targets)
+    if not targets:
+        raise SweepError("name the runs to forget: run ids (template/label), template names or notebook paths")
+    sweep, stores, unusable = cache_stores(config_files)
+    if unusable:
+        raise SweepError(f"cannot open the cache {next(iter(unusable))} ({next(iter(unusable.values()))})")
+    runs = acceptance.chosen_runs(sweep, targets)
+    digests: dict[str, str | None] = {}
+    fingerprints = {planned(run, digests).fingerprint for run in runs}
+    fingerprints |= {made for run in runs if (made := read_record(Path(sweep.target(run))).get("fingerprint"))}
+    templates = {target for target in targets if target in sweep.template_names}
+    removed = {}
+    for store in stores:
+        kernels = {run.kernel for run in runs}
+        environments = [keys.environment(kernel) for kernel in kernels] if store.shared else [None]
+        wanted = {keys.entry_key(fingerprint, environment) for fingerprint in fingerprints for environment in environments}
+        removed[store.url] = upkeep.forget(store, wanted, {run.id for run in runs}, templates)
+    return removed

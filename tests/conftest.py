@@ -43,6 +43,7 @@ class Project:
     def __init__(self, root: Path):
         self.root = root
         self.out = root / "papermill_outputs"
+        self.cache_dir = root.parent / f"{root.name}-run-cache"  # the local run cache (NBSWEEP_CACHE_DIR): never the real home's
 
     def notebook(self, name: str, code: list[str], parameters: str | None = None, kernel: str = "python3") -> str:
         make_notebook(self.root / "notebooks" / f"{name}.ipynb", code, parameters, kernel)
@@ -69,6 +70,7 @@ class Project:
     def env(self) -> dict:
         env = dict(os.environ)
         env["JUPYTER_PATH"] = str(self.root / "share" / "jupyter")
+        env["NBSWEEP_CACHE_DIR"] = str(self.cache_dir)
         return env
 
     def nbsweep(self, *args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -152,6 +154,21 @@ def as_read(outputs: list[dict]) -> tuple[dict[str, str], list[dict]]:
 def stream_of(outputs: list[dict], name: str = "stdout") -> str:
     """One stream's text in a cell's outputs, joined (``as_read``)."""
     return as_read(outputs)[0].get(name, "")
+
+
+@pytest.fixture(autouse=True)
+def private_run_cache(monkeypatch, tmp_path_factory) -> None:
+    """Every process a test starts without a Project's env keeps its run cache in a folder of its own too."""
+    monkeypatch.setenv("NBSWEEP_CACHE_DIR", str(tmp_path_factory.mktemp("run-cache")))
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    """A real S3 server (tests/s3server.py), started once per xdist worker; skips without SeaweedFS."""
+    from s3server import s3_server
+
+    with s3_server(tmp_path_factory.mktemp("s3")) as server:
+        yield server
 
 
 @pytest.fixture

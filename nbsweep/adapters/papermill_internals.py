@@ -6,17 +6,26 @@ fails loudly when a release changes what one relies on. Imports nothing of nbswe
 """
 
 import sys
+from contextlib import contextmanager
 
 # Optional cloud storage backends papermill tries to import (boto3 alone costs ~0.3 s per run).
 # papermill 2.7.0: papermill.iorw imports each inside ``try: ... except ImportError``.
 REMOTE_IO_BACKENDS = ("boto3", "botocore", "azure", "gcsfs", "pyarrow", "github")
 
 
-def skip_remote_io_backends() -> None:
-    """Make papermill's imports of its cloud storage backends fail fast (runs read and write local
-    files only). Call it before papermill is imported."""
-    for name in REMOTE_IO_BACKENDS:
-        sys.modules.setdefault(name, None)  # papermill 2.7.0: a None entry makes ``import name`` raise ImportError
+@contextmanager
+def skip_remote_io_backends():
+    """Inside: papermill's imports of its cloud storage backends fail fast (runs read and write local
+    files only); import papermill there. After: they import as usual (the run cache's s3fs needs botocore)."""
+    blocked = [name for name in REMOTE_IO_BACKENDS if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # papermill 2.7.0: a None entry makes ``import name`` raise ImportError
+    try:
+        yield
+    finally:
+        for name in blocked:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
 
 
 def register_translator(names: tuple[str, ...], translator):

@@ -4,8 +4,10 @@ Each function wraps one use and names the version it was checked against; ``test
 fails loudly when a release changes what one relies on. Imports nothing of nbsweep.
 """
 
+import os
 import sys
 import threading
+import time
 from pathlib import Path
 
 # What Snakemake says when it cannot read a --configfile (before any workflow code runs, naming no file).
@@ -64,6 +66,22 @@ def job_environment(threads: int, tmpdir: str) -> dict[str, str]:
 def has_executor(workflow) -> bool:
     """Whether this invocation executes jobs (not --lint, --list, --unlock, a DAG printout, ...)."""
     return workflow.executor_plugin is not None  # snakemake 9.27.1: Workflow.executor_plugin property, None until it executes
+
+
+def note_present(workflow, paths) -> None:
+    """Tell Snakemake that files written while it builds the job graph exist (a notebook put back
+    from aside or restored from a cache): it may have listed their folder already, and would then
+    schedule a job for a "missing" output. In a dry-run, which writes nothing, a missing one is
+    taken as written now."""
+    from snakemake_interface_storage_plugins.io import Mtime
+
+    cache = workflow.iocache  # snakemake 9.27.1: Workflow.iocache, an IOCache
+    for path in map(str, paths):
+        cache.exists_local[path] = True  # IOCache.exists_local: an ExistsDict keyed by path, read before a stat
+        if os.path.exists(path):
+            cache.mtime.pop(path, None)  # IOCache.mtime: collected for existing files once the graph is built
+        else:
+            cache.mtime[path] = Mtime(local=time.time())  # snakemake-interface-storage-plugins 4: Mtime(local=...)
 
 
 def config_files(workflow) -> list[str]:

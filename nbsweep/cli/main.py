@@ -83,7 +83,30 @@ def parser() -> argparse.ArgumentParser:
     diff.add_argument("--previous", action="store_true", help="compare one run's previous notebook with its current one")
     add_configfile_option(diff)
     add_run_command(commands)
+    add_cache_command(commands)
     return main
+
+
+def add_cache_command(commands) -> None:
+    cache = commands.add_parser(
+        "cache",
+        help="the run cache: where it is and what it holds; prune or forget entries",
+        description="The run cache keeps every good execution and restores it wherever the same run is planned again "
+        "(docs/cache.md). `status`: each cache's entries and size, and the hits and misses of the last invocation here; "
+        "`prune`: remove old or least recently used entries; `forget`: remove the entries of runs or templates.",
+    )
+    actions = cache.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add_configfile_option(
+        actions.add_parser("status", help="where the caches are, their entries and size, the last invocation's hits and misses")
+    )
+    prune = actions.add_parser("prune", help="remove entries last used long ago, or the least recently used beyond a size")
+    prune.add_argument("--older-than", metavar="AGE", help="entries last used longer ago than AGE (e.g. 30d, 12h, 90m, 3600s)")
+    prune.add_argument("--max-size", metavar="SIZE", help="then the least recently used until the cache holds at most SIZE (e.g. 5GB)")
+    prune.add_argument("--shared", action="store_true", help="the shared caches too (there an entry's last use is when it was written)")
+    add_configfile_option(prune)
+    forget = actions.add_parser("forget", help="remove the entries of runs or templates from every cache")
+    forget.add_argument("targets", nargs="+", metavar="TARGET", help="run ids (template/label), template names or notebook paths")
+    add_configfile_option(forget)
 
 
 def add_run_command(commands) -> None:
@@ -162,10 +185,42 @@ def command(argv: list[str] | None = None) -> int:
             comparison = api.diff(args.runs, args.configfile, args.previous)
             print(reports.diff_report(comparison))
             return 0 if comparison.same else 1
+        elif args.command == "cache":
+            print("\n".join(f"nbsweep: {line}" for line in cache_command(args)))
     except SweepError as err:
         print(f"nbsweep: {err}.", file=sys.stderr)
         return 1
     return 0
+
+
+AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def seconds(age: str) -> float:
+    """Seconds from ``30d``, ``12h``, ``90m``, ``3600s`` or a number of seconds."""
+    text = age.strip().lower()
+    try:
+        return float(text[:-1]) * AGE_UNITS[text[-1]] if text[-1:] in AGE_UNITS else float(text)
+    except ValueError:
+        raise SweepError(f"--older-than {age} is not an age; write e.g. 30d, 12h, 90m or 3600s") from None
+
+
+def cache_command(args) -> list[str]:
+    """``nbsweep cache status|prune|forget``: what ``nbsweep.api`` returns, formatted."""
+    from nbsweep import api
+    from nbsweep.cache.settings import parse_size
+    from nbsweep.cli import reports
+
+    if args.action == "status":
+        return reports.cache_status_lines(api.cache_status(args.configfile))
+    if args.action == "forget":
+        return reports.cache_forget_lines(api.cache_forget(args.configfile, args.targets))
+    try:
+        max_size = None if args.max_size is None else parse_size(args.max_size)
+    except ValueError as err:
+        raise SweepError(f"--max-size {err}") from None
+    older_than = None if args.older_than is None else seconds(args.older_than)
+    return reports.cache_prune_lines(api.cache_prune(args.configfile, older_than, max_size, args.shared))
 
 
 def one_off_run(args, snakemake_args: list[str]) -> int:

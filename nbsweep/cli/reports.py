@@ -96,3 +96,36 @@ def diff_report(comparison) -> str:
     code = sum(row.cell_type == "code" for row in comparison.rows)
     lines.append(f"{differing} of {code} code cells differ" if differing else f"all {code} code cells the same")
     return "\n".join(lines)
+
+
+def size_text(size: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} bytes"
+
+
+def cache_status_lines(found) -> list[str]:
+    """``nbsweep cache status``: each cache with its entries and size, then the last invocation's hits and misses."""
+    lines = [
+        f"{'shared' if usage.shared else 'local'} cache {usage.url}: {usage.entries} entries, {size_text(usage.size)}"
+        for usage in found.stores
+    ]
+    lines += [f"cache {url} cannot be read: {why}" for url, why in found.unusable.items()]
+    if not found.stores and not found.unusable:
+        lines.append("the run cache is off (cache: false)")
+    if last := found.last:
+        lines.append(
+            f"last invocation here ({last.get('time', '?')}): {last.get('hits', 0)} restored (hits), "
+            f"{last.get('misses', 0)} executed (misses), {last.get('ignored', 0)} damaged entries ignored"
+        )
+    return lines
+
+
+def cache_prune_lines(pruned) -> list[str]:
+    return [f"cache {done.url}: removed {done.entries} entries, freed {size_text(done.size)}" for done in pruned] or ["no cache to prune"]
+
+
+def cache_forget_lines(removed: dict[str, int]) -> list[str]:
+    return [f"cache {url}: forgot {count} entries" for url, count in removed.items()] or ["no cache to forget entries in"]

@@ -30,6 +30,7 @@ import nbformat
 
 from nbsweep import layout
 from nbsweep.adapters.papermill_internals import register_translator, skip_remote_io_backends
+from nbsweep.cache import save as run_cache
 from nbsweep.execution import run_io
 from nbsweep.execution.liveness import snakemake_alive
 from nbsweep.files import link_or_copy
@@ -67,13 +68,14 @@ def translators():
 def rehearse() -> None:
     """Do once what every run does before and around its kernel, so forks of this process start
     with those imports done: papermill's parameterising (it formats with black when installed)
-    and writing, the kernel spec lookup (it imports IPython), rendering (nbconvert), and listing
-    a kernel's processes as it stops (psutil: 0.05 s of every run when each fork imported it)."""
+    and writing, the kernel spec lookup (it imports IPython), rendering (nbconvert), listing
+    a kernel's processes as it stops (psutil: 0.05 s of every run when each fork imported it),
+    and the run cache's stores (fsspec)."""
     from nbsweep.kernels import processes
 
     processes.tree(os.getpid())
-    skip_remote_io_backends()
-    import papermill
+    with skip_remote_io_backends():
+        import papermill
 
     translators()
     from jupyter_client.kernelspec import KernelSpecManager
@@ -91,6 +93,7 @@ def rehearse() -> None:
             os.path.join(folder, "in.ipynb"), os.path.join(folder, "out.ipynb"), parameters={"x": 1}, prepare_only=True, progress_bar=False
         )
         render_nb(nb, Path(folder, "out.html"))  # builds the exporter and compiles its templates
+    import fsspec.core  # noqa: F401 -- the run cache's stores (nbsweep.cache.save: 0.1-0.3 s to import)
     import jupytext  # noqa: F401 -- text templates are converted in the runs (0.7 s to import)
 
 
@@ -227,8 +230,8 @@ def execute(
     is not the job's kernel); ``report(code)`` is called once the outcome is on disk, before the
     kernel stops.
     """
-    skip_remote_io_backends()
-    import papermill
+    with skip_remote_io_backends():
+        import papermill
 
     translators()
 
@@ -282,6 +285,7 @@ def execute(
         seconds = nb.metadata.get("papermill", {}).get("duration") or 0
         print(f"nbsweep: run {job['run']} ok in {seconds:.1f} s -> {target}", file=sys.stderr)
         code = 0
+        run_cache.save(job, files, outputs)  # before the outcome is reported: once Snakemake sees the job done, its entry exists
     except Exception as err:
         wait_if_aborting()
         report_failure(err, job, files, actual_code, log_path)

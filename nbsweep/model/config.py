@@ -10,6 +10,7 @@ from ruamel.yaml import YAML, YAMLError
 from ruamel.yaml.constructor import DuplicateKeyError
 
 from nbsweep.adapters.snakemake_internals import command_line_configfiles
+from nbsweep.cache.settings import settings as cache_settings
 from nbsweep.errors import SweepError, quoted, read_text
 from nbsweep.model.formats import unsupported_extension
 from nbsweep.model.mlflow_settings import settings as tracking_settings
@@ -330,8 +331,10 @@ def load_config(paths: list[Path], schema: dict, overrides: list[str] = ()) -> S
 
 
 def apply_settings(config: SweepConfig, doc: dict, where: str) -> None:
-    """Apply one validated document's ``output_dir``, ``mlflow`` and ``defaults`` over ``config``'s."""
+    """Apply one validated document's ``output_dir``, ``mlflow``, ``cache`` and ``defaults`` over ``config``'s."""
     config.output_dir = doc.get("output_dir", config.output_dir)
+    if "cache" in doc:
+        config.cache = cache_settings(doc["cache"])
     config.mlflow = tracking_settings(doc) or config.mlflow
     defaults = dict(doc.get("defaults") or {})
     if "resources" in defaults:

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 
+from nbsweep.cache import settings as cache_settings
 from nbsweep.errors import quoted
 from nbsweep.model.mlflow_settings import Settings
 
@@ -40,6 +41,7 @@ class SweepConfig:
     defaults: dict = field(default_factory=lambda: dict(BUILTIN_DEFAULTS))
     runs: list[RunSpec] = field(default_factory=list)
     mlflow: "Settings | None" = None  # MLflow tracking (config key `mlflow:`); None = off
+    cache: "cache_settings.Settings | None" = field(default_factory=cache_settings.defaults)  # the run cache (`cache:`); None = off
 
 
 def deep_merge(base: dict, override: dict) -> dict:

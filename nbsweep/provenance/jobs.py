@@ -27,10 +27,11 @@ DRY_RUN_JOB_FILE = "dry-run-job.json"
 LATER_NS = 3 * 10**9
 
 
-def job_document(run, made, may_cut_off: bool = False) -> dict:
+def job_document(run, made, may_cut_off: bool = False, cache: list | None = None) -> dict:
     """Everything the runner needs: the run, its template, timeout and provenance as planned
     (``made``), and, in a pipeline, its declared outputs, the inputs other runs produce (hashed when
-    it executes), the runs it is after and whether it may keep its notebook when those left the same content."""
+    it executes), the runs it is after and whether it may keep its notebook when those left the same
+    content; ``cache``: where it keeps its entry when it succeeds (``nbsweep.cache.save``)."""
     return {
         "run": run.id,
         "notebook": run.template.path,
@@ -43,16 +44,17 @@ def job_document(run, made, may_cut_off: bool = False) -> dict:
         "after": [list(pair) for pair in run.after],
         "pass_upstream": bool(run.after) and UPSTREAM in (run.template.declared_parameters or {}),
         "may_cut_off": may_cut_off,
+        "cache": cache or [],
         "fingerprint": made.fingerprint,
         **made.as_dict(),
     }
 
 
-def write_job_file(path: Path, run, made, may_cut_off: bool = False, later_than=()) -> Path:
+def write_job_file(path: Path, run, made, may_cut_off: bool = False, later_than=(), cache: list | None = None) -> Path:
     """Write the run's job document (parameters in config order: they reach the notebook in the
     order they are written), dated later than the files ``later_than`` (the run's notebook and
     declared outputs), whatever their dates."""
-    text = json.dumps(job_document(run, made, may_cut_off), ensure_ascii=False)
+    text = json.dumps(job_document(run, made, may_cut_off, cache), ensure_ascii=False)
     try:
         write_atomically(path, text)
     except FileNotFoundError:  # the template's folder, made by its first job file only

@@ -34,12 +34,15 @@ def keep_aside(files: layout.RunFiles, made) -> bool:
 
 
 def restore(files: layout.RunFiles) -> None:
-    """Swap the kept-aside notebook (and log and rendering) with the run's current ones. Each step is one atomic
-    rename, and at every moment both notebooks exist under some name: never a lost result."""
+    """Swap the kept-aside notebook (and log and rendering) with the run's current ones (a run whose
+    latest execution failed or was interrupted has none: its notebook just comes back, and the failed
+    copy or the mark go). Each step is one atomic rename, and at every moment both notebooks exist
+    under some name: never a lost result."""
     swap(files.target, files.previous, files.target.with_name(f".{files.target.stem}.swap.ipynb"))
     swap(files.log, files.previous_log, files.target.with_name(f".{files.target.stem}.swap.log"))
     swap(files.html, files.previous_html, files.target.with_name(f".{files.target.stem}.swap.html"))
-    files.good.unlink(missing_ok=True)
+    for path in (files.failed, files.failed_html, files.interrupted, files.good):
+        path.unlink(missing_ok=True)
     link_or_copy(files.target, files.good)
     if files.log.exists():
         shutil.copy2(files.log, files.good_log)

@@ -66,8 +66,10 @@ class Sweep:
         self._snapshot_written = False
         self._written: set[tuple[str, str]] = set()  # runs whose job file this invocation wrote
         self.config_files: list[str] = []  # as given, for the results to name
-        self.restores = None  # called for a run whose kept-aside notebook is current: whether it is (or would be) put back
+        self.restores = None  # called for a run that is not current: whether it is (or would be) put back, from aside or a cache
         self.restored: list[str] = []  # ids of the runs whose kept-aside notebook this invocation put back
+        self.cache = None  # the run cache's settings (nbsweep.cache.settings), from the config's `cache:` key
+        self.caches = None  # the caches as this invocation uses them (nbsweep.cache.restore.Caches), set by the hooks
         self.aside: dict[tuple[str, str], str] = {}  # executing runs' notebooks to keep aside, by run: their fingerprint
         self.mlflow = None  # MLflow tracking settings (nbsweep.results.tracking), from the config's `mlflow:` key
         self.blocked: dict = {}  # runs left out of the DAG: their folder cannot be written, or they wait for one (nbsweep.smk.writable)
@@ -81,6 +83,7 @@ class Sweep:
         config = load_config(files, load_schema(schema_file), list(overrides))
         sweep = cls(config.output_dir, Planner(config).plan())
         sweep.mlflow = config.mlflow
+        sweep.cache = config.cache
         sweep.config_files = [str(path) for path in files]
         return sweep
 
@@ -137,12 +140,13 @@ class Sweep:
 
     def is_current(self, run: Run) -> bool:
         """Whether the run's target records exactly the provenance planned now, and its
-        declared outputs are the files it wrote."""
+        declared outputs are the files it wrote; if not, whether ``restores`` puts (or would put)
+        such a notebook in place (kept aside, or from a cache)."""
         key = (run.name, run.label)
         if key not in self._current:
             target = Path(self.target_paths[key])
             current = state.is_current(run, target, self.digests)
-            if not current and self.restores is not None and state.kept_aside_is_current(run, target, self.digests):
+            if not current and self.restores is not None:
                 current = self.restores(run)
             self._current[key] = current
         return self._current[key]
@@ -224,7 +228,8 @@ class Sweep:
         path = layout.job_file(self.invocation, run.name, run.label)
         if (run.name, run.label) not in self._written:
             may_cut_off = not forced and self.only_upstream_changes(run)
-            write_job_file(path, run, state.planned(run, self.digests), may_cut_off, later_than=self.files_of(run))
+            cache = self.caches.job_targets(run) if self.caches else None
+            write_job_file(path, run, state.planned(run, self.digests), may_cut_off, later_than=self.files_of(run), cache=cache)
             self._written.add((run.name, run.label))
         return path
 

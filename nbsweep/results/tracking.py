@@ -82,9 +82,11 @@ def millis(timestamp: str | None) -> int | None:
         return None
 
 
-def logged_run(run, notebook: Path, output_dir: str, digests: dict, secrets: list[str] = ()) -> dict:
+def logged_run(run, notebook: Path, output_dir: str, digests: dict, secrets: list[str] = (), restored: bool = False) -> dict:
     """What one execution logs: tags, params, metrics, artifacts, status and times; the values of
-    ``secrets`` masked in its text (the artifacts are masked as they are logged: ``masked_copy``)."""
+    ``secrets`` masked in its text (the artifacts are masked as they are logged: ``masked_copy``).
+    A run ``restored`` from the run cache is tagged so, with the execution it is (``nbsweep.execution``,
+    as its original execution's MLflow run is)."""
     row = summary.row(run, output_dir, digests, secrets=list(secrets))
     made = read_record(notebook)
     ok = notebook == layout.target(output_dir, run.name, run.label)
@@ -92,6 +94,10 @@ def logged_run(run, notebook: Path, output_dir: str, digests: dict, secrets: lis
     tags = {"nbsweep.run": name, "nbsweep.template": run.name, "nbsweep.label": run.label, "mlflow.runName": name}
     if made.get("fingerprint"):
         tags["nbsweep.fingerprint"] = made["fingerprint"]
+    if made.get("execution"):
+        tags["nbsweep.execution"] = made["execution"]
+    if restored:
+        tags["nbsweep.restored_from_cache"] = "true"
     if not ok and row["error_name"]:
         tags["nbsweep.error"] = f"{row['error_name']}: {row['error_message']}"[:MAX_PARAM_LENGTH]
     start = millis(row["start_time"])
@@ -144,8 +150,9 @@ def log_executed(sweep, tracking: Settings | None, before: dict | None) -> None:
         experiment = client.get_experiment_by_name(tracking.experiment)
         experiment_id = experiment.experiment_id if experiment else client.create_experiment(tracking.experiment)
         digests: dict[str, str] = {}
+        restored = set(sweep.caches.restored) if sweep.caches else set()
         for run, notebook in runs:
-            item = logged_run(run, notebook, sweep.output_dir, digests, secrets)
+            item = logged_run(run, notebook, sweep.output_dir, digests, secrets, run.id in restored)
             created = client.create_run(experiment_id, start_time=item["start"], tags=item["tags"], run_name=item["tags"]["mlflow.runName"])
             run_id = created.info.run_id
             stamp = item["end"] or item["start"] or 0

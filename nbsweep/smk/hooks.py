@@ -13,13 +13,14 @@ from pathlib import Path
 
 from nbsweep import layout
 from nbsweep.adapters import snakemake_internals as smk
+from nbsweep.cache.restore import Caches
 from nbsweep.errors import SweepError
 from nbsweep.execution import warm_client
 from nbsweep.execution.liveness import SNAKEMAKE_PID
 from nbsweep.model.plan import check_output_dir
 from nbsweep.model.rule_names import RUN_RULE, rule_run
 from nbsweep.packaged import SCHEMA
-from nbsweep.provenance import kept_aside
+from nbsweep.provenance import kept_aside, state
 from nbsweep.provenance.sweep import DEFAULT_CONFIG, Sweep, as_given
 from nbsweep.results import failures, render, summary, tracking
 from nbsweep.smk import interrupts, main_process, warm_start, workdir, writable
@@ -169,11 +170,12 @@ def forcing(workflow, sweep: Sweep):
 
 def start_planning_runs(workflow, sweep: Sweep) -> None:
     """Once, in the main process, as the DAG is built (before any run's state is asked): check the
-    selection flags, and let current kept-aside notebooks be put back (``restorer``)."""
+    selection flags, and let current kept-aside notebooks and cache entries be put back (``restorer``)."""
     if "planning_runs" in main_process.MAIN:
         return
     main_process.MAIN["planning_runs"] = True
     check_selection(workflow, sweep)
+    sweep.caches = Caches(sweep.cache)
     sweep.restores = restorer(workflow, sweep)
 
 
@@ -194,19 +196,28 @@ def check_selection(workflow, sweep: Sweep) -> None:
 
 
 def restorer(workflow, sweep: Sweep):
-    """What ``Sweep.is_current`` calls for a run whose kept-aside notebook is what it would produce:
-    put it back in place (as the owner of an invocation that executes; a dry-run or a DAG printout
-    only counts it as current), and say whether the run is current now."""
+    """What ``Sweep.is_current`` calls for a run that is not current: put a notebook that is what it
+    would produce in place — its kept-aside one, else its entry in a cache (``nbsweep.cache.restore``)
+    — as the owner of an invocation that executes (a dry-run or a DAG printout only counts it as
+    current, writing nothing), and say whether the run is current now."""
     executes = smk.has_executor(workflow) and not smk.is_dry_run(workflow)
 
     def restore(run) -> bool:
+        target = Path(sweep.target(run))
+        if not target.exists() and layout.RunFiles(target).interrupted.exists():
+            return False  # Snakemake reruns the output of a job it saw interrupted, whatever is put in its place
+        aside = state.kept_aside_is_current(run, target, sweep.digests)
         if not executes:
-            return True
-        if not sweep.owner:
+            current = aside or sweep.caches.would_restore(run, state.planned(run, sweep.digests).fingerprint)
+        elif not sweep.owner:
             return False
-        files = layout.RunFiles(Path(sweep.target(run)))
-        if not files.target.exists():  # Snakemake has planned a job for the missing output: it executes
-            return False
+        else:
+            current = put_back(run, layout.RunFiles(target)) if aside else from_cache(sweep, run)
+        if current:
+            smk.note_present(workflow, [target, *run.outputs])  # Snakemake may have found them missing already
+        return current
+
+    def put_back(run, files: layout.RunFiles) -> bool:
         try:
             kept_aside.restore(files)
         except OSError:
@@ -224,8 +235,20 @@ def restorer(workflow, sweep: Sweep):
     return restore
 
 
+def from_cache(sweep: Sweep, run) -> bool:
+    """Restore the run's entry from a cache: the notebook it replaces, if made from other settings,
+    is kept aside as an execution's would be. MLflow logs the restored run once, as a restore."""
+    target = Path(sweep.target(run))
+    before = kept_aside.fingerprint(target)
+    if not sweep.caches.restore(run, layout.RunFiles(target), state.planned(run, sweep.digests), sweep.digests):
+        return False
+    if before:
+        sweep.aside[(run.name, run.label)] = before
+    return True
+
+
 def kept_aside_lines(sweep: Sweep, most: int = 5) -> list[str]:
-    """What this invocation kept aside and put back, one line each (naming the config files)."""
+    """What this invocation kept aside, put back and restored from a cache, one line each (naming the config files)."""
     moved = []
     for key, made in sweep.aside.items():
         files = layout.RunFiles(Path(sweep.target(sweep.runs[key])))
@@ -243,7 +266,16 @@ def kept_aside_lines(sweep: Sweep, most: int = 5) -> list[str]:
             f"nbsweep: with {config}, {len(sweep.restored)} notebooks kept aside are what their runs would produce and were put back "
             f"without executing ({listing(sweep.restored, most)}); the ones they replaced are kept aside as <notebook>.previous.ipynb"
         )
+    if sweep.caches and sweep.caches.restored:
+        lines.append(cache_line(sweep.caches.restored, "restored from cache", most))
     return lines
+
+
+def cache_line(ids: list[str], done: str, most: int = 5) -> str:
+    """One line for the runs restored (or that would be) from a cache instead of executing."""
+    if len(ids) == 1:
+        return f"nbsweep: run {ids[0]} {done} instead of executing"
+    return f"nbsweep: {len(ids)} runs {done} instead of executing ({listing(ids, most)})"
 
 
 def listing(ids: list[str], most: int) -> str:
@@ -323,10 +355,14 @@ def finish(workflow, sweep: Sweep) -> None:
     rate-limiter timers, which only wait to look at jobs again. A run left out of the DAG because
     its folder cannot be written failed, which Snakemake never saw: the process then exits 1."""
     sweep.remove_job_files()
+    if smk.is_dry_run(workflow) and sweep.caches and sweep.caches.would:
+        print(cache_line(sweep.caches.would, "would be restored from cache"), file=sys.stderr)
     if not smk.has_executor(workflow) or smk.is_dry_run(workflow) or not sweep.owner or sweep.refused:
         return
     for line in kept_aside_lines(sweep):
         print(line, file=sys.stderr)
+    if sweep.caches:
+        sweep.caches.finish()
     if not main_process.MAIN.get("one_off"):
         summary.write_results(sweep)
     tracking.log_executed(sweep, sweep.mlflow, main_process.MAIN.get("notebooks"))

@@ -62,6 +62,20 @@ def test_every_execution_is_one_mlflow_run_and_a_noop_logs_nothing(project):
     assert names == ["calc/x0", "calc/x0", "calc/x1", "calc/x2", "calc/x4"]
 
 
+def test_a_run_restored_from_the_run_cache_is_logged_once_linked_to_its_execution(project):
+    import shutil
+
+    tracked_project(project, xs=(1, 2))
+    project.snakemake()
+    executed = {run.data.tags["nbsweep.run"]: run.data.tags["nbsweep.execution"] for run in logged(project)}
+    shutil.rmtree(project.out)
+    assert "2 runs restored from cache" in project.snakemake().stderr
+    project.snakemake()  # a no-op: nothing more is logged
+    restored = [run for run in logged(project) if run.data.tags.get("nbsweep.restored_from_cache") == "true"]
+    assert {run.data.tags["nbsweep.run"]: run.data.tags["nbsweep.execution"] for run in restored} == executed
+    assert len(logged(project)) == 4
+
+
 def test_a_changed_run_adds_a_new_mlflow_run_and_keeps_the_old_one(project):
     tracked_project(project)
     config = {**project_config(project), "runs": [{"notebook": "notebooks/calc.ipynb", "label": "one", "parameters": {"x": 1}}]}

@@ -67,7 +67,7 @@ def test_a_run_on_a_preloading_spare_is_a_fresh_kernel_that_imported_the_modules
 
     shutil.rmtree(p.out)  # the same runs on fresh kernels, in-process: preload has no effect there
     monkeypatch.setenv("NBSWEEP_WARM_RUNNER", "0")
-    proc = p.snakemake("--cores", "2")
+    proc = p.snakemake("--cores", "2", "--config", "cache=false")  # executed again, not restored from the run cache
     assert run_ids(p, "in-process") == set(labels)
     assert "could not preload" not in proc.stderr
     for label in labels:

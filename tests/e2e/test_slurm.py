@@ -9,6 +9,10 @@ profile drives one small sweep, started together so their waits for SLURM overla
 * (slurm) a run with its own threads, mem_mb, runtime, partition and account, which must reach
   sbatch, checked with `scontrol show job` (no accounting daemon needed).
 
+A 4-stage pipeline (slow tests) and a branch switch with a run cache in a shared folder run at
+the same time as the two sweeps: most of every invocation is spent waiting for status checks,
+so the module takes about as long as the pipeline's three invocations.
+
 Every notebook prints the SLURM job id it ran under, so the tests see which job executed it.
 """
 
@@ -18,6 +22,8 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +31,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, SNAKEFILE, SNAKEMAKE, Project, stdout_of
 
+from e2e.test_cache import clone
 from nbsweep import layout
 
 CLUSTER_SCRIPT = REPO / ".ci" / "slurm-cluster.sh"
@@ -33,7 +40,9 @@ SWEEP_TIMEOUT = 300  # seconds for one snakemake invocation; a healthy one takes
 COMMAND_TIMEOUT = 30
 BATCHED = [1, 2, 3, 4, 5]
 # Status by squeue, checked early and without retries (the plugin backs off polling by 10 s a round).
+# A job takes a few seconds, so the second check, 2 + 12 s after a submission, mostly finds it done.
 SLURM_OPTIONS = ("--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2", "--retries", "0")
+SUBMITTED = r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)"
 BATCH_SIZE = 3
 
 
@@ -117,23 +126,40 @@ class Sweep:
 
 
 def start(project: Project, profile: str, *args: str) -> subprocess.Popen:
+    """An invocation in the background. Its output goes to temporary files, not pipes: one left
+    running while another is awaited must never block on a full pipe."""
     cmd = [*SNAKEMAKE, "-s", str(SNAKEFILE), "-d", str(project.root), "--profile", str(REPO / "profiles" / profile), *args]
-    return subprocess.Popen(cmd, cwd=project.root, env=project.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+    popen = subprocess.Popen(cmd, cwd=project.root, env=project.env, stdout=out, stderr=err, text=True)
+    popen.outputs = (out, err)
+    return popen
+
+
+def read_back(stream) -> str:
+    """All a temporary file holds; closes it."""
+    with stream:
+        stream.seek(0)
+        return stream.read()
 
 
 def finish(popen: subprocess.Popen) -> subprocess.CompletedProcess:
+    timed_out = False
     try:
-        out, err = popen.communicate(timeout=SWEEP_TIMEOUT)
+        popen.wait(timeout=SWEEP_TIMEOUT)
     except subprocess.TimeoutExpired:
+        timed_out = True
         popen.kill()
-        out, err = popen.communicate(timeout=COMMAND_TIMEOUT)
-        raise AssertionError(f"snakemake did not finish within {SWEEP_TIMEOUT} s:\n{out[-3000:]}\n{err[-6000:]}") from None
+        popen.wait(timeout=COMMAND_TIMEOUT)
+    out, err = (read_back(stream) for stream in popen.outputs)
+    if timed_out:
+        raise AssertionError(f"snakemake did not finish within {SWEEP_TIMEOUT} s:\n{out[-3000:]}\n{err[-6000:]}")
     return subprocess.CompletedProcess(popen.args, popen.returncode, out, err)
 
 
 @pytest.fixture(scope="module")
-def sweeps(cluster, tmp_path_factory) -> dict[str, Sweep]:
-    """Both sweeps, run at the same time against the cluster."""
+def background(cluster, tmp_path_factory):
+    """Both sweeps and the branch switch, started together; `sweeps` and `branch_switch` wait for
+    them, and the chain runs meanwhile: most of each invocation is waiting for status checks."""
     threads = min(2, cluster)
     sized = {
         "notebook": "notebooks/tiny.ipynb",
@@ -146,31 +172,49 @@ def sweeps(cluster, tmp_path_factory) -> dict[str, Sweep]:
     # --cores caps each run's threads and a batch's CPUs (see docs/cluster.md): the largest
     # `threads` of any run. No slurmdbd here, so job states come from squeue, polled quickly.
     running = {
-        # The plugin backs off polling by 10 s a round; a retry round would double the wait.
-        "slurm": start(
-            slurm,
-            "slurm",
-            "--cores",
-            str(threads),
-            *SLURM_OPTIONS,
-        ),
-        "generic": start(generic, "cluster-generic", "--cores", "1", "--seconds-between-status-checks", "2"),
+        "slurm": (slurm, start(slurm, "slurm", "--cores", str(threads), *SLURM_OPTIONS)),
+        "generic": (generic, start(generic, "cluster-generic", "--cores", "1", "--seconds-between-status-checks", "1")),
     }
+    with ThreadPoolExecutor(1) as pool:
+        branch = pool.submit(switch_branches, tmp_path_factory)
+        try:
+            yield {"sweeps": running, "branch": branch}
+        finally:
+            for _, popen in running.values():
+                stop(popen)
+
+
+def stop(popen: subprocess.Popen) -> None:
+    """Kill an invocation a failed test left running."""
+    if popen.poll() is None:
+        popen.kill()
+        popen.wait(timeout=COMMAND_TIMEOUT)
+
+
+def run_slurm(project: Project) -> Sweep:
+    """One invocation through profiles/slurm, to the end."""
+    popen = start(project, "slurm", "--cores", "1", *SLURM_OPTIONS)
     try:
-        done = {name: finish(popen) for name, popen in running.items()}
+        proc = finish(popen)
     finally:
-        for popen in running.values():
-            if popen.poll() is None:
-                popen.kill()
-                popen.wait(timeout=COMMAND_TIMEOUT)
+        stop(popen)
+    return Sweep(project, proc, re.findall(SUBMITTED, proc.stderr))
+
+
+@pytest.fixture(scope="module")
+def sweeps(background) -> dict[str, Sweep]:
+    """Both sweeps, finished."""
+    done = {name: (project, finish(popen)) for name, (project, popen) in background["sweeps"].items()}
+    slurm, slurm_proc = done["slurm"]
+    generic, generic_proc = done["generic"]
     return {
-        "slurm": Sweep(slurm, done["slurm"], re.findall(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)", done["slurm"].stderr)),
+        "slurm": Sweep(slurm, slurm_proc, re.findall(SUBMITTED, slurm_proc.stderr)),
         "generic": Sweep(
             generic,
-            done["generic"],
+            generic_proc,
             [
                 (jobid, kind)
-                for kind, jobid in re.findall(r"Submitted (group job|job) \S+ with external jobid '(\d+)'", done["generic"].stderr)
+                for kind, jobid in re.findall(r"Submitted (group job|job) \S+ with external jobid '(\d+)'", generic_proc.stderr)
             ],
         ),
     }
@@ -368,24 +412,11 @@ def chain_target(project: Project, run_id: str) -> Path:
 def run_chain(project: Project) -> ChainInvocation:
     from nbsweep.provenance.records import read_record
 
-    popen = start(
-        project,
-        "slurm",
-        "--cores",
-        "1",
-        *SLURM_OPTIONS,
-    )
-    try:
-        proc = finish(popen)
-    finally:
-        if popen.poll() is None:
-            popen.kill()
-            popen.wait(timeout=COMMAND_TIMEOUT)
-    submitted = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)", proc.stderr)
+    sweep = run_slurm(project)
     targets = {run_id: chain_target(project, run_id) for run_id in CHAIN_RUNS if chain_target(project, run_id).exists()}
     stdout = {run_id: stdout_of(target) for run_id, target in targets.items()}
     return ChainInvocation(
-        Sweep(project, proc, submitted),
+        sweep,
         {run_id: read_record(chain_target(project, run_id)) for run_id in CHAIN_RUNS},
         {run_id: papermill_times(target) for run_id, target in targets.items()},
         {run_id: next(iter(re.findall(r"SLURM_JOB_ID (\S+)", text)), None) for run_id, text in stdout.items()},
@@ -394,9 +425,10 @@ def run_chain(project: Project) -> ChainInvocation:
 
 
 @pytest.fixture(scope="module")
-def chain(cluster, tmp_path_factory) -> dict[str, ChainInvocation]:
+def chain(background, tmp_path_factory) -> dict[str, ChainInvocation]:
     """Three invocations of a 4-stage chain: fresh, again (nothing to do), and after a change of
-    prep's parameters that leaves its output byte-identical (early cutoff)."""
+    prep's parameters that leaves its output byte-identical (early cutoff), while the sweeps
+    and the branch switch run."""
     project = Project(tmp_path_factory.mktemp("chain"))
     for name, (code, parameters) in CHAIN_TEMPLATES.items():
         project.notebook(name, [PRINT_JOB_ID, code], parameters)
@@ -458,3 +490,58 @@ def test_chain_early_cutoff_on_the_cluster(chain):
         run_log = layout.RunFiles(chain_target(project, run_id)).log.read_text()
         assert f"nbsweep: run {run_id} unchanged" in run_log, f"{run_id} log:\n{run_log}\n{log}"
     assert (project.root / "results" / "clean.csv").read_text() == f"x\n{SCALE}\n"
+
+
+# --- a branch switch with a run cache in a shared folder -------------------------------
+def branch_config(shared: Path, switched: int) -> dict:
+    return {
+        "cache": {"shared": str(shared)},
+        "defaults": {"kernel": "python3", "timeout": 120, "resources": {"mem_mb": 300, "runtime": 5}},
+        "runs": [
+            {"notebook": "notebooks/tiny.ipynb", "label": "x{x}", "grid": {"x": [1, 2]}},
+            {"notebook": "notebooks/tiny.ipynb", "label": "switched", "parameters": {"x": switched}},
+        ],
+    }
+
+
+def switch_branches(tmp_path_factory) -> tuple[dict[str, Sweep], dict[str, str], dict[str, dict[str, str]]]:
+    """On the cluster, with a cache in a shared folder: a sweep, the same with one run's parameter
+    changed (another branch), changed back; then a clone of the project (another checkout, its local
+    cache empty) with the first config. The invocations, each run's execution after the first, and
+    the SLURM job each run's notebook printed right after each invocation."""
+    shared = tmp_path_factory.mktemp("shared-cache")
+    project = Project(tmp_path_factory.mktemp("branch"))
+    project.notebook("tiny", TEMPLATE_CODE, "x = 1\nfail = False")
+    steps, ran_in = {}, {}
+    for step, switched in (("main", 3), ("switched", 4), ("back", 3)):
+        project.write_config(branch_config(shared, switched))
+        steps[step] = run_slurm(project)
+        ran_in[step] = {label: steps[step].slurm_job_of(label) for label in BRANCH_LABELS}
+        if step == "main":
+            executions = {label: project.record("tiny", label)["execution"] for label in BRANCH_LABELS}
+    steps["clone"] = run_slurm(clone(project, tmp_path_factory.mktemp("branch-clone")))
+    return steps, executions, ran_in
+
+
+BRANCH_LABELS = ["x1", "x2", "switched"]
+
+
+@pytest.fixture(scope="module")
+def branch_switch(background):
+    return background["branch"].result(timeout=4 * SWEEP_TIMEOUT)
+
+
+@pytest.mark.timeout(4 * SWEEP_TIMEOUT + 120)  # waits for the branch switch's four invocations
+def test_a_branch_switch_submits_nothing_the_shared_cache_holds(branch_switch):
+    steps, executions, ran_in = branch_switch
+    for step in steps.values():
+        assert step.proc.returncode == 0, step.log[-4000:]
+    assert sorted(ran_in["main"].values()) == sorted(steps["main"].job_ids())  # one job per run
+    assert steps["switched"].job_ids() == [ran_in["switched"]["switched"]]  # only the changed run
+    # Back on the first branch, and in a clone of it: no SLURM job at all, the original executions.
+    for name in ("back", "clone"):
+        step = steps[name]
+        assert step.submissions == [], step.log[-4000:]
+        assert {label: step.project.record("tiny", label)["execution"] for label in BRANCH_LABELS} == executions
+    assert "nbsweep: 3 runs restored from cache instead of executing" in steps["clone"].log
+    assert "result 6" in stdout_of(steps["clone"].project.target("tiny", "switched"))

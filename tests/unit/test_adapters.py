@@ -81,6 +81,24 @@ def test_snakemake_settings_have_the_fields_the_adapter_reads(settings, names):
     assert not missing, changed("snakemake", f"snakemake.settings.types.{settings} lost {sorted(missing)} (snakemake_internals)")
 
 
+def test_files_written_while_the_dag_is_built_are_noted_present_in_snakemakes_io_cache(tmp_path):
+    from snakemake.io import IOCache, iocache
+
+    assert "self.iocache = " in source(workflow_class()._prepare_dag), changed(
+        "snakemake", "Workflow.iocache has gone (snakemake_internals.note_present)"
+    )
+    read_first = "getattr(self.rule.workflow.iocache, func.__name__)" in source(iocache)
+    assert read_first, changed("snakemake", "IOFile's cached queries (exists_local, mtime) no longer read Workflow.iocache first")
+    cache = IOCache(max_wait_time=1)
+    cache.exists_local.has_inventory.add(str(tmp_path))  # its folder was listed before the files were written
+    written, dry = tmp_path / "a.ipynb", tmp_path / "b.ipynb"
+    written.write_text("{}")
+    cache.mtime[str(written)] = "stale"
+    snakemake_internals.note_present(SimpleNamespace(iocache=cache), [written, dry])
+    assert cache.exists_local[str(written)] is True and cache.exists_local[str(dry)] is True
+    assert str(written) not in cache.mtime and cache.mtime[str(dry)].local() > 0  # a dry-run's: taken as written now
+
+
 def test_forced_jobs_are_read_from_the_dag_settings():
     settings = SimpleNamespace(forceall=False, forcerun=["nbsweep_run"], targets=["a.ipynb"], forcetargets=False)
     workflow = SimpleNamespace(dag_settings=settings)
@@ -296,7 +314,8 @@ def test_papermills_remote_io_backends_are_optional_imports():
         assert module in iorw, changed("papermill", f"papermill.iorw no longer imports {module} (papermill_internals.REMOTE_IO_BACKENDS)")
     assert iorw.count("except ImportError") >= 6, changed("papermill", "papermill.iorw's backend imports are no longer optional")
     script = (
-        "from nbsweep.adapters import papermill_internals as p; p.skip_remote_io_backends(); import papermill; papermill.execute_notebook"
+        "import sys\nfrom nbsweep.adapters import papermill_internals as p\nwith p.skip_remote_io_backends():\n    import papermill\n"
+        "papermill.execute_notebook\nassert 'botocore' not in sys.modules\nimport botocore"
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, changed("papermill", f"it cannot be imported without its cloud backends:\n{proc.stderr[-2000:]}")

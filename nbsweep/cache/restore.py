@@ -1,0 +1,201 @@
+"""The caches of one invocation: look a run up, put its entry in place instead of executing it,
+and name the caches its job writes to.
+
+Planning asks for a run whose target does not record the planned fingerprint (``Sweep.is_current``,
+through ``nbsweep.smk.hooks.restorer``): the caches are read in order (local first) under the run's
+key (``nbsweep.cache.keys``), and the first whole entry is put in place — every object checked
+against its SHA-256 on the way, declared outputs first and the notebook last, each by an atomic
+rename. The restored notebook is the original execution's, with its execution id, so the runs
+after it stay current too. An entry that fails the check is removed (one line says so), and the
+run executes and writes a new one. A shared cache that cannot be reached is one warning, and the
+sweep goes on without it.
+"""
+
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from nbsweep import layout
+from nbsweep.cache import entries, keys, upkeep
+from nbsweep.cache.settings import Settings
+from nbsweep.cache.stores import Store, VerificationError
+from nbsweep.execution.run_io import keep_outputs
+from nbsweep.files import link_or_copy, write_atomically
+from nbsweep.provenance import kept_aside
+from nbsweep.provenance.records import Provenance
+
+
+class Caches:
+    """The caches of ``settings`` (None: no cache) as one invocation uses them, and what it found:
+    ``restored``, ``missed`` and ``ignored`` (failed verification) run ids, ``would`` (a dry-run's
+    runs that would be restored)."""
+
+    def __init__(self, settings: Settings | None):
+        self.settings = settings
+        self._stores: list[Store] | None = None
+        self.unusable: dict[str, str] = {}  # url -> why, said once
+        self.reached: set[str] = set()  # caches a lookup has read
+        self.wrote = False  # whether this invocation's jobs write entries
+        self.restored: list[str] = []
+        self.missed: list[str] = []
+        self.ignored: list[str] = []
+        self.would: list[str] = []
+
+    @property
+    def stores(self) -> list[Store]:
+        """The caches, opened when first needed (an invocation with every run current opens none)."""
+        if self._stores is None:
+            self._stores = []
+            for url, shared in self.settings.stores if self.settings else []:
+                try:
+                    self._stores.append(Store(url, shared))
+                except Exception as err:  # noqa: BLE001 -- fsspec: unknown protocol, missing backend (ImportError), bad URL
+                    self.give_up(url, err)
+        return self._stores
+
+    def give_up(self, url: str, err: BaseException) -> None:
+        if url not in self.unusable:
+            self.unusable[url] = f"{type(err).__name__}: {err}"
+            print(f"nbsweep: the cache {url} cannot be used ({self.unusable[url]}); runs execute without it", file=sys.stderr)
+
+    def stores_for(self, run) -> list[Store]:
+        """The caches a run is read from and written to: a run with ``secrets`` stays out of the
+        shared ones unless the config says ``share_secrets``."""
+        private = bool(run.secrets) and not (self.settings and self.settings.share_secrets)
+        return [store for store in self.stores if store.url not in self.unusable and not (private and store.shared)]
+
+    @staticmethod
+    def environment(store: Store, run) -> str | None:
+        return keys.environment(run.kernel) if store.shared else None
+
+    def find(self, run, fingerprint: str) -> tuple[Store, str, entries.Manifest] | None:
+        """The first cache holding a whole entry for the run (its manifest, for its declared outputs)."""
+        for store in self.stores_for(run):
+            try:
+                key = keys.entry_key(fingerprint, self.environment(store, run))
+                manifest = entries.parse(store.read_manifest(key), key)
+            except Exception as err:  # noqa: BLE001 -- an unreachable store, whatever its backend raises
+                self.give_up(store.url, err)
+                continue
+            self.reached.add(store.url)
+            if manifest and manifest.fingerprint == fingerprint and set(manifest.outputs) == set(run.outputs):
+                return store, key, manifest
+        return None
+
+    def restore(self, run, files: layout.RunFiles, plan: Provenance, digests: dict) -> bool:
+        """Put the run's entry in place (``plan``: its planned provenance); whether it was.
+        ``digests`` (the invocation's input digests) learn the restored outputs, which later runs read."""
+        found = self.find(run, plan.fingerprint)
+        if found is None:
+            self.missed.append(run.id)
+            return False
+        store, key, manifest = found
+        places = [(blob.sha256, Path(path)) for path, blob in manifest.outputs.items()]
+        kept = (("log", files.log), ("html", files.html)) if run.render else (("log", files.log),)
+        places += [(manifest.files[role].sha256, path) for role, path in kept if role in manifest.files]
+        places.append((manifest.files["notebook"].sha256, files.target))  # last: the run is current once it is in place
+        fetched: list[tuple[Path, Path]] = []
+        try:
+            for sha, path in places:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fetched.append((path.with_name(f".{path.name}.restoring{os.getpid()}"), path))
+                store.fetch(sha, fetched[-1][0])
+        except VerificationError as err:
+            discard(fetched)
+            self.ignored.append(run.id)
+            store.remove_entry(key)
+            print(
+                f"nbsweep: the cache entry of run {run.id} in {store.url} is damaged ({err}) and is ignored; the run executes and replaces it",
+                file=sys.stderr,
+            )
+            return False
+        except Exception as err:  # noqa: BLE001 -- the store went away, or this disk is full: the run executes
+            discard(fetched)
+            if not isinstance(err, OSError) or store.shared:
+                self.give_up(store.url, err)
+            self.missed.append(run.id)
+            return False
+        kept_aside.keep_aside(files, plan)  # the good notebook it replaces, if made from other provenance
+        if "html" not in manifest.files or not run.render:
+            files.html.unlink(missing_ok=True)  # a rendering beside the notebook is always of this notebook
+        for temporary, path in fetched:
+            os.replace(temporary, path)
+        digests.update({path: blob.sha256 for path, blob in manifest.outputs.items()})
+        settle(files, {path: blob.sha256 for path, blob in manifest.outputs.items()})
+        store.touch(key)
+        self.restored.append(run.id)
+        return True
+
+    def would_restore(self, run, fingerprint: str) -> bool:
+        """For a dry-run: whether the run would be restored (its entry's manifest is there), noted in ``would``."""
+        if self.find(run, fingerprint) is None:
+            return False
+        self.would.append(run.id)
+        return True
+
+    def job_targets(self, run) -> list[dict]:
+        """Where a run's job writes its entry (its job file's ``cache``): every cache it may use,
+        with the kernel environment's digest for the shared ones (the key is made from the
+        fingerprint the executed notebook records: ``nbsweep.cache.save``). A shared cache no
+        lookup has reached yet is tried once first, so an unreachable one costs no job anything."""
+        self.wrote = True
+        targets = []
+        for store in self.stores_for(run):
+            try:
+                if store.shared and store.url not in self.reached:
+                    store.read_manifest("0" * 64)
+                    self.reached.add(store.url)
+                environment = self.environment(store, run)
+            except Exception as err:  # noqa: BLE001 -- an unreachable store; a kernelspec that cannot be read (the run fails by itself)
+                self.give_up(store.url, err)
+                continue
+            targets.append({"url": store.url, "shared": store.shared, "environment": environment})
+        return targets
+
+    def finish(self) -> None:
+        """As an invocation that executed ends: note what it found, and hold the local cache to its
+        size bound (least recently used entries go first)."""
+        self.write_stats()
+        for store in self.stores if self._stores is not None or self.wrote else []:
+            if not store.shared and self.settings:
+                try:
+                    upkeep.prune(store, max_size=self.settings.max_size)
+                except OSError as err:
+                    print(f"nbsweep: could not hold the cache {store.url} to its size ({err})", file=sys.stderr)
+
+    def write_stats(self) -> None:
+        """Note what this invocation found, for ``nbsweep cache status``."""
+        doc = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "hits": len(self.restored),
+            "misses": len(self.missed),
+            "ignored": len(self.ignored),
+            "unusable": self.unusable,
+        }
+        try:
+            layout.CACHE_STATS.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(layout.CACHE_STATS, json.dumps(doc))
+        except OSError:
+            pass
+
+
+def discard(fetched: list[tuple[Path, Path]]) -> None:
+    for temporary, _ in fetched:
+        temporary.unlink(missing_ok=True)
+
+
+def settle(files: layout.RunFiles, outputs: dict[str, str]) -> None:
+    """After a restore, as after a success: no failed copy or interrupted mark is left, and the
+    hidden good link, log copy and output links are of the restored run (for early cutoff)."""
+    for path in (files.failed, files.failed_html, files.interrupted, files.good, files.good_log):
+        path.unlink(missing_ok=True)
+    try:
+        link_or_copy(files.target, files.good)
+        if files.log.exists():
+            shutil.copy2(files.log, files.good_log)  # a copy: the next execution's log is written over the file
+    except OSError:
+        files.good.unlink(missing_ok=True)
+    keep_outputs(files, outputs)

@@ -1,0 +1,156 @@
+"""The run cache: keys, manifests, stores (a folder, and fsspec's memory://), eviction, pruning, forgetting."""
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from nbsweep.cache import entries, keys, settings, upkeep
+from nbsweep.cache.restore import Caches
+from nbsweep.cache.stores import TEMPORARY, Store, VerificationError
+from nbsweep.model.config import load_config, load_schema
+from nbsweep.packaged import SCHEMA
+
+from .builders import write
+
+
+def put_entry(store: Store, key: str, run: str = "t/a", content: bytes = b"notebook", outputs: dict | None = None) -> entries.Manifest:
+    """Write an entry as a job does: its objects, then its manifest."""
+    record = {"run": run, "fingerprint": key, "execution": uuid.uuid4().hex}
+    folder = Path(os.environ["NBSWEEP_CACHE_DIR"]) / "sources" / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    (folder / "nb.ipynb").write_bytes(content)
+    manifest, objects = entries.pack(record, {"notebook": folder / "nb.ipynb", "log": folder / "missing.log"}, outputs or {}, {"m": 1})
+    manifest = replace(manifest, key=key)
+    for sha, source in objects.items():
+        store.put_object(sha, source)
+    store.put_manifest(key, manifest.to_json())
+    return manifest
+
+
+def fetched(store: Store, key: str, tmp_path: Path) -> bytes:
+    manifest = entries.parse(store.read_manifest(key), key)
+    store.fetch(manifest.files["notebook"].sha256, tmp_path / "out")
+    return (tmp_path / "out").read_bytes()
+
+
+def test_the_local_key_is_the_fingerprint_and_a_shared_key_covers_the_kernels_environment():
+    assert keys.entry_key("f" * 64, None) == "f" * 64
+    shared = keys.entry_key("f" * 64, keys.environment("python3"))
+    assert shared != "f" * 64 and shared == keys.entry_key("f" * 64, keys.environment("python3"))
+    assert keys.entry_key("f" * 64, "env-a") != keys.entry_key("f" * 64, "env-b")
+    assert keys.environment("no-such-kernel") != keys.environment("no-such-kernel-either")
+
+
+@pytest.mark.parametrize("url", ["memory://cache-roundtrip", "folder"])
+def test_an_entry_round_trips_through_a_store_and_its_objects_are_checked(url, tmp_path):
+    store = Store(str(tmp_path / url) if url == "folder" else url, shared=False)
+    made = put_entry(store, "a" * 64, content=b"executed")
+    found = entries.parse(store.read_manifest("a" * 64), "a" * 64)
+    assert found == made and set(found.files) == {"notebook"} and found.metrics == {"m": 1}
+    assert fetched(store, "a" * 64, tmp_path) == b"executed"
+    assert store.read_manifest("b" * 64) is None
+    assert entries.parse(store.read_manifest("a" * 64), "b" * 64) is None  # a manifest names its key
+    store.fs.pipe_file(store.object_path(made.files["notebook"].sha256), b"damaged!")  # same size, other content
+    with pytest.raises(VerificationError):
+        store.fetch(made.files["notebook"].sha256, tmp_path / "again")
+    assert not (tmp_path / "again").exists()
+
+
+@pytest.mark.parametrize("text", ["", "{", '{"version": 1}', json.dumps({"version": 99, "key": "k"}), "[]"])
+def test_a_manifest_that_is_not_whole_is_no_entry(text):
+    assert entries.parse(text, "k") is None
+
+
+def test_a_writer_killed_before_its_manifest_leaves_no_entry_and_its_leftovers_go(tmp_path):
+    """A writer killed between its objects and its manifest, or while writing a file: no entry exists."""
+    cache = tmp_path / "cache"
+    script = (
+        "import os, sys\nfrom pathlib import Path\nfrom nbsweep.cache.stores import Store\n"
+        "store = Store(sys.argv[1], shared=False)\nsource = Path(sys.argv[1]).parent / 'big'\n"
+        "source.write_bytes(os.urandom(1 << 20))\nstore.put_object('c' * 64, source)\n"
+        "store._write(store.manifest_path('d' * 64), lambda where: (open(where, 'w').write('{\"ver'), os._exit(9)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(cache)], capture_output=True, text=True)
+    assert proc.returncode == 9, proc.stderr
+    store = Store(str(cache), shared=False)
+    assert store.read_manifest("d" * 64) is None and list(store.manifests()) == []
+    assert [name for name, _, _ in store.leftovers()][0].endswith(tuple("0123456789abcdef")) and TEMPORARY in next(store.leftovers())[0]
+    upkeep.prune(store, now=10**10)  # long after: the half-written manifest and the object nothing refers to go
+    assert list(store.leftovers()) == [] and list(store.objects()) == []
+
+
+def test_two_writers_of_one_key_at_once_leave_one_whole_entry(tmp_path):
+    store = Store(str(tmp_path / "cache"), shared=False)
+    with ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(lambda i: put_entry(store, "e" * 64, content=f"notebook {i}".encode() * 1000), range(16)))
+    found = entries.parse(store.read_manifest("e" * 64), "e" * 64)
+    assert found in made
+    assert fetched(store, "e" * 64, tmp_path).startswith(b"notebook ")
+    assert list(store.leftovers()) == []
+
+
+def test_the_least_recently_used_entries_go_first_when_the_store_is_over_its_bound(tmp_path):
+    store = Store(str(tmp_path / "cache"), shared=False)
+    for i, key in enumerate(["1" * 64, "2" * 64, "3" * 64]):
+        put_entry(store, key, content=bytes([65 + i]) * 1000)
+        os.utime(store.manifest_path(key), (1000 + i, 1000 + i))
+    store.touch("1" * 64)  # restored just now: the most recently used
+    size = upkeep.usage(store).size
+    assert upkeep.prune(store, max_size=size) == upkeep.Pruned(store.url, 0, 0)  # within its bound: untouched
+    pruned = upkeep.prune(store, max_size=size - 1)
+    assert pruned.entries == 1 and pruned.size >= 1000
+    assert sorted(key[0] for key, _, _ in store.manifests()) == ["1", "3"]
+    assert upkeep.usage(store).size <= size - 1000
+
+
+def test_prune_by_age_and_forget_by_run_template_or_key(tmp_path):
+    store = Store("memory://cache-prune", shared=True)
+    put_entry(store, "1" * 64, run="t/a")
+    put_entry(store, "2" * 64, run="t/b")
+    put_entry(store, "3" * 64, run="u/a")
+    put_entry(store, "4" * 64, run="v/a")
+    assert upkeep.forget(store, keys=set(), runs={"t/a"}, templates=set()) == 1
+    assert upkeep.forget(store, keys={"4" * 64}, runs=set(), templates={"u"}) == 2
+    assert [key for key, _, _ in store.manifests()] == ["2" * 64]
+    assert upkeep.prune(store, older_than=3600).entries == 0
+    assert upkeep.prune(store, older_than=0, now=10**10).entries == 1 and upkeep.usage(store).entries == 0
+
+
+def test_the_cache_key_of_the_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("NBSWEEP_CACHE_DIR", str(tmp_path / "mine"))
+    schema = load_schema(SCHEMA)
+
+    def configured(cache):
+        path = write(tmp_path / "c.yaml", json.dumps({"runs": [], **({} if cache is None else {"cache": cache})}))
+        return load_config([path], schema).cache
+
+    assert configured(None) == settings.Settings(str(tmp_path / "mine"))
+    assert configured(False) is None
+    assert configured("s3://bucket/prefix").stores == [(str(tmp_path / "mine"), False), ("s3://bucket/prefix", True)]
+    assert configured({"local": False, "shared": ["/a", "s3://b"], "max_size": "1.5 GB", "share_secrets": True}) == settings.Settings(
+        None, ("/a", "s3://b"), int(1.5 * 2**30), True
+    )
+    for bad in ({"max_size": "lots"}, {"shared": 3}, {"other": 1}, 7):
+        with pytest.raises(Exception, match="cache"):
+            configured(bad)
+
+
+def test_a_cache_that_cannot_be_used_is_one_warning_and_runs_with_secrets_stay_out_of_shared_ones(tmp_path, capsys):
+    local = str(tmp_path / "local")
+    run = SimpleNamespace(id="t/a", secrets={}, kernel="python3", outputs=())
+    secret = SimpleNamespace(id="t/s", secrets={"token": "API_TOKEN"}, kernel="python3", outputs=())
+    broken = Caches(settings.Settings(local, ("nosuchprotocol://bucket/prefix",)))
+    assert broken.find(run, "f" * 64) is None and [target["url"] for target in broken.job_targets(run)] == [local]
+    assert capsys.readouterr().err.count("nbsweep: the cache nosuchprotocol://bucket/prefix cannot be used") == 1
+    shared = settings.Settings(local, ("memory://shared-for-secrets",))
+    assert [target["shared"] for target in Caches(shared).job_targets(run)] == [False, True]
+    assert [target["shared"] for target in Caches(shared).job_targets(secret)] == [False]
+    assert [target["shared"] for target in Caches(replace(shared, share_secrets=True)).job_targets(secret)] == [False, True]
