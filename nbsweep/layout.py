@@ -17,7 +17,7 @@ RESULTS = ("summary.csv", "summary.json", "index.html")
 COMPARE_PAGE, COMPARE_IMAGES = "compare.html", "compare.images"
 STATE = Path(".snakemake") / "nbsweep"
 INVOCATIONS = STATE / "invocations"
-CACHE_STATS = STATE / "cache.json"  # what the last invocation that executed found in the run caches (nbsweep.cache.restore)
+CACHE_STATS = Path(".snakemake") / "nbsweep-cache.json"  # what the last invocation that executed found in the run caches
 
 
 def results_file_named(name: str) -> str | None:

@@ -14,7 +14,9 @@ def test_single_target_and_template_rule(echo_project):
     assert echo_project.executed({}) == {"echo/two"}
     echo_project.snakemake("echo")
     assert echo_project.executed({}) == {"echo/one", "echo/two"}
-    dry = echo_project.snakemake("-n")
+    dry = echo_project.snakemake("-n")  # other/one: echo/one's code and parameters, so its notebook would come from the run cache
+    assert "nbsweep: run other/one would be restored from cache instead of executing" in dry.stderr
+    dry = echo_project.snakemake("-n", "--config", "cache=false")
     assert "other/one: never run" in dry.stdout
 
 

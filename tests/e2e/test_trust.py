@@ -97,7 +97,9 @@ def test_a_truncated_or_edited_target_is_stale(project):
     target = project.target("calc", "a")
     text = target.read_text()
     target.write_text(text[: len(text) // 2])
-    dry = project.snakemake("-n")
+    dry = project.snakemake("-n")  # the good notebook is in the run cache
+    assert "nbsweep: run calc/a would be restored from cache instead of executing" in dry.stderr
+    dry = project.snakemake("-n", "--config", "cache=false")
     assert "calc/a: the notebook has no readable nbsweep record" in dry.stdout
     status = subprocess.run([*SNAKEMAKE[:1], "-m", "nbsweep", "status"], cwd=project.root, capture_output=True, text=True, env=project.env)
     assert "calc/a  stale       the notebook has no readable nbsweep record" in status.stdout
@@ -106,7 +108,7 @@ def test_a_truncated_or_edited_target_is_stale(project):
     nb = json.loads(target.read_text())  # a hand edit of the recorded parameters: stale too
     nb["metadata"]["nbsweep"]["parameters"] = {"x": 2}
     target.write_text(json.dumps(nb, indent=1))
-    assert "calc/a: the notebook has no readable nbsweep record" in project.snakemake("-n").stdout
+    assert "calc/a: the notebook has no readable nbsweep record" in project.snakemake("-n", "--config", "cache=false").stdout
 
 
 @pytest.mark.parametrize("output_dir", ["/", "~", "."])
