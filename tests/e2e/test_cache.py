@@ -153,12 +153,13 @@ def test_the_local_cache_is_held_to_its_size_bound_and_forget_removes_entries(fl
     first, _, store, _, _, _ = flow
     local = Store(str(first.cache_dir), shared=False)
     assert len(list(local.manifests())) == 10  # t/x1-3 of a, b and c, and s/s: what this folder executed
+    shared_entries = len(records(store))  # a, b and c's t/x1-3, and d's if its test ran first
     bound = f"cache={{shared: {store.url}, max_size: 1}}"
     first.snakemake("--configfile", "config/a.yaml", "--config", bound, "--forcerun", str(first.target("t", "x1").relative_to(first.root)))
     assert list(local.manifests()) == []  # (objects of entries x1's new one replaced go later: a writer may be at work)
-    assert len(records(store)) == 12  # a, b, c and d's t/x1-3 (a's x1 written again): the shared cache has no bound
+    assert len(records(store)) == shared_entries >= 9  # a's x1 written again under its key: the shared cache has no bound
     forgot = first.nbsweep("cache", "forget", "t", "--configfile", "config/a.yaml")
-    assert f"nbsweep: cache {store.url}: forgot 12 entries" in forgot.stdout and records(store) == {}
+    assert f"nbsweep: cache {store.url}: forgot {shared_entries} entries" in forgot.stdout and records(store) == {}
 
 
 def test_a_restored_producer_lets_its_consumer_be_restored_too(project):
