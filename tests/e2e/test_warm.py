@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SNAKEFILE, SNAKEMAKE, servers, stdout_of, stream_of, wait_for
+from conftest import SNAKEFILE, SNAKEMAKE, alive, servers, stdout_of, stream_of, wait_for
 
 from nbsweep.execution import warm_client, warm_server
 
@@ -195,7 +195,7 @@ def test_a_server_started_ahead_of_runs_that_never_come_ends_with_their_invocati
     finally:
         planner.kill()
         planner.wait()
-    assert wait_for(lambda: not any(proc.is_running() for proc in started), 30), "the warm runner outlived its invocation"
+    assert wait_for(lambda: not any(alive(proc.pid) for proc in started), 60), "the warm runner outlived its invocation"
 
 
 def test_disabled_or_dead_server_means_in_process(warm_project, monkeypatch):
