@@ -11,8 +11,6 @@ again to the same failure leaves it as it is).
 """
 
 import hashlib
-import html
-import json
 import shutil
 from pathlib import Path
 
@@ -21,9 +19,8 @@ from nbsweep.canonical import digest
 from nbsweep.files import write_atomically
 from nbsweep.masking import mask
 from nbsweep.results.compare import Column, Comparison, Output, compare
-from nbsweep.results.index import finite, href
+from nbsweep.results.html_page import ASSETS, document, embedded, esc, href
 
-ASSETS = Path(__file__).parents[1] / "assets"
 PAGE, IMAGES = layout.COMPARE_PAGE, layout.COMPARE_IMAGES
 TEXT_LIMIT = 20_000  # characters of one output kept in the page; the rendering has the rest
 EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/svg+xml": ".svg"}
@@ -126,30 +123,13 @@ def page_data(template: str, comparison: Comparison, runs: list[dict], base: Pat
 
 
 def page(template: str, data: dict, missing: list[str]) -> str:
-    script = json.dumps(finite(data), ensure_ascii=False, allow_nan=False, default=str).replace("<", "\\u003c")
-    note = f'<p class="meta">Without a notebook: {html.escape(", ".join(missing))}.</p>' if missing else ""
-    title = html.escape(template)
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="generator" content="nbsweep">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}: runs compared</title>
-<style>
-{(ASSETS / "compare.css").read_text(encoding="utf-8")}</style>
-</head>
-<body>
-<h1>{title} <small>runs side by side, cell by cell</small></h1>
+    note = f'<p class="meta">Without a notebook: {esc(", ".join(missing))}.</p>' if missing else ""
+    body = f"""<h1>{esc(template)} <small>runs side by side, cell by cell</small></h1>
 <p class="meta"><a href="../index.html">index.html</a></p>{note}
 <div id="picker"></div>
 <div id="compare"><noscript>This page draws its table with JavaScript.</noscript></div>
-<script type="application/json" id="compare-data">{script}</script>
-<script>
-{(ASSETS / "compare.js").read_text(encoding="utf-8")}</script>
-</body>
-</html>
-"""
+<script type="application/json" id="compare-data">{embedded(data)}</script>"""
+    return document(f"{template}: runs compared", "compare", body)
 
 
 def write_page(output_dir: Path, template: str, rows: list[dict], secrets: list[str] | None = None) -> bool:

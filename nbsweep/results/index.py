@@ -7,10 +7,7 @@ JavaScript; the script adds the charts, sorting and filtering. Links are relativ
 folder: the rendered notebook, the ``.ipynb`` (the ``.failed.ipynb`` for failures) and the log.
 """
 
-import html
-import json
 import math
-import os
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -19,15 +16,11 @@ from urllib.parse import quote
 from nbsweep import layout
 from nbsweep.canonical import canonical_json
 from nbsweep.model.cells import place
+from nbsweep.results.html_page import document, embedded, esc, href
 
-ASSETS = Path(__file__).parents[1] / "assets"
 LABEL_WIDTH, TEXT_WIDTH = 32, 40  # characters of labels and text values shown in the table
 # as `nbsweep status` counts: up to date, stale, failed, interrupted, missing
 STATUSES = ("ok", "stale", "failed", "interrupted", "not run")
-
-
-def esc(value) -> str:
-    return html.escape(str(value), quote=True)
 
 
 def number(value) -> bool:
@@ -80,10 +73,6 @@ def local_time(stamp: str | None) -> str:
         return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
     except (TypeError, ValueError):
         return stamp or ""
-
-
-def href(path: str | None, base: Path) -> str | None:
-    return quote(Path(os.path.relpath(path, base)).as_posix()) if path else None
 
 
 def html_link(path: str | None, base: Path, text: str) -> str:
@@ -218,17 +207,6 @@ def section(template: str, rows: list[dict], columns: list[str], base: Path) -> 
 </section>"""
 
 
-def finite(value):
-    """``value`` with NaN and infinities (JSON has none) as None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, list):
-        return [finite(item) for item in value]
-    if isinstance(value, dict):
-        return {key: finite(item) for key, item in value.items()}
-    return value
-
-
 def chart_data(rows: list[dict], base: Path) -> str:
     """The runs as JSON for the page's script (safe inside a <script> element)."""
     runs = [
@@ -244,7 +222,7 @@ def chart_data(rows: list[dict], base: Path) -> str:
         }
         for r in rows
     ]
-    return json.dumps(finite(runs), ensure_ascii=False, allow_nan=False).replace("<", "\\u003c")
+    return embedded(runs)
 
 
 def page(columns: list[str], rows: list[dict], base: Path) -> str:
@@ -260,18 +238,7 @@ def page(columns: list[str], rows: list[dict], base: Path) -> str:
     written = datetime.now().strftime("%Y-%m-%d %H:%M")
     configs = ", ".join(dict.fromkeys(r["config"] for r in rows if r.get("config")))
     of_config = f'\n<p class="meta" id="config">Config: {esc(configs)}</p>' if configs else ""
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="nbsweep">
-<title>nbsweep results</title>
-<style>
-{(ASSETS / "index.css").read_text(encoding="utf-8")}</style>
-</head>
-<body>
-<h1>nbsweep results</h1>{of_config}
+    body = f"""<h1>nbsweep results</h1>{of_config}
 <p class="meta" id="tally">{len(rows)} runs: {tally(rows, " · ") or "none configured"}. Written {written}<span class="files">;
 <a href="summary.csv">summary.csv</a>, <a href="summary.json">summary.json</a>.{hint}</span></p>
 <div class="controls">
@@ -281,9 +248,5 @@ def page(columns: list[str], rows: list[dict], base: Path) -> str:
 <span id="count">{len(rows)} runs</span>
 </div>
 {sections}
-<script type="application/json" id="runs-data">{chart_data(rows, base)}</script>
-<script>
-{(ASSETS / "index.js").read_text(encoding="utf-8")}</script>
-</body>
-</html>
-"""
+<script type="application/json" id="runs-data">{chart_data(rows, base)}</script>"""
+    return document("nbsweep results", "index", body)
