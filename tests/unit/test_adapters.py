@@ -20,7 +20,7 @@ import pytest
 
 from nbsweep.adapters import jupyter_internals, papermill_internals, snakemake_internals
 
-CHECKED = {"snakemake": "9.27.1", "papermill": "2.7.0", "jupyter_client": "8.10.0", "ipykernel": "7.4.0"}
+CHECKED = {"snakemake": "9.27.1", "papermill": "2.7.0", "jsonschema": "4.26.0", "jupyter_client": "8.10.0", "ipykernel": "7.4.0"}
 ZYGOTE = Path(__file__).resolve().parents[2] / "nbsweep" / "kernels" / "zygote.py"
 
 
@@ -347,6 +347,33 @@ def test_papermills_translator_registry_takes_nbsweeps_translators():
     for name in ("inspect", "translate_escaped_str"):  # what nbsweep's R translator overrides (nbsweep.model.parameters)
         assert name in vars(Translator) and issubclass(RTranslator, Translator), changed("papermill", f"Translator.{name} has gone")
     assert [p.name for p in PythonTranslator.inspect({"source": "a = 1"})] == ["a"], changed("papermill", "PythonTranslator.inspect(cell)")
+
+
+# jsonschema
+
+
+@pytest.mark.skipif(importlib.util.find_spec("rfc3987_syntax") is None, reason="rfc3987-syntax is not installed (no jupyter_server here)")
+def test_nbsweeps_processes_import_jsonschema_without_its_iri_parser_and_kernels_keep_it():
+    """Snakemake's process, a job's and the CLI's import jsonschema without rfc3987_syntax (its
+    import builds a parser: ~1 s of CPU); formats still check, and the module imports afterwards.
+    A kernel importing ``nbsweep`` (for ``record``) gets jsonschema as it comes."""
+    plain = "import sys, jsonschema\nprint('rfc3987_syntax' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", plain], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "True", changed(
+        "jsonschema", "importing it no longer imports rfc3987_syntax: jsonschema_internals can go"
+    )
+    for package in ("nbsweep.smk", "nbsweep.execution", "nbsweep.cli"):
+        script = (
+            f"import sys, {package}, nbformat, jsonschema\nassert 'rfc3987_syntax' not in sys.modules\n"
+            "jsonschema.validate({'a': 'x@y.z'}, {'properties': {'a': {'format': 'email'}}}, format_checker=jsonschema.FormatChecker())\n"
+            "import rfc3987_syntax"
+        )
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, changed("jsonschema", f"{package} cannot import it without rfc3987_syntax:\n{proc.stderr[-2000:]}")
+    kernel = "import sys, nbsweep, jsonschema\nassert 'rfc3987_syntax' in sys.modules"
+    assert subprocess.run([sys.executable, "-c", kernel], check=False).returncode == 0, (
+        "importing nbsweep in a kernel changed its jsonschema"
+    )
 
 
 # jupyter_client and ipykernel
