@@ -315,10 +315,15 @@ def machine_busy_seconds() -> float:
 
 
 def isolated_env(env: dict | None = None) -> tuple[dict, Path]:
-    """``env`` (default: the bench's) with a fresh TMPDIR; give the dir to ``release`` afterwards."""
+    """``env`` (default: the bench's) with a fresh TMPDIR, and a fresh run cache in it unless ``env``
+    names one (every command executes its runs, as a first sweep does: none is restored from what
+    an earlier round left); give the dir to ``release`` afterwards."""
+    named = env is not None and "NBSWEEP_CACHE_DIR" in env
     env = dict(env or BASE_ENV or os.environ)
     tmpdir = Path(tempfile.mkdtemp(prefix="nbsweep-bench-tmp-"))
     env["TMPDIR"] = str(tmpdir)
+    if not named:
+        env["NBSWEEP_CACHE_DIR"] = str(tmpdir / "run-cache")
     return env, tmpdir
 
 
