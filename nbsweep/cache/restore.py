@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from nbsweep import layout
@@ -127,7 +128,26 @@ class Caches:
         settle(files, {path: blob.sha256 for path, blob in manifest.outputs.items()})
         store.touch(key)
         self.restored.append(run.id)
+        if store.shared:
+            self.keep_locally(run, manifest, {sha: path for sha, path in places})
         return True
+
+    def keep_locally(self, run, manifest: entries.Manifest, placed: dict[str, Path]) -> None:
+        """After a restore from a shared cache: the entry in the run's local cache too, from the
+        files just placed and checked (a rendering not placed is left out), so the next lookup
+        of the run is local. A local cache that cannot be written is one line on stderr."""
+        local = next((store for store in self.stores_for(run) if not store.shared), None)
+        if local is None:
+            return
+        files = {role: blob for role, blob in manifest.files.items() if blob.sha256 in placed}
+        kept = replace(manifest, key=keys.entry_key(manifest.fingerprint, None), environment=None, files=files)
+        try:
+            local.put_entry(kept, {blob.sha256: placed[blob.sha256] for blob in kept.blobs})
+        except Exception as err:  # noqa: BLE001 -- a full disk, a folder that cannot be written
+            print(
+                f"nbsweep: run {run.id} was restored but could not be kept in the cache {local.url} ({type(err).__name__}: {err})",
+                file=sys.stderr,
+            )
 
     def would_restore(self, run, fingerprint: str) -> bool:
         """For a dry-run: whether the run would be restored (its entry's manifest is there), noted in ``would``."""

@@ -63,6 +63,16 @@ class Store:
         else:
             self._write(path, lambda where: self.fs.put_file(str(source), where))
 
+    def put_entry(self, manifest, objects: dict[str, bytes | Path]) -> None:
+        """Store an entry: its objects (SHA-256 -> content, or a file) first, its manifest
+        (``nbsweep.cache.entries.Manifest``, under its ``key``) last. A per-user (not shared)
+        folder is made for its user's eyes only."""
+        if not self.shared and self.is_folder:
+            os.makedirs(self.root, mode=0o700, exist_ok=True)
+        for sha, source in objects.items():
+            self.put_object(sha, source)
+        self.put_manifest(manifest.key, manifest.to_json())
+
     def put_manifest(self, key: str, text: str) -> None:
         """Store an entry's manifest: written last, it makes the entry exist."""
         self._write(self.manifest_path(key), lambda where: self.fs.pipe_file(where, text.encode("utf-8")))

@@ -29,9 +29,7 @@ def put_entry(store: Store, key: str, run: str = "t/a", content: bytes = b"noteb
     (folder / "nb.ipynb").write_bytes(content)
     manifest, objects = entries.pack(record, {"notebook": folder / "nb.ipynb", "log": folder / "missing.log"}, outputs or {}, {"m": 1})
     manifest = replace(manifest, key=key)
-    for sha, source in objects.items():
-        store.put_object(sha, source)
-    store.put_manifest(key, manifest.to_json())
+    store.put_entry(manifest, objects)
     return manifest
 
 
