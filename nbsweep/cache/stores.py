@@ -104,6 +104,27 @@ class Store:
         except FileNotFoundError:
             return None
 
+    def read_manifests(self, keys) -> dict[str, str | None]:
+        """The manifests of ``keys`` as ``read_manifest`` gives them, read concurrently where the
+        filesystem can (fsspec's ``cat`` of a list: s3fs sends the requests at once); the first
+        error other than a missing manifest is raised."""
+        paths = {self.manifest_path(key): key for key in keys}
+        if not paths:
+            return {}
+        found = self.fs.cat(list(paths), on_error="return")
+        texts = {}
+        for path, key in paths.items():
+            content = found.get(path)
+            if content is None:  # a path fsspec answered under another spelling: read it alone
+                texts[key] = self.read_manifest(key)
+            elif isinstance(content, FileNotFoundError):
+                texts[key] = None
+            elif isinstance(content, BaseException):
+                raise content
+            else:
+                texts[key] = content.decode("utf-8", "replace")
+        return texts
+
     def has_object(self, sha: str, size: int) -> bool:
         try:
             return self.fs.size(self.object_path(sha)) == size
