@@ -2,14 +2,21 @@
 key (``nbsweep.cache.keys``), the caches read in order (local first). In a cache that is not a local
 folder, the first lookup reads the manifests of every run that may be looked up (``lookups``) at
 once. A cache that cannot be reached is one warning, and the invocation goes on without it.
-``nbsweep.cache.restore`` puts what is found in place.
+``nbsweep.cache.restore`` puts what is found in place; ``with_caches`` says what ``nbsweep status``
+would see restored.
 """
 
 import sys
+from pathlib import Path
 
 from nbsweep.cache import entries, keys
 from nbsweep.cache.settings import Settings
 from nbsweep.cache.stores import Store
+from nbsweep.model.pipeline import upstream_ids
+from nbsweep.provenance import state
+
+RESTORABLE = (state.STALE, state.MISSING, state.FAILED)  # an interrupted run executes anew
+CURRENT = (state.UP_TO_DATE, state.ACCEPTED)
 
 
 class Lookup:
@@ -80,3 +87,26 @@ class Lookup:
         if (store.url, key) in self._read:
             return self._read.pop((store.url, key))
         return store.read_manifest(key)
+
+
+def with_caches(sweep, states: list[state.RunState], digests: dict) -> list[state.RunState]:
+    """``states`` (of ``sweep``'s runs, in its order), those the next invocation would restore from
+    a cache marked so (``state.in_cache``): runs stale, missing or failed, without a current
+    kept-aside notebook, whose upstream runs are up to date (their fingerprint is then known).
+    Only manifests are read."""
+    if sweep.cache is None:
+        return states
+    by_id = {each.run: each for each in states}
+    wanted = [
+        run
+        for run in sweep.runs.values()
+        if by_id[run.id].state in RESTORABLE
+        and all(up in by_id and by_id[up].state in CURRENT for up in upstream_ids(run))
+        and not state.kept_aside_is_current(run, Path(sweep.target(run)), digests)
+    ]
+    if not wanted:
+        return states
+    lookups = [(run, state.planned(run, digests).fingerprint) for run in wanted]
+    caches = Lookup(sweep.cache, lambda: lookups)
+    found = {run.id: hit[0].url for run, fingerprint in lookups if (hit := caches.find(run, fingerprint))}
+    return [state.in_cache(each, found[each.run]) if each.run in found else each for each in states]

@@ -79,6 +79,8 @@ def flow(tmp_path_factory):
     steps["after dry"] = first.outputs() == before
     steps["a again"] = first.snakemake("--configfile", "config/a.yaml")
     steps["status"] = first.nbsweep("status", "--configfile", "config/a.yaml")
+    steps["status b"] = first.nbsweep("status", "--configfile", "config/b.yaml")
+    steps["after status b"] = [first.record("t", label)["parameters"]["y"] for label in ("x1", "x2", "x3")]
 
     second = clone(first, tmp_path_factory.mktemp("second"))
     steps["clone"] = second.snakemake("--configfile", "config/a.yaml")
@@ -116,6 +118,16 @@ def test_switching_configs_back_restores_every_run_from_the_cache(flow):
     assert [(row["label"], row["status"], row["stale"]) for row in rows if row["template"] == "t"] == [
         (f"x{x}", "ok", False) for x in (1, 2, 3)
     ]
+
+
+def test_status_says_which_runs_the_next_invocation_restores_from_a_cache_and_restores_none(flow):
+    first, _, _, _, steps, _ = flow
+    lines = steps["status b"].stdout.splitlines()
+    for label in ("x1", "x2", "x3"):
+        row = next(line for line in lines if line.startswith(f"t/{label} "))
+        assert " stale " in row and row.endswith(f"(in cache {first.cache_dir}: the next invocation restores it)"), row
+    assert "3 of them in a run cache: the next invocation restores them instead of executing" in lines
+    assert steps["after status b"] == ["a", "a", "a"]  # read-only: nothing restored
 
 
 def test_a_clone_restores_from_the_shared_cache_but_runs_with_secrets_execute(flow, tmp_path):
