@@ -1,1 +1,1 @@
-"""The one place nbsweep touches Snakemake, papermill, Jupyter and jsonschema beyond their documented interfaces."""
+"""The one place nbsweep touches Snakemake, papermill and Jupyter beyond their documented interfaces."""

@@ -37,9 +37,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = [str(job_file), target, log]
     code = warm_client.run_via_server(argv, parent)
     if code is None:
-        from nbsweep.adapters.jsonschema_internals import skip_iri_checks
-
-        skip_iri_checks()  # before nbformat
         from nbsweep.execution.execute import run_job
         from nbsweep.execution.liveness import parent_gone
 

@@ -75,9 +75,6 @@ def serve(shown: Path, dir_fd: int, lock_fd: int, ahead_fd: int | None = None) -
     """Serve in the folder opened as ``dir_fd`` (``shown`` is its path, for messages) as ``shown.name``.
     ``ahead_fd``: a pipe with the request of the process that started it ahead of the runs
     (``warm_client.get_ready``), its zygote started first thing; the pipe's end is the end of its invocation."""
-    from nbsweep.adapters.jsonschema_internals import skip_iri_checks
-
-    skip_iri_checks()  # before nbformat
     from nbsweep.execution import execute
     from nbsweep.kernels import lifecycle
 

@@ -20,7 +20,7 @@ import pytest
 
 from nbsweep.adapters import jupyter_internals, papermill_internals, snakemake_internals
 
-CHECKED = {"snakemake": "9.27.1", "papermill": "2.7.0", "jupyter_client": "8.10.0", "ipykernel": "7.4.0", "jsonschema": "4.26.0"}
+CHECKED = {"snakemake": "9.27.1", "papermill": "2.7.0", "jupyter_client": "8.10.0", "ipykernel": "7.4.0"}
 ZYGOTE = Path(__file__).resolve().parents[2] / "nbsweep" / "kernels" / "zygote.py"
 
 
@@ -431,21 +431,3 @@ def test_the_zygotes_ipykernel_modules_are_what_kernelapp_imports():
         relative = "." + name.removeprefix("ipykernel.") if name.startswith("ipykernel.") else name
         assert f"from {relative} import" in kernelapp, changed("ipykernel", f"kernelapp no longer imports {name} (zygote.KERNEL_MODULES)")
     assert zygote_constant("INLINE") in kernelapp, changed("ipykernel", "kernelapp sets MPLBACKEND to another backend (zygote.INLINE)")
-
-
-# jsonschema
-
-
-def test_jsonschemas_iri_checks_are_optional_and_skipped_by_the_planning_process():
-    import jsonschema._format
-
-    assert "rfc3987_syntax" in source(jsonschema._format) and "suppress(ImportError)" in source(jsonschema._format), changed(
-        "jsonschema", "jsonschema._format no longer imports rfc3987_syntax optionally (jsonschema_internals.skip_iri_checks)"
-    )
-    script = (
-        "import sys\nimport nbsweep.smk\nimport jsonschema, nbformat\nassert 'rfc3987_syntax' not in sys.modules\n"
-        "assert 'iri' not in jsonschema.FormatChecker.checkers\n"
-        "import importlib.util\nif importlib.util.find_spec('rfc3987_syntax'):\n    import rfc3987_syntax  # still importable\nprint('ok')"
-    )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
-    assert proc.stdout.strip() == "ok", changed("jsonschema", f"it cannot be imported without rfc3987_syntax:\n{proc.stderr[-2000:]}")
