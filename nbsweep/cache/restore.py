@@ -4,9 +4,10 @@ caches its job writes to.
 Planning asks for a run whose target does not record the planned fingerprint (``Sweep.is_current``,
 through ``nbsweep.smk.hooks.restorer``): the first whole entry of its key (``nbsweep.cache.lookup``)
 is put in place — every object checked against its SHA-256 on the way, declared outputs first and
-the notebook last, each by an atomic rename. The restored notebook is the original execution's, with its execution id, so the runs
-after it stay current too. An entry that fails the check is removed (one line says so), and the
-run executes and writes a new one. A shared cache that cannot be reached is one warning, and the
+the notebook last, each by an atomic rename — and, found in a shared cache, kept in the local one
+too. The restored notebook is the original execution's, with its execution id, so the runs after
+it stay current too. An entry that fails the check is removed (one line says so), and the run
+executes and writes a new one. A shared cache that cannot be reached is one warning, and the
 sweep goes on without it.
 """
 
