@@ -13,6 +13,21 @@ Per N, in each round, three fresh projects of bench/real_notebooks.py's realisti
             every run is restored, nothing executes
   no-op     ``restore`` run again: everything is current (Snakemake's and nbsweep's fixed cost)
 
+With ``--s3``, a different measurement: a shared cache in an S3 bucket (SeaweedFS, tests/s3server.py,
+on this machine: a round trip of about a millisecond, not a cloud's 10-30 ms), filled once by a sweep
+of N realistic runs; then per round, for this checkout and each ``--checkout NAME=DIR`` (e.g. the
+commit before a change), a fresh copy of the project with an empty local cache, timed as
+
+  dry       ``snakemake -n``: planning looks every run up in the bucket, restores nothing
+  restore   the sweep: every run restored from the bucket (and kept in the local cache)
+  no-op     ``restore`` again: everything current
+
+and, in this process with this checkout's package, the N lookups (``Caches.find``) against the bucket
+one manifest at a time and read ahead at once.
+
+    python bench/bench_cache.py --s3 --n 64 --rounds 3 --checkout before=/tmp/nbsweep-before
+    python bench/bench_cache.py --s3 --latency 20 ...   # a cloud store's round trip (bench/latency.py)
+
 Headlines: restore / miss (target < 0.05: a restored sweep costs under 5 % of executing it) and
 miss / off (target <= 1.05: the cache adds at most 5 % to a sweep that misses everything); per
 run, (restore - no-op) / N is what restoring one run costs beyond planning, and the time
@@ -27,10 +42,12 @@ import json
 import os
 import shutil
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import benchlib as bl
+from latency import LatencyProxy
 from real_notebooks import make_project, outputs_of
 
 VARIANTS = ("off", "miss", "restore", "no-op")
@@ -118,6 +135,98 @@ def save_times(project: Path, cache: Path) -> list[float]:
     return seconds
 
 
+def s3_round(fill: Path, base: Path, n: int, cores: int, variants: dict[str, tuple[Path, dict]]) -> dict[str, bl.Timing]:
+    """Per variant (Snakefile, environment): a fresh copy of ``fill``'s project with an empty local
+    cache, planned with ``-n``, then restored from the bucket, then run again."""
+    timings = {}
+    for name, (snakefile, env) in variants.items():
+        clone = base / name.replace(":", "-")
+        for folder in ("notebooks", "data", "config"):
+            shutil.copytree(fill / folder, clone / folder)
+        env = {**env, "NBSWEEP_CACHE_DIR": str(base / f"{clone.name}-cache")}
+        steps = (("dry", "-n"), ("restore", "--cores", str(cores)), ("no-op", "--cores", str(cores)))
+        for step, *args in steps:
+            log = base / f"{clone.name}-{step}.log"
+            timings[f"{name} {step}"] = bl.run_timed(bl.snakemake_cmd(clone, *args, snakefile=snakefile), clone, log, env)
+            said = log.read_text(errors="replace")
+            expected = {"dry": f"{n} runs would be restored from cache", "restore": f"{n} runs restored from cache"}.get(step, "")
+            if expected not in said or " ok in " in said:
+                raise SystemExit(f"bench: {name} {step} did not look up or restore all {n} runs; see {log}")
+    return timings
+
+
+def lookup_times(project: Path, url: str) -> dict[str, float]:
+    """Seconds the sweep's lookups (``Caches.find`` of every run) take against the shared cache at
+    ``url``, in this process: one manifest at a time, and read ahead at once (``Sweep.lookups``)."""
+    from nbsweep import api
+    from nbsweep.cache.restore import Caches
+    from nbsweep.cache.settings import Settings
+
+    here = os.getcwd()
+    os.chdir(project)
+    try:
+        sweep = api.load()
+        wanted = sweep.lookups()
+        found = {"one at a time": [], "read ahead": []}
+        for _ in range(3):  # interleaved
+            for name, lookups in (("one at a time", None), ("read ahead", sweep.lookups)):
+                caches = Caches(Settings(None, (url,)), lookups)
+                caches.stores[0].read_manifest("0" * 64)  # opened and connected (fsspec and s3fs imported) before timing
+                for run, _ in wanted:
+                    caches.environment(caches.stores[0], run)  # the kernel's environment digest, computed once per process
+                start = time.perf_counter()
+                hits = [caches.find(run, fingerprint) for run, fingerprint in wanted]
+                found[name].append(time.perf_counter() - start)
+                assert all(hits), f"bench: {name}: {hits.count(None)} lookups missed"
+    finally:
+        os.chdir(here)
+    return {name: statistics.median(seconds) for name, seconds in found.items()}
+
+
+def measure_s3(args, checkouts: dict[str, Path], tmp: Path) -> dict:
+    """The ``--s3`` measurement (module docstring); prints a table per N."""
+    sys.path.insert(0, str(bl.REPO / "tests"))
+    from s3server import s3_server
+
+    results = {}
+    with s3_server(tmp / "s3") as server:
+        endpoint = {}
+        if args.latency:
+            proxy = LatencyProxy("127.0.0.1", server.ports["s3"], args.latency / 1000)
+            endpoint = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{proxy.port}"}
+        env = {**(bl.BASE_ENV or os.environ), **server.env, **endpoint}
+        os.environ.update({**server.env, **endpoint})  # for the lookups timed in this process
+        variants = {"nbsweep": (bl.SNAKEFILE, env)}
+        variants |= {name: (path / "Snakefile", {**bl.checkout_env(path), **server.env, **endpoint}) for name, path in checkouts.items()}
+        for n in args.n:
+            url = server.url(f"bench-{n}-{time.time_ns()}")
+            fill = project(tmp / f"s3-n{n}" / "fill", n, [url])
+            filled = bl.run_timed(bl.snakemake_cmd(fill, "--cores", str(args.cores)), fill, tmp / f"s3-n{n}" / "fill.log",
+                                  {**env, "NBSWEEP_CACHE_DIR": str(tmp / f"s3-n{n}" / "fill-cache")})  # fmt: skip
+            rounds = [s3_round(fill, tmp / f"s3-n{n}" / f"r{index}", n, args.cores, variants) for index in range(args.rounds)]
+            probe = tmp / f"s3-n{n}" / "probe"  # the project without its outputs: every run is looked up
+            for folder in ("notebooks", "data", "config"):
+                shutil.copytree(fill / folder, probe / folder)
+            lookups = [lookup_times(probe, url) for _ in range(args.rounds)]
+            latency = f", {args.latency:g} ms added to each round trip" if args.latency else ""
+            print(f"\n### S3{latency}, N={n}, --cores {args.cores}, {args.rounds} round(s); load average now {bl.load_average():.1f}")
+            print(f"filling the bucket (executing the {n} runs): {filled.wall:.1f} s wall")
+            rows = [
+                [
+                    name,
+                    *(f"{statistics.median(each[f'{name} {step}'].wall for each in rounds):.2f}" for step in ("dry", "restore", "no-op")),
+                ]
+                for name in variants
+            ]
+            print(bl.table(["variant", "dry-run s", "restore s", "no-op s"], rows))
+            for way in ("one at a time", "read ahead"):
+                print(
+                    f"{n} lookups in process, {way}: {statistics.median(each[way] for each in lookups) * 1000:.0f} ms (median of {args.rounds})"
+                )
+            results[n] = {"fill": vars(filled), "rounds": [{k: vars(v) for k, v in each.items()} for each in rounds], "lookups": lookups}
+    return results
+
+
 def cpu_of(timing: bl.Timing) -> float:
     """CPU seconds of a command, its warm runner and the runs and kernels that one started."""
     return timing.cpu + timing.server_cpu
@@ -128,9 +237,19 @@ def main() -> int:
     parser.add_argument("--n", type=int, nargs="+", default=[16, 64], help="numbers of notebooks (default: 16 64)")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1, help="repetitions per N (default: 1)")
-    bl.add_common_options(parser, checkouts=False)
+    parser.add_argument("--s3", action="store_true", help="measure lookups and restores from an S3 bucket instead (module docstring)")
+    parser.add_argument("--latency", type=float, default=0, help="with --s3: milliseconds added to each round trip (bench/latency.py)")
+    bl.add_common_options(parser)
     args = parser.parse_args()
+    checkouts = bl.parse_checkouts(args.checkout, parser)
+    if checkouts and not args.s3:
+        parser.error("--checkout is measured with --s3 only")
     results = {}
+    if args.s3:
+        with bl.workspace("the run cache: planning and restoring from an S3 bucket", "cache-s3", args) as (facts, tmp):
+            results = measure_s3(args, checkouts, tmp)
+        bl.save_json(args.json, {"facts": facts, "results": results})
+        return 0
     with bl.workspace("the run cache: restore vs execute, miss vs off", "cache", args) as (facts, tmp):
         for n in args.n:
             done = [one_round(tmp, n, args.cores, index) for index in range(args.rounds)]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from nbsweep import layout
 from nbsweep.cache import keys, upkeep
+from nbsweep.cache.lookup import with_caches
 from nbsweep.cache.stores import Store
 from nbsweep.errors import SweepError
 from nbsweep.model import papermill_flags
@@ -39,11 +40,14 @@ def load(config_files: Iterable[str | Path] = ()) -> Sweep:
     return Sweep.load([Path(path) for path in config_files], SCHEMA)
 
 
-def states(sweep: Sweep) -> list[RunState]:
-    """Each configured run's state, in config order (``nbsweep.provenance.state``)."""
+def states(sweep: Sweep, caches: bool = False) -> list[RunState]:
+    """Each configured run's state, in config order (``nbsweep.provenance.state``); with ``caches``,
+    those the next invocation restores from a run cache say which (``RunState.cached``: the
+    caches' manifests are read, nothing is restored)."""
     digests: dict[str, str | None] = {}
     by_id = {run.id: run for run in sweep.runs.values()}
-    return [run_state(run, sweep.output_dir, digests, by_id) for run in sweep.runs.values()]
+    found = [run_state(run, sweep.output_dir, digests, by_id) for run in sweep.runs.values()]
+    return with_caches(sweep, found, digests) if caches else found
 
 
 @dataclass
@@ -66,11 +70,11 @@ def status(config_files: Iterable[str | Path] = (), remove_orphans: bool = False
     found = orphans.orphans(sweep.output_dir, sweep.runs)
     one_offs = one_off.states(project_files(config_files), SCHEMA, sweep.runs)
     if not (found and remove_orphans):
-        return Status(states(sweep), found, one_offs=one_offs)
+        return Status(states(sweep, caches=True), found, one_offs=one_offs)
     workdir.own_or_refuse(sweep.output_dir)
     found = orphans.orphans(sweep.output_dir, sweep.runs)  # as they are now that no other invocation can write there
     kept = [folder for folder in found if not orphans.remove_orphan(folder)]
-    return Status(states(sweep), found, [folder for folder in found if folder not in kept], kept, one_offs)
+    return Status(states(sweep, caches=True), found, [folder for folder in found if folder not in kept], kept, one_offs)
 
 
 def accept(config_files: Iterable[str | Path] = (), targets: Iterable[str] = ()) -> acceptance.Acceptance:

@@ -1,13 +1,13 @@
-"""The caches of one invocation: look a run up, put its entry in place instead of executing it,
-and name the caches its job writes to.
+"""The caches of one invocation: put a run's entry in place instead of executing it, and name the
+caches its job writes to.
 
 Planning asks for a run whose target does not record the planned fingerprint (``Sweep.is_current``,
-through ``nbsweep.smk.hooks.restorer``): the caches are read in order (local first) under the run's
-key (``nbsweep.cache.keys``), and the first whole entry is put in place — every object checked
-against its SHA-256 on the way, declared outputs first and the notebook last, each by an atomic
-rename. The restored notebook is the original execution's, with its execution id, so the runs
-after it stay current too. An entry that fails the check is removed (one line says so), and the
-run executes and writes a new one. A shared cache that cannot be reached is one warning, and the
+through ``nbsweep.smk.hooks.restorer``): the first whole entry of its key (``nbsweep.cache.lookup``)
+is put in place — every object checked against its SHA-256 on the way, declared outputs first and
+the notebook last, each by an atomic rename — and, found in a shared cache, kept in the local one
+too. The restored notebook is the original execution's, with its execution id, so the runs after
+it stay current too. An entry that fails the check is removed (one line says so), and the run
+executes and writes a new one. A shared cache that cannot be reached is one warning, and the
 sweep goes on without it.
 """
 
@@ -16,74 +16,32 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from nbsweep import layout
 from nbsweep.cache import entries, keys, upkeep
+from nbsweep.cache.lookup import Lookup
 from nbsweep.cache.settings import Settings
-from nbsweep.cache.stores import Store, VerificationError
+from nbsweep.cache.stores import VerificationError
 from nbsweep.execution.run_io import keep_outputs
 from nbsweep.files import link_or_copy, write_atomically
 from nbsweep.provenance import kept_aside
 from nbsweep.provenance.records import Provenance
 
 
-class Caches:
+class Caches(Lookup):
     """The caches of ``settings`` (None: no cache) as one invocation uses them, and what it found:
     ``restored``, ``missed`` and ``ignored`` (failed verification) run ids, ``would`` (a dry-run's
     runs that would be restored)."""
 
-    def __init__(self, settings: Settings | None):
-        self.settings = settings
-        self._stores: list[Store] | None = None
-        self.unusable: dict[str, str] = {}  # url -> why, said once
-        self.reached: set[str] = set()  # caches a lookup has read
+    def __init__(self, settings: Settings | None, lookups=None):
+        super().__init__(settings, lookups)
         self.wrote = False  # whether this invocation's jobs write entries
         self.restored: list[str] = []
         self.missed: list[str] = []
         self.ignored: list[str] = []
         self.would: list[str] = []
-
-    @property
-    def stores(self) -> list[Store]:
-        """The caches, opened when first needed (an invocation with every run current opens none)."""
-        if self._stores is None:
-            self._stores = []
-            for url, shared in self.settings.stores if self.settings else []:
-                try:
-                    self._stores.append(Store(url, shared))
-                except Exception as err:  # noqa: BLE001 -- fsspec: unknown protocol, missing backend (ImportError), bad URL
-                    self.give_up(url, err)
-        return self._stores
-
-    def give_up(self, url: str, err: BaseException) -> None:
-        if url not in self.unusable:
-            self.unusable[url] = f"{type(err).__name__}: {err}"
-            print(f"nbsweep: the cache {url} cannot be used ({self.unusable[url]}); runs execute without it", file=sys.stderr)
-
-    def stores_for(self, run) -> list[Store]:
-        """The caches a run is read from and written to: a run with ``secrets`` stays out of the
-        shared ones unless the config says ``share_secrets``."""
-        private = bool(run.secrets) and not (self.settings and self.settings.share_secrets)
-        return [store for store in self.stores if store.url not in self.unusable and not (private and store.shared)]
-
-    @staticmethod
-    def environment(store: Store, run) -> str | None:
-        return keys.environment(run.kernel) if store.shared else None
-
-    def find(self, run, fingerprint: str) -> tuple[Store, str, entries.Manifest] | None:
-        """The first cache holding a whole entry for the run (its manifest, for its declared outputs)."""
-        for store in self.stores_for(run):
-            try:
-                key = keys.entry_key(fingerprint, self.environment(store, run))
-                manifest = entries.parse(store.read_manifest(key), key)
-            except Exception as err:  # noqa: BLE001 -- an unreachable store, whatever its backend raises
-                self.give_up(store.url, err)
-                continue
-            self.reached.add(store.url)
-            if manifest and manifest.fingerprint == fingerprint and set(manifest.outputs) == set(run.outputs):
-                return store, key, manifest
-        return None
 
     def restore(self, run, files: layout.RunFiles, plan: Provenance, digests: dict) -> bool:
         """Put the run's entry in place (``plan``: its planned provenance); whether it was.
@@ -127,7 +85,26 @@ class Caches:
         settle(files, {path: blob.sha256 for path, blob in manifest.outputs.items()})
         store.touch(key)
         self.restored.append(run.id)
+        if store.shared:
+            self.keep_locally(run, manifest, {sha: path for sha, path in places})
         return True
+
+    def keep_locally(self, run, manifest: entries.Manifest, placed: dict[str, Path]) -> None:
+        """After a restore from a shared cache: the entry in the run's local cache too, from the
+        files just placed and checked (a rendering not placed is left out), so the next lookup
+        of the run is local. A local cache that cannot be written is one line on stderr."""
+        local = next((store for store in self.stores_for(run) if not store.shared), None)
+        if local is None:
+            return
+        files = {role: blob for role, blob in manifest.files.items() if blob.sha256 in placed}
+        kept = replace(manifest, key=keys.entry_key(manifest.fingerprint, None), environment=None, files=files)
+        try:
+            local.put_entry(kept, {blob.sha256: placed[blob.sha256] for blob in kept.blobs})
+        except Exception as err:  # noqa: BLE001 -- a full disk, a folder that cannot be written
+            print(
+                f"nbsweep: run {run.id} was restored but could not be kept in the cache {local.url} ({type(err).__name__}: {err})",
+                file=sys.stderr,
+            )
 
     def would_restore(self, run, fingerprint: str) -> bool:
         """For a dry-run: whether the run would be restored (its entry's manifest is there), noted in ``would``."""

@@ -7,7 +7,6 @@ that cannot be written is one line on stderr and in the run's log.
 """
 
 import logging
-import os
 import sys
 from dataclasses import replace
 
@@ -38,13 +37,7 @@ def save(job: dict, files: layout.RunFiles, outputs: dict[str, str]) -> None:
     for target in targets:
         try:
             key = entry_key(record["fingerprint"], target.get("environment"))  # as the notebook records it: what later plans compute
-            manifest = replace(made, key=key, environment=target.get("environment"))
-            if not target["shared"]:
-                os.makedirs(target["url"], mode=0o700, exist_ok=True)  # the per-user cache: for this user's eyes only
-            store = Store(target["url"], target["shared"])
-            for sha, path in objects.items():
-                store.put_object(sha, path)
-            store.put_manifest(key, manifest.to_json())
+            Store(target["url"], target["shared"]).put_entry(replace(made, key=key, environment=target.get("environment")), objects)
         except Exception as err:  # noqa: BLE001 -- fsspec and its backends raise many types
             warn(job, target["url"], err)
 

@@ -63,6 +63,16 @@ class Store:
         else:
             self._write(path, lambda where: self.fs.put_file(str(source), where))
 
+    def put_entry(self, manifest, objects: dict[str, bytes | Path]) -> None:
+        """Store an entry: its objects (SHA-256 -> content, or a file) first, its manifest
+        (``nbsweep.cache.entries.Manifest``, under its ``key``) last. A per-user (not shared)
+        folder is made for its user's eyes only."""
+        if not self.shared and self.is_folder:
+            os.makedirs(self.root, mode=0o700, exist_ok=True)
+        for sha, source in objects.items():
+            self.put_object(sha, source)
+        self.put_manifest(manifest.key, manifest.to_json())
+
     def put_manifest(self, key: str, text: str) -> None:
         """Store an entry's manifest: written last, it makes the entry exist."""
         self._write(self.manifest_path(key), lambda where: self.fs.pipe_file(where, text.encode("utf-8")))
@@ -93,6 +103,27 @@ class Store:
             return self.fs.cat_file(self.manifest_path(key)).decode("utf-8", "replace")
         except FileNotFoundError:
             return None
+
+    def read_manifests(self, keys) -> dict[str, str | None]:
+        """The manifests of ``keys`` as ``read_manifest`` gives them, read concurrently where the
+        filesystem can (fsspec's ``cat`` of a list: s3fs sends the requests at once); the first
+        error other than a missing manifest is raised."""
+        paths = {self.manifest_path(key): key for key in keys}
+        if not paths:
+            return {}
+        found = self.fs.cat(list(paths), on_error="return")
+        texts = {}
+        for path, key in paths.items():
+            content = found.get(path)
+            if content is None:  # a path fsspec answered under another spelling: read it alone
+                texts[key] = self.read_manifest(key)
+            elif isinstance(content, FileNotFoundError):
+                texts[key] = None
+            elif isinstance(content, BaseException):
+                raise content
+            else:
+                texts[key] = content.decode("utf-8", "replace")
+        return texts
 
     def has_object(self, sha: str, size: int) -> bool:
         try:

@@ -20,6 +20,11 @@ def status_report(status) -> str:
     counts = Counter(s.state for s in status.states)
     tally = ", ".join(f"{counts[s]} {s}" for s in STATES if counts[s])
     report = [states_table(status.states), "", f"{len(status.states)} runs: {tally or 'none configured'}"]
+    cached = sum(1 for s in status.states if s.cached)
+    if cached:
+        report.append(
+            f"{cached} of them in a run cache: the next invocation restores {'them' if cached > 1 else 'it'} instead of executing"
+        )
     found = status.orphans
     runs = f"{len(found)} run{'s' if len(found) != 1 else ''} no longer in the config"
     if status.removed or status.kept:

@@ -39,12 +39,20 @@ _changed_cells: dict[tuple[str, str, object], str] = {}  # (template, its code, 
 @dataclass(frozen=True)
 class RunState:
     """``run``: the run id; ``state``: one of ``STATES``; ``changes``: how the notebook (the target, or
-    the failed copy) differs from the plan; ``detail``: all that in one line, as ``nbsweep status`` prints it."""
+    the failed copy) differs from the plan; ``cached``: the run cache holding its planned entry,
+    which the next invocation restores (``in_cache``); ``detail``: all that in one line, as
+    ``nbsweep status`` prints it."""
 
     run: str
     state: str
     detail: str = ""
     changes: tuple[Change, ...] = field(default=())
+    cached: str | None = None
+
+
+def in_cache(state: RunState, url: str) -> RunState:
+    """``state`` of a run that is not current but whose planned entry is in the run cache at ``url``."""
+    return replace(state, cached=url, detail=f"{state.detail} (in cache {url}: the next invocation restores it)".lstrip())
 
 
 def is_current(run, target: Path, digests: dict[str, str | None]) -> bool:

@@ -57,6 +57,7 @@ class Sweep:
         self.target_paths = {key: str(layout.target(output_dir, *key)) for key in self.runs}
         self.digests: dict[str, str] = {}  # input file -> SHA-256, computed once per invocation
         self._current: dict[tuple[str, str], bool] = {}
+        self._found: dict[tuple[str, str], bool] = {}  # current before any restore (current_as_found)
         self._executes: dict[tuple[str, str], bool] = {}
         self._upstream: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self.owner = False  # whether this invocation holds the folder (nbsweep.smk.workdir)
@@ -144,12 +145,28 @@ class Sweep:
         such a notebook in place (kept aside, or from a cache)."""
         key = (run.name, run.label)
         if key not in self._current:
-            target = Path(self.target_paths[key])
-            current = state.is_current(run, target, self.digests)
+            current = self.current_as_found(run)
             if not current and self.restores is not None:
                 current = self.restores(run)
             self._current[key] = current
         return self._current[key]
+
+    def current_as_found(self, run: Run) -> bool:
+        """``state.is_current`` of the run's target as this invocation found it (asked once)."""
+        key = (run.name, run.label)
+        if key not in self._found:
+            self._found[key] = state.is_current(run, Path(self.target_paths[key]), self.digests)
+        return self._found[key]
+
+    def lookups(self) -> list[tuple[Run, str]]:
+        """The runs a cache may be asked for whose planned fingerprint is known before planning
+        reaches them, with that fingerprint: those not current that wait for no other run
+        (``nbsweep.cache.restore.Caches`` reads their entries in a remote cache at once)."""
+        return [
+            (run, state.planned(run, self.digests).fingerprint)
+            for run in self.runs.values()
+            if not self.upstream_keys(run) and not self.current_as_found(run)
+        ]
 
     def executes(self, run: Run, forced) -> bool:
         """Whether the run executes in this invocation: it is not current, ``forced(run)``, or

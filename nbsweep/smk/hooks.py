@@ -175,7 +175,7 @@ def start_planning_runs(workflow, sweep: Sweep) -> None:
         return
     main_process.MAIN["planning_runs"] = True
     check_selection(workflow, sweep)
-    sweep.caches = Caches(sweep.cache)
+    sweep.caches = Caches(sweep.cache, sweep.lookups)
     sweep.restores = restorer(workflow, sweep)
 
 

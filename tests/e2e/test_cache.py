@@ -79,11 +79,18 @@ def flow(tmp_path_factory):
     steps["after dry"] = first.outputs() == before
     steps["a again"] = first.snakemake("--configfile", "config/a.yaml")
     steps["status"] = first.nbsweep("status", "--configfile", "config/a.yaml")
+    steps["status b"] = first.nbsweep("status", "--configfile", "config/b.yaml")
+    steps["after status b"] = [first.record("t", label)["parameters"]["y"] for label in ("x1", "x2", "x3")]
 
     second = clone(first, tmp_path_factory.mktemp("second"))
     steps["clone"] = second.snakemake("--configfile", "config/a.yaml")
     steps["clone executions"] = {label: second.record("t", label)["execution"] for label in ("x1", "x2", "x3")}
     steps["clone status"] = second.nbsweep("cache", "status", "--configfile", "config/a.yaml")
+    third = clone(first, tmp_path_factory.mktemp("third"))
+    third.cache_dir = second.cache_dir  # the same machine: the hits in the shared cache were kept locally
+    gone = tmp_path_factory.mktemp("gone") / "shared-cache"
+    steps["third"] = third.snakemake("--configfile", "config/a.yaml", "--config", f"cache={{shared: {gone}}}")
+    steps["third executions"] = {label: third.record("t", label)["execution"] for label in ("x1", "x2", "x3")}
     store = Store(str(shared), shared=True)
     damaged, half = entry_of(store, "t/x1", "b"), entry_of(store, "t/x2", "b")
     notebook_object = store.object_path(damaged[1].files["notebook"].sha256)
@@ -113,6 +120,16 @@ def test_switching_configs_back_restores_every_run_from_the_cache(flow):
     ]
 
 
+def test_status_says_which_runs_the_next_invocation_restores_from_a_cache_and_restores_none(flow):
+    first, _, _, _, steps, _ = flow
+    lines = steps["status b"].stdout.splitlines()
+    for label in ("x1", "x2", "x3"):
+        row = next(line for line in lines if line.startswith(f"t/{label} "))
+        assert " stale " in row and row.endswith(f"(in cache {first.cache_dir}: the next invocation restores it)"), row
+    assert "3 of them in a run cache: the next invocation restores them instead of executing" in lines
+    assert steps["after status b"] == ["a", "a", "a"]  # read-only: nothing restored
+
+
 def test_a_clone_restores_from_the_shared_cache_but_runs_with_secrets_execute(flow, tmp_path):
     _, second, store, executions, steps, _ = flow
     lines = steps["clone"].stderr
@@ -122,6 +139,17 @@ def test_a_clone_restores_from_the_shared_cache_but_runs_with_secrets_execute(fl
     assert not [key for key, (_, manifest, _) in records(store).items() if manifest.run == "s/s"]
     assert "s/s" in [manifest.run for _, manifest, _ in records(Store(str(second.cache_dir), shared=False)).values()]
     assert "1 executed (misses)" in steps["clone status"].stdout and "3 restored (hits)" in steps["clone status"].stdout
+
+
+def test_a_hit_in_the_shared_cache_is_kept_in_the_local_cache(flow):
+    _, second, _, executions, steps, _ = flow
+    local = records(Store(str(second.cache_dir), shared=False))
+    kept = {record["run"]: manifest for _, (_, manifest, record) in local.items() if record["parameters"].get("y", "a") == "a"}
+    assert sorted(kept) == ["s/s", "t/x1", "t/x2", "t/x3"] and all(manifest.environment is None for manifest in kept.values())
+    assert all(key == manifest.fingerprint for key, (_, manifest, _) in local.items())  # local keys: the fingerprint alone
+    lines = steps["third"].stderr  # a third clone on that machine, the shared cache gone
+    assert " ok in " not in lines and "nbsweep: 4 runs restored from cache instead of executing" in lines
+    assert steps["third executions"] == executions
 
 
 def test_a_damaged_or_half_written_entry_is_ignored_and_replaced(flow, tmp_path):

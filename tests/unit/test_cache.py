@@ -29,9 +29,7 @@ def put_entry(store: Store, key: str, run: str = "t/a", content: bytes = b"noteb
     (folder / "nb.ipynb").write_bytes(content)
     manifest, objects = entries.pack(record, {"notebook": folder / "nb.ipynb", "log": folder / "missing.log"}, outputs or {}, {"m": 1})
     manifest = replace(manifest, key=key)
-    for sha, source in objects.items():
-        store.put_object(sha, source)
-    store.put_manifest(key, manifest.to_json())
+    store.put_entry(manifest, objects)
     return manifest
 
 
@@ -154,3 +152,26 @@ def test_a_cache_that_cannot_be_used_is_one_warning_and_runs_with_secrets_stay_o
     assert [target["shared"] for target in Caches(shared).job_targets(run)] == [False, True]
     assert [target["shared"] for target in Caches(shared).job_targets(secret)] == [False]
     assert [target["shared"] for target in Caches(replace(shared, share_secrets=True)).job_targets(secret)] == [False, True]
+
+
+def test_a_remote_cache_is_read_ahead_for_every_lookup_at_once_and_an_unreachable_one_is_one_warning(monkeypatch, capsys):
+    store_url = f"memory://read-ahead-{uuid.uuid4().hex}"
+    runs = [SimpleNamespace(id=f"t/{i}", secrets={}, kernel="python3", outputs=()) for i in range(2)]
+    environment = keys.environment("python3")
+    writer = Store(store_url, shared=True)
+    made = replace(put_entry(writer, "0" * 64), key=keys.entry_key("a" * 64, environment), fingerprint="a" * 64)
+    writer.put_manifest(made.key, made.to_json())
+    lookups = [(runs[0], "a" * 64), (runs[1], "b" * 64)]
+    caches = Caches(settings.Settings(None, (store_url,)), lambda: lookups)
+    single, many = [], []
+    monkeypatch.setattr(Store, "read_manifest", lambda self, key: single.append(key))
+    monkeypatch.setattr(
+        Store, "read_manifests", lambda self, wanted, read=Store.read_manifests: many.append(len(wanted)) or read(self, wanted)
+    )
+    assert caches.find(runs[0], "a" * 64)[2] == made
+    assert caches.find(runs[1], "b" * 64) is None and many == [2] and single == []  # "absent" is remembered too
+    assert caches.find(runs[1], "c" * 64) is None and single == [keys.entry_key("c" * 64, environment)]  # not read ahead
+    monkeypatch.setattr(Store, "read_manifests", lambda self, wanted: (_ for _ in ()).throw(ConnectionError("gone")))
+    down = Caches(settings.Settings(None, (store_url,)), lambda: lookups)
+    assert down.find(runs[0], "a" * 64) is None and down.find(runs[1], "b" * 64) is None
+    assert capsys.readouterr().err.count(f"nbsweep: the cache {store_url} cannot be used (ConnectionError: gone)") == 1

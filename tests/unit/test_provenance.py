@@ -191,6 +191,14 @@ def test_execution_reason_is_the_runs_own_state_then_its_upstream_then_forcing()
     assert state.execution_reason(current, [], forced=True) == "forced"
 
 
+def test_a_run_in_a_cache_keeps_its_state_and_says_the_next_invocation_restores_it():
+    stale = state.RunState("t/a", state.STALE, "parameters changed: z 2.5 → 2.0", (Change("parameter", "z", 2.5, 2.0),))
+    cached = state.in_cache(stale, "s3://team/runs")
+    assert (cached.state, cached.changes, cached.cached) == (state.STALE, stale.changes, "s3://team/runs")
+    assert cached.detail == "parameters changed: z 2.5 → 2.0 (in cache s3://team/runs: the next invocation restores it)"
+    assert state.in_cache(state.RunState("t/b", state.MISSING), "/c").detail == "(in cache /c: the next invocation restores it)"
+
+
 def test_an_interrupted_run_is_interrupted_until_its_next_outcome(templates):
     (run,) = plan(templates, "runs: [{notebook: nb/t.ipynb, label: a}]")
     files = layout.RunFiles.of("out", run.name, run.label)
