@@ -26,6 +26,8 @@ def kept_aside(project) -> dict[str, str]:
 
 
 def test_config_a_then_b_then_a_keeps_notebooks_aside_and_executes_nothing_the_third_time(project):
+    """Back to a.yaml: a dry-run counts the kept-aside notebooks as current and moves nothing; the
+    invocation puts them back and executes nothing."""
     write_configs(project)
     project.snakemake("--configfile", "a.yaml")
     made_by_a = executions(project)
@@ -40,6 +42,10 @@ def test_config_a_then_b_then_a_keeps_notebooks_aside_and_executes_nothing_the_t
 
     status = project.nbsweep("status", "--configfile", "a.yaml").stdout
     assert status.count("is current: the next invocation puts it back without executing") == 3, status
+
+    dry = project.snakemake("--configfile", "a.yaml", "-n")
+    assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stderr[-2000:]
+    assert executions(project) == made_by_b and kept_aside(project) == made_by_a
 
     back = project.snakemake("--configfile", "a.yaml")
     assert executions(project) == made_by_a, back.stderr[-2000:]
@@ -56,13 +62,3 @@ def test_config_a_then_b_then_a_keeps_notebooks_aside_and_executes_nothing_the_t
     assert [row["config"] for row in rows] == ["a.yaml"] * 3 and all(row["status"] == "ok" for row in rows)
     assert '<p class="meta" id="config">Config: a.yaml</p>' in (project.out / "index.html").read_text()
     assert "3 runs: 3 up to date" in project.nbsweep("status", "--configfile", "a.yaml").stdout
-
-
-def test_a_dry_run_back_counts_kept_aside_notebooks_as_current_and_moves_nothing(project):
-    write_configs(project)
-    project.snakemake("--configfile", "a.yaml")
-    project.snakemake("--configfile", "b.yaml")
-    made_by_b = executions(project)
-    dry = project.snakemake("--configfile", "a.yaml", "-n")
-    assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stderr[-2000:]
-    assert executions(project) == made_by_b
