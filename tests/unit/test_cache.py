@@ -69,6 +69,20 @@ def test_a_manifest_that_is_not_whole_is_no_entry(text):
     assert entries.parse(text, "k") is None
 
 
+def test_a_manifest_naming_an_object_by_a_path_is_no_entry_and_forget_deletes_nothing_outside(tmp_path):
+    """A hostile store's manifest whose object "name" climbs out of the store (64 characters, as a SHA-256)."""
+    store = Store(str(tmp_path / "cache"), shared=True)
+    made = put_entry(store, "a" * 64, run="t/a")
+    victim = write(tmp_path / "victim", "precious")
+    climb = "./" * 26 + "../../victim"  # objects/./<climb>: up from objects/ to tmp_path
+    assert len(climb) == 64 and os.path.normpath(store.object_path(climb)) == str(victim)
+    store.put_manifest("a" * 64, replace(made, files={**made.files, "log": entries.Blob(climb, 8)}).to_json())
+    assert entries.parse(store.read_manifest("a" * 64), "a" * 64) is None
+    upkeep.forget(store, keys=set(), runs={"t/a"}, templates={"t"})
+    upkeep.prune(store, older_than=0, now=10**10)
+    assert victim.read_text() == "precious"
+
+
 def test_a_writer_killed_before_its_manifest_leaves_no_entry_and_its_leftovers_go(tmp_path):
     """A writer killed between its objects and its manifest, or while writing a file: no entry exists."""
     cache = tmp_path / "cache"
