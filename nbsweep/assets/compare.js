@@ -139,6 +139,23 @@
     });
     return pre;
   }
+  // An output's HTML is shown, never run: parsed in a document without a window (nothing in it
+  // runs or loads), then stripped of scripts, frames, event handlers and javascript: URLs.
+  var ACTIVE = "script, iframe, frame, frameset, object, embed, applet, base, link, meta, form, noscript, template";
+  function parsed(html) { return new DOMParser().parseFromString(html, "text/html").body; }
+  function inert(html) {
+    var body = parsed(html);
+    body.querySelectorAll(ACTIVE).forEach(function (node) { node.remove(); });
+    body.querySelectorAll("*").forEach(function (node) {
+      Array.prototype.slice.call(node.attributes).forEach(function (a) {
+        var value = a.value.replace(/[\s\u0000-\u001f]/g, "").toLowerCase();
+        if (a.name.toLowerCase().indexOf("on") === 0 || /^(javascript|vbscript):/.test(value)) node.removeAttribute(a.name);
+      });
+    });
+    var found = document.createDocumentFragment();
+    Array.prototype.slice.call(body.childNodes).forEach(function (node) { found.appendChild(document.importNode(node, true)); });
+    return found;
+  }
   function markTable(node, reference) {
     var mine = node.querySelectorAll("td, th"), theirs = reference ? reference.querySelectorAll("td, th") : [];
     mine.forEach(function (c, i) { if (!theirs[i] || theirs[i].textContent !== c.textContent) c.classList.add("chg"); });
@@ -154,11 +171,8 @@
     }
     if (p.k === "html" && p.html) {
       var box = el("div", { class: "html" });
-      box.innerHTML = p.html;
-      if (ref && ref.k === "html" && ref.html !== p.html) {
-        var other = el("div"); other.innerHTML = ref.html;
-        markTable(box, other);
-      }
+      box.appendChild(inert(p.html));
+      if (ref && ref.k === "html" && ref.html !== p.html) markTable(box, parsed(ref.html));
       return box;
     }
     if (p.k === "error") {

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from nbsweep import MIME
 from nbsweep.errors import SweepError
 from nbsweep.provenance import records
 from nbsweep.results import compare, compare_page, index, orphans, summary
 
-from .builders import write_notebook
+from .builders import executed, write_notebook
 
 
 def test_metadata_is_read_from_the_end_of_big_notebooks(tmp_path):
@@ -211,22 +211,6 @@ def test_long_labels_and_values_are_shortened_in_the_table_with_their_full_text_
 
 
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAIAAAADCAYAAAC56t6BAAAAEElEQVR4nGP4z8DwnxEIYQAx7gL/8QfNNQAAAABJRU5ErkJggg==")
-
-
-def executed(path, outputs_by_cell, injected="x = 1", parameters_cell=True, extra=()):
-    """An executed notebook as papermill writes it: markdown, parameters, injected parameters, code cells with outputs."""
-    cells = [new_markdown_cell("# t")]
-    if parameters_cell:
-        cells.append(new_code_cell("x = 0", metadata={"tags": ["parameters"]}))
-    cells.append(new_code_cell(f"# Parameters\n{injected}\n", metadata={"tags": ["injected-parameters"]}))
-    for k, outputs in enumerate(outputs_by_cell):
-        cell = new_code_cell(f"step{k}()")
-        cell.outputs = outputs
-        cells.append(cell)
-    cells += [new_code_cell(source) for source in extra]
-    nb = new_notebook(cells=cells, metadata={"papermill": {"parameters": {"x": injected}}})
-    nbformat.write(nb, path)
-    return path
 
 
 def image(png=PNG):
