@@ -119,7 +119,7 @@ def test_nbsweep_diff_says_what_differs(sweep):
     assert '-name = "d1"' in out and '+name = "d2"' in out
     assert "KeyError" in out
     refused = sweep.nbsweep("diff", "explore/nope", "explore/d1")
-    assert refused.returncode == 1 and refused.stderr.startswith("nbsweep: explore/nope names no run")
+    assert refused.returncode == 2 and refused.stderr.startswith("nbsweep: explore/nope names no run")
 
 
 def test_a_no_op_invocation_leaves_the_page_and_previous_compares(sweep, page):

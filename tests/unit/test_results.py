@@ -286,6 +286,9 @@ def test_runs_are_named_as_status_names_them_or_by_path(tmp_path):
         compare.column_named("t/b", str(out), {("t", "b"): None})
     with pytest.raises(SweepError, match="run t/a has no previous notebook"):
         compare.previous_columns("t/a", str(out), {("t", "a"): None})
+    target.write_text('{"cells": [')  # cut short
+    with pytest.raises(SweepError, match=r"run t/a's notebook is not a Jupyter notebook \(.* is not JSON\); delete it and run snakemake"):
+        compare.column_named("t/a", str(out), {("t", "a"): None})
 
 
 def test_a_compare_page_stores_each_output_once_and_is_rewritten_only_when_it_changes(tmp_path):
@@ -321,7 +324,7 @@ def test_a_compare_page_stores_each_output_once_and_is_rewritten_only_when_it_ch
     assert not (out / "t").exists()
 
 
-def test_nbsweep_diff_of_notebook_files_shows_each_cell_and_exits_1_when_one_differs(tmp_path, monkeypatch, capsys):
+def test_nbsweep_diff_of_notebook_files_exits_1_when_one_differs_and_2_when_one_is_no_notebook(tmp_path, monkeypatch, capsys):
     from nbsweep.cli.main import command
 
     monkeypatch.chdir(tmp_path)
@@ -341,5 +344,9 @@ def test_nbsweep_diff_of_notebook_files_shows_each_cell_and_exits_1_when_one_dif
         "    +mean 2.5",
     ]
     assert "cell 4 (`step1()`): same in all 2" in out and out[-1] == "1 of 3 code cells differ"
-    assert command(["diff", "a.ipynb"]) == 1
+    assert command(["diff", "a.ipynb"]) == 2  # as diff(1): 2 when they cannot be compared
     assert capsys.readouterr().err == "nbsweep: nbsweep diff needs two runs or more (or one run with --previous).\n"
+    for text, reason in [("{", "c.ipynb is not JSON"), ("[]", "c.ipynb is JSON, but no notebook"), ('{"cells": 3}', "c.ipynb: ")]:
+        (tmp_path / "c.ipynb").write_text(text)
+        assert command(["diff", "c.ipynb", "a.ipynb"]) == 2
+        assert capsys.readouterr().err.startswith(f"nbsweep: c.ipynb is not a Jupyter notebook ({reason}")
