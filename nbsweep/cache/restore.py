@@ -38,6 +38,7 @@ class Caches:
         self._stores: list[Store] | None = None
         self.unusable: dict[str, str] = {}  # url -> why, said once
         self.reached: set[str] = set()  # caches a lookup has read
+        self.probed: set[str] = set()  # caches found writable (Store.probe)
         self.wrote = False  # whether this invocation's jobs write entries
         self.restored: list[str] = []
         self.missed: list[str] = []
@@ -139,15 +140,16 @@ class Caches:
     def job_targets(self, run) -> list[dict]:
         """Where a run's job writes its entry (its job file's ``cache``): every cache it may use,
         with the kernel environment's digest for the shared ones (the key is made from the
-        fingerprint the executed notebook records: ``nbsweep.cache.save``). A shared cache no
-        lookup has reached yet is tried once first, so an unreachable one costs no job anything."""
+        fingerprint the executed notebook records: ``nbsweep.cache.save``). Each cache is tried
+        once first (``Store.probe``: a folder written, a store no lookup reached read), so one that
+        cannot be written is one warning, not one per job."""
         self.wrote = True
         targets = []
         for store in self.stores_for(run):
             try:
-                if store.shared and store.url not in self.reached:
-                    store.read_manifest("0" * 64)
-                    self.reached.add(store.url)
+                if store.url not in self.probed and (store.is_folder or store.url not in self.reached):
+                    store.probe()
+                    self.probed.add(store.url)
                 environment = self.environment(store, run)
             except Exception as err:  # noqa: BLE001 -- an unreachable store; a kernelspec that cannot be read (the run fails by itself)
                 self.give_up(store.url, err)

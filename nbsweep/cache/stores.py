@@ -15,6 +15,7 @@ Credentials for ``s3://`` come from the usual AWS environment and files (and the
 
 import hashlib
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,6 +85,17 @@ class Store:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+
+    def probe(self) -> None:
+        """Raise what writing an entry would raise, at once: a folder (made if missing, for its
+        user alone when not shared) gets a file written and removed (read-only, not ours);
+        elsewhere a manifest is looked up (unreachable, no credentials)."""
+        if not self.is_folder:
+            self.read_manifest("0" * 64)
+            return
+        os.makedirs(self.root, **({} if self.shared else {"mode": 0o700}), exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=self.root, prefix=TEMPORARY):
+            pass
 
     # --- reading ---
 

@@ -157,13 +157,17 @@ def test_the_cache_key_of_the_config(tmp_path, monkeypatch):
             configured(bad)
 
 
-def test_a_cache_that_cannot_be_used_is_one_warning_and_runs_with_secrets_stay_out_of_shared_ones(tmp_path, capsys):
+def test_a_cache_that_cannot_be_used_or_written_is_one_warning_and_runs_with_secrets_stay_out_of_shared_ones(tmp_path, capsys):
     local = str(tmp_path / "local")
     run = SimpleNamespace(id="t/a", secrets={}, kernel="python3", outputs=())
     secret = SimpleNamespace(id="t/s", secrets={"token": "API_TOKEN"}, kernel="python3", outputs=())
     broken = Caches(settings.Settings(local, ("nosuchprotocol://bucket/prefix",)))
     assert broken.find(run, "f" * 64) is None and [target["url"] for target in broken.job_targets(run)] == [local]
     assert capsys.readouterr().err.count("nbsweep: the cache nosuchprotocol://bucket/prefix cannot be used") == 1
+    blocked = str(write(tmp_path / "a-file", "") / "cache")  # a folder that cannot be made (as a read-only one, even for root)
+    unwritable = Caches(settings.Settings(blocked, (local,)))
+    assert [[target["url"] for target in unwritable.job_targets(run)] for _ in range(3)] == [[local]] * 3
+    assert capsys.readouterr().err.count(f"nbsweep: the cache {blocked} cannot be used") == 1
     shared = settings.Settings(local, ("memory://shared-for-secrets",))
     assert [target["shared"] for target in Caches(shared).job_targets(run)] == [False, True]
     assert [target["shared"] for target in Caches(shared).job_targets(secret)] == [False]
