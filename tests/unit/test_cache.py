@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -15,6 +16,7 @@ import pytest
 from nbsweep.cache import entries, keys, settings, upkeep
 from nbsweep.cache.restore import Caches
 from nbsweep.cache.stores import TEMPORARY, Store, VerificationError
+from nbsweep.errors import SweepError
 from nbsweep.model.config import load_config, load_schema
 from nbsweep.packaged import SCHEMA
 
@@ -152,8 +154,15 @@ def test_the_cache_key_of_the_config(tmp_path, monkeypatch):
     assert configured({"local": False, "shared": ["/a", "s3://b"], "max_size": "1.5 GB", "share_secrets": True}) == settings.Settings(
         None, ("/a", "s3://b"), int(1.5 * 2**30), True
     )
-    for bad in ({"max_size": "lots"}, {"shared": 3}, {"other": 1}, 7):
-        with pytest.raises(Exception, match="cache"):
+    for bad, said in [
+        ({"max_size": "lots"}, "'cache.max_size' cannot be 'lots' (a size in bytes or such as 500MB or 20GB)"),
+        ({"shared": 3}, "'cache.shared' cannot be 3 (a folder or URL (s3://bucket/prefix), or a list of them)"),
+        ({"local": 3}, "'cache.local' cannot be 3 (true (the per-user folder), false (none) or a folder)"),
+        ({"other": 1}, "unknown key 'other' (allowed: local, shared, max_size, share_secrets)"),
+        (7, "'cache' cannot be 7 (The run cache (docs/cache.md): absent or true = the per-user local cache"),
+        ([3], "'cache.0' cannot be 3 (A folder (~ expands) or a URL"),
+    ]:
+        with pytest.raises(SweepError, match=f"^{re.escape(str(tmp_path / 'c.yaml'))}: {re.escape(said)}"):
             configured(bad)
 
 
