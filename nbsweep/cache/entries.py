@@ -64,7 +64,9 @@ def parse(text: str | None, key: str) -> Manifest | None:
         manifest = Manifest(**doc)
     except (ValueError, TypeError, KeyError, AttributeError):
         return None
-    if "notebook" not in manifest.files or not all(isinstance(b.sha256, str) and SHA256.fullmatch(b.sha256) for b in manifest.blobs):
+    if "notebook" not in manifest.files or not all(
+        isinstance(b.sha256, str) and SHA256.fullmatch(b.sha256) and type(b.size) is int and b.size >= 0 for b in manifest.blobs
+    ):
         return None
     return manifest
 

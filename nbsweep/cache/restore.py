@@ -11,6 +11,7 @@ run executes and writes a new one. A shared cache that cannot be reached is one 
 sweep goes on without it.
 """
 
+import glob
 import json
 import os
 import shutil
@@ -26,6 +27,8 @@ from nbsweep.execution.run_io import keep_outputs
 from nbsweep.files import link_or_copy, write_atomically
 from nbsweep.provenance import kept_aside
 from nbsweep.provenance.records import Provenance
+
+RESTORING = ".%s.restoring"  # then the restoring process's pid: a file being restored, beside its place
 
 
 class Caches:
@@ -94,16 +97,17 @@ class Caches:
             self.missed.append(run.id)
             return False
         store, key, manifest = found
-        places = [(blob.sha256, Path(path)) for path, blob in manifest.outputs.items()]
+        places = [(blob, Path(path)) for path, blob in manifest.outputs.items()]
         kept = (("log", files.log), ("html", files.html)) if run.render else (("log", files.log),)
-        places += [(manifest.files[role].sha256, path) for role, path in kept if role in manifest.files]
-        places.append((manifest.files["notebook"].sha256, files.target))  # last: the run is current once it is in place
+        places += [(manifest.files[role], path) for role, path in kept if role in manifest.files]
+        places.append((manifest.files["notebook"], files.target))  # last: the run is current once it is in place
         fetched: list[tuple[Path, Path]] = []
         try:
-            for sha, path in places:
+            for blob, path in places:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                fetched.append((path.with_name(f".{path.name}.restoring{os.getpid()}"), path))
-                store.fetch(sha, fetched[-1][0])
+                discard_leftovers(path)
+                fetched.append((path.with_name(f"{RESTORING % path.name}{os.getpid()}"), path))
+                store.fetch(blob.sha256, fetched[-1][0], blob.size)
         except VerificationError as err:
             discard(fetched)
             self.ignored.append(run.id)
@@ -182,6 +186,19 @@ class Caches:
             write_atomically(layout.CACHE_STATS, json.dumps(doc))
         except OSError:
             pass
+
+
+def discard_leftovers(path: Path) -> None:
+    """Remove what restores of ``path`` killed half-way left beside it (their processes are gone)."""
+    for leftover in path.parent.glob(glob.escape(RESTORING % path.name) + "*"):
+        pid = leftover.name.removeprefix(RESTORING % path.name)
+        try:
+            if pid.isdigit() and int(pid) != os.getpid():
+                os.kill(int(pid), 0)
+        except ProcessLookupError:
+            leftover.unlink(missing_ok=True)
+        except OSError:
+            pass  # alive as another user
 
 
 def discard(fetched: list[tuple[Path, Path]]) -> None:

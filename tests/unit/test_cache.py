@@ -85,6 +85,19 @@ def test_a_manifest_naming_an_object_by_a_path_is_no_entry_and_forget_deletes_no
     assert victim.read_text() == "precious"
 
 
+def test_an_object_that_is_longer_than_its_manifest_says_or_no_regular_file_is_never_read_to_its_end(tmp_path):
+    """A hostile or broken store: an object linked to /dev/zero, a FIFO, or grown: each fails at once."""
+    store = Store(str(tmp_path / "cache"), shared=True)
+    blob = put_entry(store, "a" * 64, content=b"executed").files["notebook"]
+    path = Path(store.object_path(blob.sha256))
+    for make in (lambda: path.symlink_to("/dev/zero"), lambda: os.mkfifo(path), lambda: path.write_bytes(b"executed" + b"\0" * 10**6)):
+        path.unlink()
+        make()
+        with pytest.raises(VerificationError):
+            store.fetch(blob.sha256, tmp_path / "out", blob.size)
+        assert not (tmp_path / "out").exists()
+
+
 def test_a_writer_killed_before_its_manifest_leaves_no_entry_and_its_leftovers_go(tmp_path):
     """A writer killed between its objects and its manifest, or while writing a file: no entry exists."""
     cache = tmp_path / "cache"
