@@ -344,6 +344,9 @@ def test_nbsweep_diff_of_notebook_files_exits_1_when_one_differs_and_2_when_one_
         "    +mean 2.5",
     ]
     assert "cell 4 (`step1()`): same in all 2" in out and out[-1] == "1 of 3 code cells differ"
+    executed(tmp_path / "e.ipynb", [[new_output("stream", name="stdout", text="\x1b]0;title\x07\x1b[31mred\x1b[0m\n")], [image()]])
+    assert command(["diff", "a.ipynb", "e.ipynb"]) == 1
+    assert "    +\\x1b]0;title\\x07red" in capsys.readouterr().out.splitlines()  # an output cannot drive the terminal
     assert command(["diff", "a.ipynb"]) == 2  # as diff(1): 2 when they cannot be compared
     assert capsys.readouterr().err == "nbsweep: nbsweep diff needs two runs or more (or one run with --previous).\n"
     for text, reason in [("{", "c.ipynb is not JSON"), ("[]", "c.ipynb is JSON, but no notebook"), ('{"cells": 3}', "c.ipynb: ")]:
