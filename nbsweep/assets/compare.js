@@ -27,8 +27,11 @@
     runs.forEach(function (r, i) { if (!r.of && found.length < MOST) found.push(i); });
     return found;
   }
+  function fragment() {
+    try { return decodeURIComponent(location.hash.slice(1)); } catch (malformed) { return ""; } // a link typed by hand: the first runs
+  }
   function fromHash() {
-    var hash = decodeURIComponent(location.hash.slice(1));
+    var hash = fragment();
     if (!hash) return firstRuns();
     if (hash.indexOf("previous:") === 0) {
       var label = hash.slice(9);
@@ -211,7 +214,7 @@
     var row = el("tr", {}, [el("th", { class: "cell", text: "cell" })]);
     order.forEach(function (i) {
       var run = runs[i];
-      var target = decodeURIComponent(location.hash.slice(1)) === run.label ? " target" : ""; // the run index.html linked
+      var target = fragment() === run.label ? " target" : ""; // the run index.html linked
       var head = el("th", { "data-run": run.name, class: "run st-" + run.status.replace(" ", "-") + target }, [
         run.href ? el("a", { href: run.href, text: run.label }) : el("span", { text: run.label }),
         el("span", { class: "badge", text: run.status }),

@@ -176,3 +176,6 @@ def test_a_page_of_200_runs_with_huge_and_hostile_outputs_stays_small_and_runs_n
     page.click("tr.diff .html a")
     assert page.js("document.documentElement.dataset.pwned") is None
     assert [e for e in page.errors() if "ERR_FILE_NOT_FOUND" not in str(e)] == []  # but the outputs' <img src="x">
+    page.open("about:blank")
+    page.open(html.as_uri() + "#%E0%A4%A")  # a malformed fragment: the first 12 runs
+    assert page.js("document.querySelectorAll('thead th[data-run]').length") == 12
