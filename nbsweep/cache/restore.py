@@ -40,7 +40,6 @@ class Caches:
         self.settings = settings
         self._stores: list[Store] | None = None
         self.unusable: dict[str, str] = {}  # url -> why, said once
-        self.reached: set[str] = set()  # caches a lookup has read
         self.probed: set[str] = set()  # caches found writable (Store.probe)
         self.wrote = False  # whether this invocation's jobs write entries
         self.restored: list[str] = []
@@ -84,7 +83,6 @@ class Caches:
             except Exception as err:  # noqa: BLE001 -- an unreachable store, whatever its backend raises
                 self.give_up(store.url, err)
                 continue
-            self.reached.add(store.url)
             if manifest and manifest.fingerprint == fingerprint and set(manifest.outputs) == set(run.outputs):
                 return store, key, manifest
         return None
@@ -97,17 +95,18 @@ class Caches:
             self.missed.append(run.id)
             return False
         store, key, manifest = found
-        places = [(blob, Path(path)) for path, blob in manifest.outputs.items()]
+        places = [(blob.sha256, Path(path)) for path, blob in manifest.outputs.items()]
         kept = (("log", files.log), ("html", files.html)) if run.render else (("log", files.log),)
-        places += [(manifest.files[role], path) for role, path in kept if role in manifest.files]
-        places.append((manifest.files["notebook"], files.target))  # last: the run is current once it is in place
+        places += [(manifest.files[role].sha256, path) for role, path in kept if role in manifest.files]
+        places.append((manifest.files["notebook"].sha256, files.target))  # last: the run is current once it is in place
+        sizes = {blob.sha256: blob.size for blob in manifest.blobs}
         fetched: list[tuple[Path, Path]] = []
         try:
-            for blob, path in places:
+            for sha, path in places:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 discard_leftovers(path)
                 fetched.append((path.with_name(f"{RESTORING % path.name}{os.getpid()}"), path))
-                store.fetch(blob.sha256, fetched[-1][0], blob.size)
+                store.fetch(sha, fetched[-1][0], sizes[sha])
         except VerificationError as err:
             discard(fetched)
             self.ignored.append(run.id)
@@ -144,14 +143,14 @@ class Caches:
     def job_targets(self, run) -> list[dict]:
         """Where a run's job writes its entry (its job file's ``cache``): every cache it may use,
         with the kernel environment's digest for the shared ones (the key is made from the
-        fingerprint the executed notebook records: ``nbsweep.cache.save``). Each cache is tried
-        once first (``Store.probe``: a folder written, a store no lookup reached read), so one that
-        cannot be written is one warning, not one per job."""
+        fingerprint the executed notebook records: ``nbsweep.cache.save``). Each cache is written
+        to once first (``Store.probe``), so one that cannot be written (read-only, unreachable, a
+        bucket that does not exist) is one warning, not one per job."""
         self.wrote = True
         targets = []
         for store in self.stores_for(run):
             try:
-                if store.url not in self.probed and (store.is_folder or store.url not in self.reached):
+                if store.url not in self.probed:
                     store.probe()
                     self.probed.add(store.url)
                 environment = self.environment(store, run)

@@ -89,11 +89,13 @@ class Store:
             raise
 
     def probe(self) -> None:
-        """Raise what writing an entry would raise, at once: a folder (made if missing, for its
-        user alone when not shared) gets a file written and removed (read-only, not ours);
-        elsewhere a manifest is looked up (unreachable, no credentials)."""
+        """Raise what writing an entry would raise, at once (read-only, unreachable, no such
+        bucket): an empty file is written and removed; a folder is made if missing, for its user
+        alone when not shared."""
         if not self.is_folder:
-            self.read_manifest("0" * 64)
+            path = f"{self.root}/{TEMPORARY}probe-{uuid.uuid4().hex}"
+            self.fs.pipe_file(path, b"")
+            self.remove_path(path)
             return
         os.makedirs(self.root, **({} if self.shared else {"mode": 0o700}), exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=self.root, prefix=TEMPORARY):

@@ -179,7 +179,7 @@ def test_the_cache_key_of_the_config(tmp_path, monkeypatch):
             configured(bad)
 
 
-def test_a_cache_that_cannot_be_used_or_written_is_one_warning_and_runs_with_secrets_stay_out_of_shared_ones(tmp_path, capsys):
+def test_a_cache_that_cannot_be_used_or_written_is_one_warning_and_runs_with_secrets_stay_out_of_shared_ones(tmp_path, capsys, monkeypatch):
     local = str(tmp_path / "local")
     run = SimpleNamespace(id="t/a", secrets={}, kernel="python3", outputs=())
     secret = SimpleNamespace(id="t/s", secrets={"token": "API_TOKEN"}, kernel="python3", outputs=())
@@ -190,6 +190,11 @@ def test_a_cache_that_cannot_be_used_or_written_is_one_warning_and_runs_with_sec
     unwritable = Caches(settings.Settings(blocked, (local,)))
     assert [[target["url"] for target in unwritable.job_targets(run)] for _ in range(3)] == [[local]] * 3
     assert capsys.readouterr().err.count(f"nbsweep: the cache {blocked} cannot be used") == 1
+    refusing = Caches(settings.Settings(local, ("memory://no-such-bucket",)))  # read-only credentials, a bucket that does not exist
+    with monkeypatch.context() as patched:  # memory:// is one filesystem for the whole process
+        patched.setattr(refusing.stores[1].fs, "pipe_file", lambda *args: (_ for _ in ()).throw(PermissionError("Access Denied")))
+        assert [[target["url"] for target in refusing.job_targets(run)] for _ in range(3)] == [[local]] * 3
+    assert capsys.readouterr().err.count("nbsweep: the cache memory://no-such-bucket cannot be used (PermissionError: Access Denied)") == 1
     shared = settings.Settings(local, ("memory://shared-for-secrets",))
     assert [target["shared"] for target in Caches(shared).job_targets(run)] == [False, True]
     assert [target["shared"] for target in Caches(shared).job_targets(secret)] == [False]
