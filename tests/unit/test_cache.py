@@ -199,3 +199,14 @@ def test_a_cache_that_cannot_be_used_or_written_is_one_warning_and_runs_with_sec
     assert [target["shared"] for target in Caches(shared).job_targets(run)] == [False, True]
     assert [target["shared"] for target in Caches(shared).job_targets(secret)] == [False]
     assert [target["shared"] for target in Caches(replace(shared, share_secrets=True)).job_targets(secret)] == [False, True]
+
+
+def test_cache_status_and_prune_work_outside_a_project_on_the_per_user_cache(tmp_path, monkeypatch):
+    from nbsweep import api
+
+    monkeypatch.chdir(tmp_path)  # no config/config.yaml here
+    put_entry(Store(os.environ["NBSWEEP_CACHE_DIR"], shared=False), "a" * 64)
+    assert [(usage.url, usage.entries) for usage in api.cache_status().stores] == [(os.environ["NBSWEEP_CACHE_DIR"], 1)]
+    assert [pruned.entries for pruned in api.cache_prune(max_size=0)] == [1]
+    with pytest.raises(SweepError, match="config file config/config.yaml does not exist"):
+        api.cache_forget(targets=["t/a"])  # runs are a project's
