@@ -324,6 +324,22 @@ def test_a_compare_page_stores_each_output_once_and_is_rewritten_only_when_it_ch
     assert not (out / "t").exists()
 
 
+def test_a_compare_page_of_many_runs_each_printing_much_cuts_its_outputs_shorter(tmp_path, monkeypatch):
+    monkeypatch.setattr(compare_page, "PAGE_BUDGET", 400_000)
+    out, rows = tmp_path / "out", []
+    for k in range(40):  # each run prints 50,000 characters and shows a 150,000-character table of its own
+        target = out / "t" / f"r{k}" / f"t_r{k}.ipynb"
+        target.parent.mkdir(parents=True)
+        table = new_output("display_data", data={"text/html": f"<table><td>{k}</td></table>" + "." * 150_000, "text/plain": "table"})
+        executed(target, [[new_output("stream", name="stdout", text=f"{k}" * 50_000)], [table]])
+        rows.append({"template": "t", "label": f"r{k}", "status": "ok", "target": str(target), "notebook": str(target)})
+    compare_page.write_page(out, "t", rows)
+    text = (out / "t" / "compare.html").read_text()
+    assert len(text) < 2 * 400_000  # 40 x 20,000 characters of text and 40 tables of 150,000 at the usual limits
+    data = json.loads(text.split('id="compare-data">')[1].split("</script>")[0])
+    assert {piece["t"].endswith("more characters)") for found in data["contents"] for piece in found if piece["k"] == "stream"} == {True}
+
+
 def test_nbsweep_diff_of_notebook_files_exits_1_when_one_differs_and_2_when_one_is_no_notebook(tmp_path, monkeypatch, capsys):
     from nbsweep.cli.main import command
 
