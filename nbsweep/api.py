@@ -17,6 +17,7 @@ from pathlib import Path
 
 from nbsweep import layout
 from nbsweep.cache import keys, upkeep
+from nbsweep.cache import settings as cache_settings
 from nbsweep.cache.lookup import with_caches
 from nbsweep.cache.stores import Store
 from nbsweep.errors import SweepError
@@ -165,11 +166,15 @@ class CacheStatus:
     last: dict | None
 
 
-def cache_stores(config_files: Iterable[str | Path] = (), shared: bool = True) -> tuple[Sweep, list[Store], dict[str, str]]:
-    """The sweep and its caches (the shared ones too with ``shared``), and those that cannot be opened, with why."""
-    sweep = load(config_files)
+def cache_stores(config_files: Iterable[str | Path] = (), shared: bool = True) -> tuple[Sweep | None, list[Store], dict[str, str]]:
+    """The sweep and its caches (the shared ones too with ``shared``), and those that cannot be
+    opened, with why. Outside a project (no config file named, none at config/config.yaml): no
+    sweep, and the per-user local cache, which is no project's."""
+    config_files = list(config_files)
+    sweep = load(config_files) if config_files or DEFAULT_CONFIG.exists() else None
+    configured = sweep.cache if sweep else cache_settings.defaults()
     stores, unusable = [], {}
-    for url, is_shared in sweep.cache.stores if sweep.cache else []:
+    for url, is_shared in configured.stores if configured else []:
         if shared or not is_shared:
             try:
                 stores.append(Store(url, is_shared))
@@ -216,6 +221,7 @@ def cache_forget(config_files: Iterable[str | Path] = (), targets: Iterable[str]
     sweep, stores, unusable = cache_stores(config_files)
     if unusable:
         raise SweepError(f"cannot open the cache {next(iter(unusable))} ({next(iter(unusable.values()))})")
+    sweep = sweep or load(config_files)  # the runs named are a project's: says its config is missing
     runs = acceptance.chosen_runs(sweep, targets)
     digests: dict[str, str | None] = {}
     fingerprints = {planned(run, digests).fingerprint for run in runs}

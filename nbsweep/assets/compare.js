@@ -27,8 +27,11 @@
     runs.forEach(function (r, i) { if (!r.of && found.length < MOST) found.push(i); });
     return found;
   }
+  function fragment() {
+    try { return decodeURIComponent(location.hash.slice(1)); } catch (malformed) { return ""; } // a link typed by hand: the first runs
+  }
   function fromHash() {
-    var hash = decodeURIComponent(location.hash.slice(1));
+    var hash = fragment();
     if (!hash) return firstRuns();
     if (hash.indexOf("previous:") === 0) {
       var label = hash.slice(9);
@@ -139,6 +142,23 @@
     });
     return pre;
   }
+  // An output's HTML is shown, never run: parsed in a document without a window (nothing in it
+  // runs or loads), then stripped of scripts, frames, event handlers and javascript: URLs.
+  var ACTIVE = "script, iframe, frame, frameset, object, embed, applet, base, link, meta, form, noscript, template";
+  function parsed(html) { return new DOMParser().parseFromString(html, "text/html").body; }
+  function inert(html) {
+    var body = parsed(html);
+    body.querySelectorAll(ACTIVE).forEach(function (node) { node.remove(); });
+    body.querySelectorAll("*").forEach(function (node) {
+      Array.prototype.slice.call(node.attributes).forEach(function (a) {
+        var value = a.value.replace(/[\s\u0000-\u001f]/g, "").toLowerCase();
+        if (a.name.toLowerCase().indexOf("on") === 0 || /^(javascript|vbscript):/.test(value)) node.removeAttribute(a.name);
+      });
+    });
+    var found = document.createDocumentFragment();
+    Array.prototype.slice.call(body.childNodes).forEach(function (node) { found.appendChild(document.importNode(node, true)); });
+    return found;
+  }
   function markTable(node, reference) {
     var mine = node.querySelectorAll("td, th"), theirs = reference ? reference.querySelectorAll("td, th") : [];
     mine.forEach(function (c, i) { if (!theirs[i] || theirs[i].textContent !== c.textContent) c.classList.add("chg"); });
@@ -154,11 +174,8 @@
     }
     if (p.k === "html" && p.html) {
       var box = el("div", { class: "html" });
-      box.innerHTML = p.html;
-      if (ref && ref.k === "html" && ref.html !== p.html) {
-        var other = el("div"); other.innerHTML = ref.html;
-        markTable(box, other);
-      }
+      box.appendChild(inert(p.html));
+      if (ref && ref.k === "html" && ref.html !== p.html) markTable(box, parsed(ref.html));
       return box;
     }
     if (p.k === "error") {
@@ -197,7 +214,7 @@
     var row = el("tr", {}, [el("th", { class: "cell", text: "cell" })]);
     order.forEach(function (i) {
       var run = runs[i];
-      var target = decodeURIComponent(location.hash.slice(1)) === run.label ? " target" : ""; // the run index.html linked
+      var target = fragment() === run.label ? " target" : ""; // the run index.html linked
       var head = el("th", { "data-run": run.name, class: "run st-" + run.status.replace(" ", "-") + target }, [
         run.href ? el("a", { href: run.href, text: run.label }) : el("span", { text: run.label }),
         el("span", { class: "badge", text: run.status }),

@@ -3,17 +3,20 @@
 An entry holds the executed notebook, its log and rendering (``files``, by role) and the run's
 declared outputs (``outputs``, by path), each as an object named by its SHA-256, plus the
 execution it was and the metrics it recorded. The manifest is JSON; one that cannot be read, is of
-another version or names another key is no entry at all.
+another version, names another key or names an object by anything but a SHA-256 (a path such as
+``../../x`` in a hostile store) is no entry at all.
 """
 
 import hashlib
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 VERSION = 1
 ROLES = ("notebook", "log", "html")  # the run's own files, restored to RunFiles.target, .log, .html
+SHA256 = re.compile(r"[0-9a-f]{64}")  # an object's name: never a path (a hostile manifest's "../.." is no entry)
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,9 @@ def parse(text: str | None, key: str) -> Manifest | None:
         manifest = Manifest(**doc)
     except (ValueError, TypeError, KeyError, AttributeError):
         return None
-    if "notebook" not in manifest.files or not all(isinstance(b.sha256, str) and len(b.sha256) == 64 for b in manifest.blobs):
+    if "notebook" not in manifest.files or not all(
+        isinstance(b.sha256, str) and SHA256.fullmatch(b.sha256) and type(b.size) is int and b.size >= 0 for b in manifest.blobs
+    ):
         return None
     return manifest
 

@@ -21,7 +21,7 @@ CURRENT = (state.UP_TO_DATE, state.ACCEPTED)
 
 class Lookup:
     """The caches of ``settings`` (None: no cache) as one invocation reads them: ``unusable``
-    (url -> why, said once), ``reached`` (the caches a lookup has read)."""
+    (url -> why, said once)."""
 
     def __init__(self, settings: Settings | None, lookups=None):
         self.settings = settings
@@ -30,7 +30,6 @@ class Lookup:
         self._read_ahead: set[str] = set()  # the caches read ahead
         self._stores: list[Store] | None = None
         self.unusable: dict[str, str] = {}
-        self.reached: set[str] = set()
 
     @property
     def stores(self) -> list[Store]:
@@ -68,7 +67,6 @@ class Lookup:
             except Exception as err:  # noqa: BLE001 -- an unreachable store, whatever its backend raises
                 self.give_up(store.url, err)
                 continue
-            self.reached.add(store.url)
             if manifest and manifest.fingerprint == fingerprint and set(manifest.outputs) == set(run.outputs):
                 return store, key, manifest
         return None

@@ -11,6 +11,7 @@ executes and writes a new one. A shared cache that cannot be reached is one warn
 sweep goes on without it.
 """
 
+import glob
 import json
 import os
 import shutil
@@ -29,6 +30,8 @@ from nbsweep.files import link_or_copy, write_atomically
 from nbsweep.provenance import kept_aside
 from nbsweep.provenance.records import Provenance
 
+RESTORING = ".%s.restoring"  # then the restoring process's pid: a file being restored, beside its place
+
 
 class Caches(Lookup):
     """The caches of ``settings`` (None: no cache) as one invocation uses them, and what it found:
@@ -37,6 +40,7 @@ class Caches(Lookup):
 
     def __init__(self, settings: Settings | None, lookups=None):
         super().__init__(settings, lookups)
+        self.probed: set[str] = set()  # caches found writable (Store.probe)
         self.wrote = False  # whether this invocation's jobs write entries
         self.restored: list[str] = []
         self.missed: list[str] = []
@@ -55,12 +59,14 @@ class Caches(Lookup):
         kept = (("log", files.log), ("html", files.html)) if run.render else (("log", files.log),)
         places += [(manifest.files[role].sha256, path) for role, path in kept if role in manifest.files]
         places.append((manifest.files["notebook"].sha256, files.target))  # last: the run is current once it is in place
+        sizes = {blob.sha256: blob.size for blob in manifest.blobs}
         fetched: list[tuple[Path, Path]] = []
         try:
             for sha, path in places:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                fetched.append((path.with_name(f".{path.name}.restoring{os.getpid()}"), path))
-                store.fetch(sha, fetched[-1][0])
+                discard_leftovers(path)
+                fetched.append((path.with_name(f"{RESTORING % path.name}{os.getpid()}"), path))
+                store.fetch(sha, fetched[-1][0], sizes[sha])
         except VerificationError as err:
             discard(fetched)
             self.ignored.append(run.id)
@@ -116,15 +122,16 @@ class Caches(Lookup):
     def job_targets(self, run) -> list[dict]:
         """Where a run's job writes its entry (its job file's ``cache``): every cache it may use,
         with the kernel environment's digest for the shared ones (the key is made from the
-        fingerprint the executed notebook records: ``nbsweep.cache.save``). A shared cache no
-        lookup has reached yet is tried once first, so an unreachable one costs no job anything."""
+        fingerprint the executed notebook records: ``nbsweep.cache.save``). Each cache is written
+        to once first (``Store.probe``), so one that cannot be written (read-only, unreachable, a
+        bucket that does not exist) is one warning, not one per job."""
         self.wrote = True
         targets = []
         for store in self.stores_for(run):
             try:
-                if store.shared and store.url not in self.reached:
-                    store.read_manifest("0" * 64)
-                    self.reached.add(store.url)
+                if store.url not in self.probed:
+                    store.probe()
+                    self.probed.add(store.url)
                 environment = self.environment(store, run)
             except Exception as err:  # noqa: BLE001 -- an unreachable store; a kernelspec that cannot be read (the run fails by itself)
                 self.give_up(store.url, err)
@@ -157,6 +164,19 @@ class Caches(Lookup):
             write_atomically(layout.CACHE_STATS, json.dumps(doc))
         except OSError:
             pass
+
+
+def discard_leftovers(path: Path) -> None:
+    """Remove what restores of ``path`` killed half-way left beside it (their processes are gone)."""
+    for leftover in path.parent.glob(glob.escape(RESTORING % path.name) + "*"):
+        pid = leftover.name.removeprefix(RESTORING % path.name)
+        try:
+            if pid.isdigit() and int(pid) != os.getpid():
+                os.kill(int(pid), 0)
+        except ProcessLookupError:
+            leftover.unlink(missing_ok=True)
+        except OSError:
+            pass  # alive as another user
 
 
 def discard(fetched: list[tuple[Path, Path]]) -> None:

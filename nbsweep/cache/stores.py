@@ -15,9 +15,12 @@ Credentials for ``s3://`` come from the usual AWS environment and files (and the
 
 import hashlib
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+from nbsweep.files import UnusableFile, open_regular
 
 CHUNK = 1 << 20
 # An unreachable object store fails in seconds, not after botocore's minutes of retries.
@@ -95,6 +98,19 @@ class Store:
             Path(temporary).unlink(missing_ok=True)
             raise
 
+    def probe(self) -> None:
+        """Raise what writing an entry would raise, at once (read-only, unreachable, no such
+        bucket): an empty file is written and removed; a folder is made if missing, for its user
+        alone when not shared."""
+        if not self.is_folder:
+            path = f"{self.root}/{TEMPORARY}probe-{uuid.uuid4().hex}"
+            self.fs.pipe_file(path, b"")
+            self.remove_path(path)
+            return
+        os.makedirs(self.root, **({} if self.shared else {"mode": 0o700}), exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=self.root, prefix=TEMPORARY):
+            pass
+
     # --- reading ---
 
     def read_manifest(self, key: str) -> str | None:
@@ -131,19 +147,27 @@ class Store:
         except FileNotFoundError:
             return False
 
-    def fetch(self, sha: str, destination: Path) -> None:
+    def fetch(self, sha: str, destination: Path, size: int | None = None) -> None:
         """Copy object ``sha`` to ``destination``, checking its SHA-256 on the way (VerificationError
-        when it differs; ``destination`` is then removed)."""
-        hasher = hashlib.sha256()
+        when it differs; ``destination`` is then removed). With the ``size`` its manifest gives, no
+        more is read than that (an object that is longer, or in a folder no regular file, such as a
+        link to ``/dev/zero`` or a FIFO, fails at once instead of being read forever)."""
+        hasher, read, limit = hashlib.sha256(), 0, None if size is None else size + 1
+        path = self.object_path(sha)
         try:
-            with self.fs.open(self.object_path(sha), "rb") as source, open(destination, "wb") as out:
-                while chunk := source.read(CHUNK):
+            source = open_regular(path, limit) if self.is_folder else self.fs.open(path, "rb")
+            with source, open(destination, "wb") as out:
+                while (limit is None or read < limit) and (chunk := source.read(CHUNK if limit is None else min(CHUNK, limit - read))):
+                    read += len(chunk)
                     hasher.update(chunk)
                     out.write(chunk)
         except FileNotFoundError:
             destination.unlink(missing_ok=True)
             raise VerificationError(f"object {sha} is missing") from None
-        if hasher.hexdigest() != sha:
+        except UnusableFile as err:
+            destination.unlink(missing_ok=True)
+            raise VerificationError(f"object {sha} {err.reason}") from None
+        if hasher.hexdigest() != sha or (size is not None and read != size):
             destination.unlink(missing_ok=True)
             raise VerificationError(f"object {sha} does not have its SHA-256")
 

@@ -77,7 +77,8 @@ def parser() -> argparse.ArgumentParser:
         "diff",
         help="compare runs' executed notebooks cell by cell (exit status 1 when they differ)",
         description="Show the outputs of each template cell across runs: cells whose outputs are the same in all, and unified "
-        "diffs of those that differ (images compared by content). Exit status 0 when all are the same, 1 when something differs.",
+        "diffs of those that differ (images compared by content). Exit status 0 when all are the same, 1 when something differs, "
+        "2 when they cannot be compared (a name that is no run, a file that is no notebook).",
     )
     diff.add_argument("runs", nargs="+", metavar="RUN", help="runs as `nbsweep status` lists them (template/label), or notebook paths")
     diff.add_argument("--previous", action="store_true", help="compare one run's previous notebook with its current one")
@@ -189,7 +190,7 @@ def command(argv: list[str] | None = None) -> int:
             print("\n".join(f"nbsweep: {line}" for line in cache_command(args)))
     except SweepError as err:
         print(f"nbsweep: {err}.", file=sys.stderr)
-        return 1
+        return 2 if args.command == "diff" else 1  # as diff(1): 1 says the notebooks differ
     return 0
 
 

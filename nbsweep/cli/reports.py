@@ -1,5 +1,6 @@
-"""What ``nbsweep status`` and ``nbsweep accept`` print: the data of ``nbsweep.api``, formatted."""
+"""What ``nbsweep status``, ``accept``, ``diff`` and ``cache`` print: the data of ``nbsweep.api``, formatted."""
 
+import re
 from collections import Counter
 
 from nbsweep.provenance.accept import Acceptance
@@ -77,6 +78,16 @@ def accept_report(done: Acceptance, targets: list[str]) -> list[str]:
     return lines
 
 
+_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # SGR: colours and weights, which say nothing
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # tabs and newlines aside
+
+
+def printable(line: str) -> str:
+    """A line of notebooks' outputs as a terminal may show it: colour codes dropped, any other
+    control character written out (``\\x1b``), so that no output can drive the terminal."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", _COLOUR.sub("", line))
+
+
 def diff_report(comparison) -> str:
     """A block per template cell: the same in every notebook, or a unified diff of each against the first."""
     columns = comparison.columns
@@ -100,7 +111,7 @@ def diff_report(comparison) -> str:
                 lines += [f"    {line}" for line in row.unified(0, other, (columns[0].name, columns[other].name))]
     code = sum(row.cell_type == "code" for row in comparison.rows)
     lines.append(f"{differing} of {code} code cells differ" if differing else f"all {code} code cells the same")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
 
 
 def size_text(size: int) -> str:

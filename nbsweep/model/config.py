@@ -225,9 +225,18 @@ def from_seed_format(doc: dict, path: Path) -> dict:
     return {"runs": runs}
 
 
+def described(error: jsonschema.ValidationError) -> str | None:
+    """The description of the nearest schema around an error among alternatives (``oneOf``): what the value may be."""
+    while error is not None:
+        if isinstance(error.schema, dict) and error.schema.get("description"):
+            return error.schema["description"].rstrip(".")
+        error = error.parent
+    return None
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
     """Turn a jsonschema error into a short phrase a user can act on."""
-    path = list(error.path)
+    path = list(error.absolute_path)
     if len(path) >= 2 and path[0] == "runs" and isinstance(path[1], int):
         path = path[2:]  # the run itself is named by the caller
     key = ".".join(map(str, path))
@@ -240,6 +249,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "propertyNames":
         return f"{error.instance!r} under {quoted(key)} is not a valid name (letters, digits and _ only, not starting with a digit)"
     where = quoted(key) if key else "the value"
+    if (error.validator == "oneOf" or error.parent is not None) and (wanted := described(error)):
+        return f"{where} cannot be {error.instance!r} ({wanted})"
     if error.validator == "type":
         wanted = error.validator_value
         wanted = " or ".join(wanted) if isinstance(wanted, list) else wanted
@@ -253,12 +264,14 @@ def validate(doc, path: Path | str, schema: dict) -> None:
     """Validate one normalised document against the schema; raise the clearest error."""
     if not isinstance(doc, dict):
         found = "nothing (the file is empty)" if doc is None else f"a {type(doc).__name__}"
-        raise SweepError(f"{path} must hold a mapping with a 'runs' list (see config/README.md), not {found}")
+        raise SweepError(
+            f"{path} must hold a mapping with a 'runs' list (see the configuration reference, docs/configuration.md in nbsweep), not {found}"
+        )
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(doc))
     if error is None:
         return
-    location, _ = run_location(doc, path, error.path)
-    raise SweepError(f"{location}: {_describe(error)}; see config/README.md")
+    location, _ = run_location(doc, path, error.absolute_path)
+    raise SweepError(f"{location}: {_describe(error)}; see the configuration reference (docs/configuration.md in nbsweep)")
 
 
 def configfile_problem(argv: list[str] | None = None) -> str | None:

@@ -297,11 +297,30 @@ def notebook_of(target: Path) -> Path | None:
     return target if target.is_file() else failed if failed.is_file() else None
 
 
+def checked(path: Path, name: str, fix: str = "name an executed notebook or a run as `nbsweep status` lists it") -> Path:
+    """``path`` if it holds a Jupyter notebook; else SweepError naming it (not JSON, not a notebook) and the ``fix``."""
+    import nbformat
+
+    try:
+        nb = nbformat.reads(path.read_bytes().decode("utf-8"), as_version=nbformat.NO_CONVERT)
+    except OSError as err:
+        raise SweepError(f"{name} cannot be read ({path}: {err.strerror or err}); {fix}") from None
+    except ValueError:  # UnicodeDecodeError, nbformat's NotJSONError
+        raise SweepError(f"{name} is not a Jupyter notebook ({path} is not JSON); {fix}") from None
+    except (KeyError, AttributeError, TypeError):
+        raise SweepError(f"{name} is not a Jupyter notebook ({path} is JSON, but no notebook); {fix}") from None
+    try:
+        nbformat.validate(nb)
+    except nbformat.ValidationError as err:
+        raise SweepError(f"{name} is not a Jupyter notebook ({path}: {err.message}); {fix}") from None
+    return path
+
+
 def column_named(name: str, output_dir: str, runs) -> Column:
     """The column of a run named as ``nbsweep status`` lists it (``template/label``, among ``runs``:
-    (template, label) pairs), or of a notebook file's path."""
+    (template, label) pairs), or of a notebook file's path; its notebook checked to be one."""
     if name.endswith(".ipynb") and Path(name).is_file():
-        return Column(name, Path(name), "failed" if name.endswith(".failed.ipynb") else "")
+        return Column(name, checked(Path(name), name), "failed" if name.endswith(".failed.ipynb") else "")
     template, _, label = name.partition("/")
     target = layout.target(output_dir, template, label)
     if (template, label) not in runs and not target.parent.is_dir():
@@ -311,7 +330,10 @@ def column_named(name: str, output_dir: str, runs) -> Column:
     notebook = notebook_of(target)
     if notebook is None:
         raise SweepError(f"run {name} has no executed notebook yet ({target}); run snakemake first")
-    return Column(name, notebook, "failed" if notebook != target else "")
+    damaged = f"run {name}'s notebook"
+    return Column(
+        name, checked(notebook, damaged, "delete it and run snakemake to execute the run again"), "failed" if notebook != target else ""
+    )
 
 
 def previous_columns(name: str, output_dir: str, runs) -> list[Column]:
@@ -323,4 +345,4 @@ def previous_columns(name: str, output_dir: str, runs) -> list[Column]:
             f"run {name} has no previous notebook ({previous}): one is kept when a run re-executes with other parameters, "
             "template code or inputs, or when its rerun fails"
         )
-    return [Column(f"{name} (previous)", previous, "previous"), current]
+    return [Column(f"{name} (previous)", checked(previous, f"run {name}'s previous notebook", "delete it"), "previous"), current]

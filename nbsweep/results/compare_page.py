@@ -23,6 +23,7 @@ from nbsweep.results.html_page import ASSETS, document, embedded, esc, href
 
 PAGE, IMAGES = layout.COMPARE_PAGE, layout.COMPARE_IMAGES
 TEXT_LIMIT = 20_000  # characters of one output kept in the page; the rendering has the rest
+PAGE_BUDGET = 8_000_000  # characters of outputs in one page, beyond which each is cut shorter
 EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/svg+xml": ".svg"}
 STAMP = ".compare.fingerprint"  # beside the page: the fingerprint of what it was made from
 
@@ -73,22 +74,38 @@ def read_text(path: Path) -> str | None:
         return None
 
 
-def piece(output: Output, images: dict[str, bytes]) -> dict:
-    """An output as the page's script draws it; an image's bytes go to ``images`` (file name -> bytes)."""
+def shown_size(output: Output, limit: int) -> int:
+    """The characters of ``output`` a page holds with outputs cut at ``limit`` (``piece``)."""
+    if output.kind == "image":
+        return len(output.text)
+    if output.kind == "error":
+        return min(len(output.text), limit) + min(len(output.body), limit)
+    html = len(output.body) if output.kind == "html" and len(output.body) <= 10 * limit else 0
+    return min(len(output.text), limit) + html
+
+
+def text_limit(outputs: list[tuple[Output, ...]]) -> int:
+    """Where a page cuts its outputs: at TEXT_LIMIT characters, less when its distinct outputs
+    would otherwise hold more than PAGE_BUDGET (many runs, each printing much of its own)."""
+    limit = TEXT_LIMIT
+    while limit > 500 and sum(shown_size(o, limit) for found in outputs for o in found) > PAGE_BUDGET:
+        limit //= 2
+    return limit
+
+
+def piece(output: Output, images: dict[str, bytes], limit: int = TEXT_LIMIT) -> dict:
+    """An output as the page's script draws it, cut at ``limit`` characters (an HTML output kept
+    up to ten times that, else shown as its text); an image's bytes go to ``images`` (file name -> bytes)."""
     if output.kind == "image":
         name = hashlib.sha256(output.body).hexdigest()[:24] + EXTENSIONS[output.mime]
         images[name] = output.body
         return {"k": "image", "src": f"{IMAGES}/{name}", "w": output.width, "h": output.height, "t": output.text}
-    text = (
-        output.text
-        if len(output.text) <= TEXT_LIMIT
-        else output.text[:TEXT_LIMIT] + f"\n… ({len(output.text) - TEXT_LIMIT} more characters)"
-    )
+    text = output.text if len(output.text) <= limit else output.text[:limit] + f"\n… ({len(output.text) - limit} more characters)"
     found = {"k": output.kind, "t": text}
     if output.kind == "html":
-        found["html"] = output.body if len(output.body) <= 10 * TEXT_LIMIT else ""
+        found["html"] = output.body if len(output.body) <= 10 * limit else ""
     elif output.kind == "error":
-        found["trace"] = output.body[-TEXT_LIMIT:]
+        found["trace"] = output.body[-limit:]
     elif output.kind == "stream" and output.mime == "stderr":
         found["err"] = True
     return found
@@ -96,7 +113,7 @@ def piece(output: Output, images: dict[str, bytes]) -> dict:
 
 def page_data(template: str, comparison: Comparison, runs: list[dict], base: Path, images: dict[str, bytes]) -> dict:
     """The comparison as the page's data: each distinct cell output once (``contents``)."""
-    contents: list[list[dict]] = []
+    distinct: list[tuple[Output, ...]] = []
     seen: dict[str, int] = {}
     cells = []
     for row in comparison.rows:
@@ -104,8 +121,8 @@ def page_data(template: str, comparison: Comparison, runs: list[dict], base: Pat
         for c, outputs in enumerate(row.outputs):
             key = row.key(c)
             if key is not None and key not in seen:
-                seen[key] = len(contents)
-                contents.append([piece(o, images) for o in outputs])
+                seen[key] = len(distinct)
+                distinct.append(outputs)
             ids.append(None if key is None else seen[key])
         cells.append({"title": row.title, "type": row.cell_type, "source": row.source[:TEXT_LIMIT], "params": row.parameters, "out": ids})
     listed = [
@@ -119,6 +136,8 @@ def page_data(template: str, comparison: Comparison, runs: list[dict], base: Pat
         }
         for column, run in zip(comparison.columns, runs, strict=True)
     ]
+    limit = text_limit(distinct)
+    contents = [[piece(o, images, limit) for o in outputs] for outputs in distinct]
     return {"template": template, "runs": listed, "cells": cells, "contents": contents}
 
 

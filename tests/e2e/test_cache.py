@@ -5,6 +5,7 @@ pipeline — each run executed once, then restored. Two module-scoped flows keep
 import json
 import os
 import shutil
+import subprocess
 
 import pytest
 from conftest import Project
@@ -77,7 +78,13 @@ def flow(tmp_path_factory):
     before = first.outputs()
     steps["dry"] = first.snakemake("--configfile", "config/a.yaml", "-n")
     steps["after dry"] = first.outputs() == before
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    killed, running = (first.target("t", "x1").with_name(f".t_x1.ipynb.restoring{pid}") for pid in (ended.pid, os.getpid()))
+    for leftover in (killed, running):  # as restores killed half-way, by a process gone and one still running
+        leftover.write_bytes(b"half")
     steps["a again"] = first.snakemake("--configfile", "config/a.yaml")
+    steps["leftovers"] = [leftover.exists() for leftover in (killed, running)]
     steps["status"] = first.nbsweep("status", "--configfile", "config/a.yaml")
     steps["status b"] = first.nbsweep("status", "--configfile", "config/b.yaml")
     steps["after status b"] = [first.record("t", label)["parameters"]["y"] for label in ("x1", "x2", "x3")]
@@ -112,6 +119,7 @@ def test_switching_configs_back_restores_every_run_from_the_cache(flow):
     again = steps["a again"].stderr
     assert " ok in " not in again and "nbsweep: 3 runs restored from cache instead of executing (t/x1, t/x2, t/x3)" in again
     assert {label: first.record("t", label)["execution"] for label in executions} == executions  # the original executions
+    assert steps["leftovers"] == [False, True]  # what a killed restore left beside the notebook went
     assert "made 2 a" in first.target("t", "x2").with_suffix(".html").read_text()
     assert "4 runs: 4 up to date" in steps["status"].stdout
     rows = json.loads((first.out / "summary.json").read_text())

@@ -2,12 +2,17 @@
 of four datasets (text, table, plot and an identical cell), a copy of one run and a failing run.
 NBSWEEP_DOCS_SCREENSHOTS=1 copies the page's screenshot to docs/compare.png."""
 
+import base64
 import os
 import shutil
 
 import pytest
 from chromium import CHROMIUM, chromium_page
 from conftest import REPO, Project
+from nbformat.v4 import new_output
+from unit.builders import executed
+
+from nbsweep.results import compare_page
 
 pytestmark = pytest.mark.xdist_group("compare")
 
@@ -114,7 +119,7 @@ def test_nbsweep_diff_says_what_differs(sweep):
     assert '-name = "d1"' in out and '+name = "d2"' in out
     assert "KeyError" in out
     refused = sweep.nbsweep("diff", "explore/nope", "explore/d1")
-    assert refused.returncode == 1 and refused.stderr.startswith("nbsweep: explore/nope names no run")
+    assert refused.returncode == 2 and refused.stderr.startswith("nbsweep: explore/nope names no run")
 
 
 def test_a_no_op_invocation_leaves_the_page_and_previous_compares(sweep, page):
@@ -136,3 +141,41 @@ def test_a_no_op_invocation_leaves_the_page_and_previous_compares(sweep, page):
     assert shown(page)["runs"] == ["explore/d1 (previous)", "explore/d1"]
     assert page.js("document.querySelector('tr.diff.params pre .chg-line').textContent") == "scale = 2"
     assert page.js("document.querySelector('tr.diff.params pre .chg').textContent") == "2"  # the word that differs
+
+
+PWNED = "document.documentElement.dataset.pwned = 1"  # what injected code would do; the page must never run it
+HOSTILE_HTML = (
+    f'<b>shown</b><img src="x" onerror="{PWNED}"><script>{PWNED}</script><a href=" javascript:{PWNED}">link</a>'
+    f'<svg><a href="javascript:{PWNED}"><circle r="9"></circle></a><animate onbegin="{PWNED}" dur="1s"></animate></svg>'
+    f'<iframe srcdoc="<script>parent.{PWNED}</script>"></iframe><table><tr><td>cell</td></tr></table>'
+)
+
+
+def test_a_page_of_200_runs_with_huge_and_hostile_outputs_stays_small_and_runs_none_of_them(tmp_path, page):
+    """Runs' outputs and parameters hold HTML and script (a notebook's display(HTML(...)) included), one
+    run prints 5 MB and shows a 5 MB image: the page is bounded and only its own script runs."""
+    out, rows = tmp_path / "out", []
+    for k in range(200):
+        target = out / "t" / f"r{k}" / f"t_r{k}.ipynb"
+        target.parent.mkdir(parents=True)
+        html = new_output("display_data", data={"text/html": HOSTILE_HTML.replace("cell", f"cell {k % 2}"), "text/plain": "x"})
+        stream = new_output("stream", name="stdout", text=f"</script><script>{PWNED}</script>\n" * (1 if k else 50_000))
+        image = [new_output("display_data", data={"image/png": base64.b64encode(b"\x89PNG" + os.urandom(5_000_000)).decode()})]
+        executed(target, [[html], [stream], image if k == 0 else []], f"x = '</script><script>{PWNED}</script>'")
+        params = {"params.x": f"<img src=x onerror='{PWNED}'>", "params.k": k}
+        rows.append({"template": "t", "label": f"r{k}", "status": "ok", "target": str(target), "notebook": str(target), **params})
+    compare_page.write_page(out, "t", rows)
+    html = out / "t" / "compare.html"
+    assert html.stat().st_size < 500_000  # 5 MB printed, 200 runs: the page holds each distinct output once, cut
+    page.open(html.as_uri() + "#r1")
+    page.js("nbsweepChoose([...Array(200).keys()].map(k => 't/r' + k))")
+    assert page.js("document.querySelectorAll('thead th[data-run]').length") == 200
+    assert page.js("document.querySelector('tr.diff .html b').textContent") == "shown"
+    assert page.js("document.querySelectorAll('tr.diff .html td.chg').length") > 0  # tables are still compared
+    assert page.js("document.querySelectorAll('#compare script, #compare iframe, #compare [onerror], #compare [onbegin]').length") == 0
+    page.click("tr.diff .html a")
+    assert page.js("document.documentElement.dataset.pwned") is None
+    assert [e for e in page.errors() if "ERR_FILE_NOT_FOUND" not in str(e)] == []  # but the outputs' <img src="x">
+    page.open("about:blank")
+    page.open(html.as_uri() + "#%E0%A4%A")  # a malformed fragment: the first 12 runs
+    assert page.js("document.querySelectorAll('thead th[data-run]').length") == 12

@@ -53,3 +53,19 @@ def write_notebook(path, outputs, metadata, source="x = 1", **write_args):
     else:
         nbformat.write(nb, path)
     return path
+
+
+def executed(path, outputs_by_cell, injected="x = 1", parameters_cell=True, extra=()):
+    """An executed notebook as papermill writes it: markdown, parameters, injected parameters, code cells with outputs."""
+    cells = [new_markdown_cell("# t")]
+    if parameters_cell:
+        cells.append(new_code_cell("x = 0", metadata={"tags": ["parameters"]}))
+    cells.append(new_code_cell(f"# Parameters\n{injected}\n", metadata={"tags": ["injected-parameters"]}))
+    for k, outputs in enumerate(outputs_by_cell):
+        cell = new_code_cell(f"step{k}()")
+        cell.outputs = outputs
+        cells.append(cell)
+    cells += [new_code_cell(source) for source in extra]
+    nb = new_notebook(cells=cells, metadata={"papermill": {"parameters": {"x": injected}}})
+    nbformat.write(nb, path)
+    return path

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -15,6 +16,7 @@ import pytest
 from nbsweep.cache import entries, keys, settings, upkeep
 from nbsweep.cache.restore import Caches
 from nbsweep.cache.stores import TEMPORARY, Store, VerificationError
+from nbsweep.errors import SweepError
 from nbsweep.model.config import load_config, load_schema
 from nbsweep.packaged import SCHEMA
 
@@ -65,6 +67,33 @@ def test_an_entry_round_trips_through_a_store_and_its_objects_are_checked(url, t
 @pytest.mark.parametrize("text", ["", "{", '{"version": 1}', json.dumps({"version": 99, "key": "k"}), "[]"])
 def test_a_manifest_that_is_not_whole_is_no_entry(text):
     assert entries.parse(text, "k") is None
+
+
+def test_a_manifest_naming_an_object_by_a_path_is_no_entry_and_forget_deletes_nothing_outside(tmp_path):
+    """A hostile store's manifest whose object "name" climbs out of the store (64 characters, as a SHA-256)."""
+    store = Store(str(tmp_path / "cache"), shared=True)
+    made = put_entry(store, "a" * 64, run="t/a")
+    victim = write(tmp_path / "victim", "precious")
+    climb = "./" * 26 + "../../victim"  # objects/./<climb>: up from objects/ to tmp_path
+    assert len(climb) == 64 and os.path.normpath(store.object_path(climb)) == str(victim)
+    store.put_manifest("a" * 64, replace(made, files={**made.files, "log": entries.Blob(climb, 8)}).to_json())
+    assert entries.parse(store.read_manifest("a" * 64), "a" * 64) is None
+    upkeep.forget(store, keys=set(), runs={"t/a"}, templates={"t"})
+    upkeep.prune(store, older_than=0, now=10**10)
+    assert victim.read_text() == "precious"
+
+
+def test_an_object_that_is_longer_than_its_manifest_says_or_no_regular_file_is_never_read_to_its_end(tmp_path):
+    """A hostile or broken store: an object linked to /dev/zero, a FIFO, or grown: each fails at once."""
+    store = Store(str(tmp_path / "cache"), shared=True)
+    blob = put_entry(store, "a" * 64, content=b"executed").files["notebook"]
+    path = Path(store.object_path(blob.sha256))
+    for make in (lambda: path.symlink_to("/dev/zero"), lambda: os.mkfifo(path), lambda: path.write_bytes(b"executed" + b"\0" * 10**6)):
+        path.unlink()
+        make()
+        with pytest.raises(VerificationError):
+            store.fetch(blob.sha256, tmp_path / "out", blob.size)
+        assert not (tmp_path / "out").exists()
 
 
 def test_a_writer_killed_before_its_manifest_leaves_no_entry_and_its_leftovers_go(tmp_path):
@@ -136,18 +165,34 @@ def test_the_cache_key_of_the_config(tmp_path, monkeypatch):
     assert configured({"local": False, "shared": ["/a", "s3://b"], "max_size": "1.5 GB", "share_secrets": True}) == settings.Settings(
         None, ("/a", "s3://b"), int(1.5 * 2**30), True
     )
-    for bad in ({"max_size": "lots"}, {"shared": 3}, {"other": 1}, 7):
-        with pytest.raises(Exception, match="cache"):
+    for bad, said in [
+        ({"max_size": "lots"}, "'cache.max_size' cannot be 'lots' (a size in bytes or such as 500MB or 20GB)"),
+        ({"shared": 3}, "'cache.shared' cannot be 3 (a folder or URL (s3://bucket/prefix), or a list of them)"),
+        ({"local": 3}, "'cache.local' cannot be 3 (true (the per-user folder), false (none) or a folder)"),
+        ({"other": 1}, "unknown key 'other' (allowed: local, shared, max_size, share_secrets)"),
+        (7, "'cache' cannot be 7 (The run cache (docs/cache.md): absent or true = the per-user local cache"),
+        ([3], "'cache.0' cannot be 3 (A folder (~ expands) or a URL"),
+    ]:
+        with pytest.raises(SweepError, match=f"^{re.escape(str(tmp_path / 'c.yaml'))}: {re.escape(said)}"):
             configured(bad)
 
 
-def test_a_cache_that_cannot_be_used_is_one_warning_and_runs_with_secrets_stay_out_of_shared_ones(tmp_path, capsys):
+def test_a_cache_that_cannot_be_used_or_written_is_one_warning_and_runs_with_secrets_stay_out_of_shared_ones(tmp_path, capsys, monkeypatch):
     local = str(tmp_path / "local")
     run = SimpleNamespace(id="t/a", secrets={}, kernel="python3", outputs=())
     secret = SimpleNamespace(id="t/s", secrets={"token": "API_TOKEN"}, kernel="python3", outputs=())
     broken = Caches(settings.Settings(local, ("nosuchprotocol://bucket/prefix",)))
     assert broken.find(run, "f" * 64) is None and [target["url"] for target in broken.job_targets(run)] == [local]
     assert capsys.readouterr().err.count("nbsweep: the cache nosuchprotocol://bucket/prefix cannot be used") == 1
+    blocked = str(write(tmp_path / "a-file", "") / "cache")  # a folder that cannot be made (as a read-only one, even for root)
+    unwritable = Caches(settings.Settings(blocked, (local,)))
+    assert [[target["url"] for target in unwritable.job_targets(run)] for _ in range(3)] == [[local]] * 3
+    assert capsys.readouterr().err.count(f"nbsweep: the cache {blocked} cannot be used") == 1
+    refusing = Caches(settings.Settings(local, ("memory://no-such-bucket",)))  # read-only credentials, a bucket that does not exist
+    with monkeypatch.context() as patched:  # memory:// is one filesystem for the whole process
+        patched.setattr(refusing.stores[1].fs, "pipe_file", lambda *args: (_ for _ in ()).throw(PermissionError("Access Denied")))
+        assert [[target["url"] for target in refusing.job_targets(run)] for _ in range(3)] == [[local]] * 3
+    assert capsys.readouterr().err.count("nbsweep: the cache memory://no-such-bucket cannot be used (PermissionError: Access Denied)") == 1
     shared = settings.Settings(local, ("memory://shared-for-secrets",))
     assert [target["shared"] for target in Caches(shared).job_targets(run)] == [False, True]
     assert [target["shared"] for target in Caches(shared).job_targets(secret)] == [False]
@@ -175,3 +220,14 @@ def test_a_remote_cache_is_read_ahead_for_every_lookup_at_once_and_an_unreachabl
     down = Caches(settings.Settings(None, (store_url,)), lambda: lookups)
     assert down.find(runs[0], "a" * 64) is None and down.find(runs[1], "b" * 64) is None
     assert capsys.readouterr().err.count(f"nbsweep: the cache {store_url} cannot be used (ConnectionError: gone)") == 1
+
+
+def test_cache_status_and_prune_work_outside_a_project_on_the_per_user_cache(tmp_path, monkeypatch):
+    from nbsweep import api
+
+    monkeypatch.chdir(tmp_path)  # no config/config.yaml here
+    put_entry(Store(os.environ["NBSWEEP_CACHE_DIR"], shared=False), "a" * 64)
+    assert [(usage.url, usage.entries) for usage in api.cache_status().stores] == [(os.environ["NBSWEEP_CACHE_DIR"], 1)]
+    assert [pruned.entries for pruned in api.cache_prune(max_size=0)] == [1]
+    with pytest.raises(SweepError, match="config file config/config.yaml does not exist"):
+        api.cache_forget(targets=["t/a"])  # runs are a project's

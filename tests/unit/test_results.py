@@ -10,14 +10,14 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from nbsweep import MIME
 from nbsweep.errors import SweepError
 from nbsweep.provenance import records
 from nbsweep.results import compare, compare_page, index, orphans, summary
 
-from .builders import write_notebook
+from .builders import executed, write_notebook
 
 
 def test_metadata_is_read_from_the_end_of_big_notebooks(tmp_path):
@@ -213,22 +213,6 @@ def test_long_labels_and_values_are_shortened_in_the_table_with_their_full_text_
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAIAAAADCAYAAAC56t6BAAAAEElEQVR4nGP4z8DwnxEIYQAx7gL/8QfNNQAAAABJRU5ErkJggg==")
 
 
-def executed(path, outputs_by_cell, injected="x = 1", parameters_cell=True, extra=()):
-    """An executed notebook as papermill writes it: markdown, parameters, injected parameters, code cells with outputs."""
-    cells = [new_markdown_cell("# t")]
-    if parameters_cell:
-        cells.append(new_code_cell("x = 0", metadata={"tags": ["parameters"]}))
-    cells.append(new_code_cell(f"# Parameters\n{injected}\n", metadata={"tags": ["injected-parameters"]}))
-    for k, outputs in enumerate(outputs_by_cell):
-        cell = new_code_cell(f"step{k}()")
-        cell.outputs = outputs
-        cells.append(cell)
-    cells += [new_code_cell(source) for source in extra]
-    nb = new_notebook(cells=cells, metadata={"papermill": {"parameters": {"x": injected}}})
-    nbformat.write(nb, path)
-    return path
-
-
 def image(png=PNG):
     return new_output("display_data", data={"image/png": base64.b64encode(png).decode(), "text/plain": "<Figure size 2x3>"})
 
@@ -302,6 +286,9 @@ def test_runs_are_named_as_status_names_them_or_by_path(tmp_path):
         compare.column_named("t/b", str(out), {("t", "b"): None})
     with pytest.raises(SweepError, match="run t/a has no previous notebook"):
         compare.previous_columns("t/a", str(out), {("t", "a"): None})
+    target.write_text('{"cells": [')  # cut short
+    with pytest.raises(SweepError, match=r"run t/a's notebook is not a Jupyter notebook \(.* is not JSON\); delete it and run snakemake"):
+        compare.column_named("t/a", str(out), {("t", "a"): None})
 
 
 def test_a_compare_page_stores_each_output_once_and_is_rewritten_only_when_it_changes(tmp_path):
@@ -337,7 +324,23 @@ def test_a_compare_page_stores_each_output_once_and_is_rewritten_only_when_it_ch
     assert not (out / "t").exists()
 
 
-def test_nbsweep_diff_of_notebook_files_shows_each_cell_and_exits_1_when_one_differs(tmp_path, monkeypatch, capsys):
+def test_a_compare_page_of_many_runs_each_printing_much_cuts_its_outputs_shorter(tmp_path, monkeypatch):
+    monkeypatch.setattr(compare_page, "PAGE_BUDGET", 400_000)
+    out, rows = tmp_path / "out", []
+    for k in range(40):  # each run prints 50,000 characters and shows a 150,000-character table of its own
+        target = out / "t" / f"r{k}" / f"t_r{k}.ipynb"
+        target.parent.mkdir(parents=True)
+        table = new_output("display_data", data={"text/html": f"<table><td>{k}</td></table>" + "." * 150_000, "text/plain": "table"})
+        executed(target, [[new_output("stream", name="stdout", text=f"{k}" * 50_000)], [table]])
+        rows.append({"template": "t", "label": f"r{k}", "status": "ok", "target": str(target), "notebook": str(target)})
+    compare_page.write_page(out, "t", rows)
+    text = (out / "t" / "compare.html").read_text()
+    assert len(text) < 2 * 400_000  # 40 x 20,000 characters of text and 40 tables of 150,000 at the usual limits
+    data = json.loads(text.split('id="compare-data">')[1].split("</script>")[0])
+    assert {piece["t"].endswith("more characters)") for found in data["contents"] for piece in found if piece["k"] == "stream"} == {True}
+
+
+def test_nbsweep_diff_of_notebook_files_exits_1_when_one_differs_and_2_when_one_is_no_notebook(tmp_path, monkeypatch, capsys):
     from nbsweep.cli.main import command
 
     monkeypatch.chdir(tmp_path)
@@ -357,5 +360,12 @@ def test_nbsweep_diff_of_notebook_files_shows_each_cell_and_exits_1_when_one_dif
         "    +mean 2.5",
     ]
     assert "cell 4 (`step1()`): same in all 2" in out and out[-1] == "1 of 3 code cells differ"
-    assert command(["diff", "a.ipynb"]) == 1
+    executed(tmp_path / "e.ipynb", [[new_output("stream", name="stdout", text="\x1b]0;title\x07\x1b[31mred\x1b[0m\n")], [image()]])
+    assert command(["diff", "a.ipynb", "e.ipynb"]) == 1
+    assert "    +\\x1b]0;title\\x07red" in capsys.readouterr().out.splitlines()  # an output cannot drive the terminal
+    assert command(["diff", "a.ipynb"]) == 2  # as diff(1): 2 when they cannot be compared
     assert capsys.readouterr().err == "nbsweep: nbsweep diff needs two runs or more (or one run with --previous).\n"
+    for text, reason in [("{", "c.ipynb is not JSON"), ("[]", "c.ipynb is JSON, but no notebook"), ('{"cells": 3}', "c.ipynb: ")]:
+        (tmp_path / "c.ipynb").write_text(text)
+        assert command(["diff", "c.ipynb", "a.ipynb"]) == 2
+        assert capsys.readouterr().err.startswith(f"nbsweep: c.ipynb is not a Jupyter notebook ({reason}")
