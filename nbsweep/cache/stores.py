@@ -181,25 +181,31 @@ class Store:
 
     # --- listing and removing (nbsweep.cache.upkeep) ---
 
+    def contents(self, folders: tuple[str, ...] = ("entries", "objects")) -> tuple[list, list, list]:
+        """What ``manifests``, ``objects`` and ``leftovers`` yield, as lists, each folder listed once."""
+        manifests, objects, leftovers = [], [], []
+        for folder in folders:
+            for path, info in self._files(folder):
+                name, size, mtime = path.rsplit("/", 1)[-1], info["size"], modified(info)
+                if TEMPORARY in name:
+                    leftovers.append((path, size, mtime))
+                elif folder == "objects":
+                    objects.append((name, size, mtime))
+                elif name.endswith(".json"):
+                    manifests.append((name.removesuffix(".json"), size, mtime))
+        return manifests, objects, leftovers
+
     def manifests(self) -> Iterator[tuple[str, int, float]]:
         """(key, size, modification time) of every entry."""
-        for path, info in self._files("entries"):
-            name = path.rsplit("/", 1)[-1]
-            if name.endswith(".json") and TEMPORARY not in name:
-                yield name.removesuffix(".json"), info["size"], modified(info)
+        return iter(self.contents(("entries",))[0])
 
     def objects(self) -> Iterator[tuple[str, int, float]]:
         """(SHA-256, size, modification time) of every object."""
-        for path, info in self._files("objects"):
-            if TEMPORARY not in path:
-                yield path.rsplit("/", 1)[-1], info["size"], modified(info)
+        return iter(self.contents(("objects",))[1])
 
     def leftovers(self) -> Iterator[tuple[str, int, float]]:
         """(path, size, modification time) of the temporary files of writers killed or still writing."""
-        for folder in ("objects", "entries"):
-            for path, info in self._files(folder):
-                if TEMPORARY in path.rsplit("/", 1)[-1]:
-                    yield path, info["size"], modified(info)
+        return iter(self.contents()[2])
 
     def _files(self, folder: str):
         try:
