@@ -62,10 +62,10 @@ class Caches(Lookup):
         sizes = {blob.sha256: blob.size for blob in manifest.blobs}
         fetched: list[tuple[Path, Path]] = []
         try:
-            for sha, path in places:
+            for _, path in places:
                 self.discard_leftovers(path)
                 fetched.append((path.with_name(f"{RESTORING % path.name}{os.getpid()}"), path))
-                store.fetch(sha, fetched[-1][0], sizes[sha])
+            store.fetch_all([(sha, temporary, sizes[sha]) for (sha, _), (temporary, _) in zip(places, fetched, strict=True)])
         except VerificationError as err:
             discard(fetched)
             self.ignored.append(run.id)

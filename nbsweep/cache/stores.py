@@ -23,6 +23,7 @@ from pathlib import Path
 from nbsweep.files import UnusableFile, open_regular
 
 CHUNK = 1 << 20
+AT_ONCE = 64 << 20  # bytes read together (in memory) from a remote store at most
 # An unreachable object store fails in seconds, not after botocore's minutes of retries.
 S3_OPTIONS = {"config_kwargs": {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 2}}}
 TEMPORARY = ".tmp-"  # in the name of an object or manifest being written to a folder
@@ -170,6 +171,33 @@ class Store:
         if hasher.hexdigest() != sha or (size is not None and read != size):
             destination.unlink(missing_ok=True)
             raise VerificationError(f"object {sha} does not have its SHA-256")
+
+    def fetch_all(self, wanted: list[tuple[str, Path, int]]) -> None:
+        """``fetch`` of every (SHA-256, destination, size its manifest gives); the first failure is
+        raised. From a store that is no local folder, objects of together at most ``AT_ONCE`` bytes
+        are read at once (fsspec's ``cat_ranges``: s3fs sends the GETs together, each for at most
+        size + 1 bytes, instead of a HEAD then a GET per object one after another), each checked as
+        ``fetch`` checks it; the others, and an object that could not be read so, are fetched alone."""
+        together, total = [], 0
+        for sha, destination, size in [] if self.is_folder else sorted(wanted, key=lambda each: each[2]):
+            if 0 < size and total + size <= AT_ONCE:  # an empty object is fetched alone: S3 refuses a range of it
+                together.append((sha, destination, size))
+                total += size
+        read = {}
+        if len(together) > 1:
+            paths = [self.object_path(sha) for sha, _, _ in together]
+            contents = self.fs.cat_ranges(paths, [0] * len(paths), [size + 1 for _, _, size in together], on_error="return")
+            read = {
+                destination: content for (_, destination, _), content in zip(together, contents, strict=True) if isinstance(content, bytes)
+            }
+        for sha, destination, size in wanted:
+            if destination not in read:
+                self.fetch(sha, destination, size)
+                continue
+            if len(read[destination]) != size or hashlib.sha256(read[destination]).hexdigest() != sha:
+                raise VerificationError(f"object {sha} does not have its SHA-256")
+            with open(destination, "wb") as out:
+                out.write(read[destination])
 
     def touch(self, key: str) -> None:
         """Mark an entry as just used (its manifest's modification time: least recently used goes first)."""
