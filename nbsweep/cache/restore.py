@@ -116,8 +116,8 @@ class Caches(Lookup):
         left beside it (their processes are gone). Each folder is listed once per invocation (not
         once per file restored into it: a folder of N runs would cost N² names)."""
         folder = path.parent
+        folder.mkdir(parents=True, exist_ok=True)
         if folder not in self._leftovers:
-            folder.mkdir(parents=True, exist_ok=True)
             self._leftovers[folder] = [name for name in os.listdir(folder) if RESTORING.split("%s")[1] in name]
         prefix = RESTORING % path.name
         for name in self._leftovers[folder]:
