@@ -11,7 +11,6 @@ executes and writes a new one. A shared cache that cannot be reached is one warn
 sweep goes on without it.
 """
 
-import glob
 import json
 import os
 import shutil
@@ -46,6 +45,7 @@ class Caches(Lookup):
         self.missed: list[str] = []
         self.ignored: list[str] = []
         self.would: list[str] = []
+        self._leftovers: dict[Path, list[str]] = {}  # folder -> what restores left in it (listed once per folder)
 
     def restore(self, run, files: layout.RunFiles, plan: Provenance, digests: dict) -> bool:
         """Put the run's entry in place (``plan``: its planned provenance); whether it was.
@@ -62,11 +62,10 @@ class Caches(Lookup):
         sizes = {blob.sha256: blob.size for blob in manifest.blobs}
         fetched: list[tuple[Path, Path]] = []
         try:
-            for sha, path in places:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                discard_leftovers(path)
+            for _, path in places:
+                self.discard_leftovers(path)
                 fetched.append((path.with_name(f"{RESTORING % path.name}{os.getpid()}"), path))
-                store.fetch(sha, fetched[-1][0], sizes[sha])
+            store.fetch_all([(sha, temporary, sizes[sha]) for (sha, _), (temporary, _) in zip(places, fetched, strict=True)])
         except VerificationError as err:
             discard(fetched)
             self.ignored.append(run.id)
@@ -111,6 +110,20 @@ class Caches(Lookup):
                 f"nbsweep: run {run.id} was restored but could not be kept in the cache {local.url} ({type(err).__name__}: {err})",
                 file=sys.stderr,
             )
+
+    def discard_leftovers(self, path: Path) -> None:
+        """Make ``path``'s folder if missing, and remove what restores of ``path`` killed half-way
+        left beside it (their processes are gone). Each folder is listed once per invocation (not
+        once per file restored into it: a folder of N runs would cost N² names)."""
+        folder = path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        if folder not in self._leftovers:
+            self._leftovers[folder] = [name for name in os.listdir(folder) if RESTORING.split("%s")[1] in name]
+        prefix = RESTORING % path.name
+        for name in self._leftovers[folder]:
+            pid = name.removeprefix(prefix)
+            if name.startswith(prefix) and pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
+                (folder / name).unlink(missing_ok=True)
 
     def would_restore(self, run, fingerprint: str) -> bool:
         """For a dry-run: whether the run would be restored (its entry's manifest is there), noted in ``would``."""
@@ -166,17 +179,15 @@ class Caches(Lookup):
             pass
 
 
-def discard_leftovers(path: Path) -> None:
-    """Remove what restores of ``path`` killed half-way left beside it (their processes are gone)."""
-    for leftover in path.parent.glob(glob.escape(RESTORING % path.name) + "*"):
-        pid = leftover.name.removeprefix(RESTORING % path.name)
-        try:
-            if pid.isdigit() and int(pid) != os.getpid():
-                os.kill(int(pid), 0)
-        except ProcessLookupError:
-            leftover.unlink(missing_ok=True)
-        except OSError:
-            pass  # alive as another user
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (as another user's too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass
+    return True
 
 
 def discard(fetched: list[tuple[Path, Path]]) -> None:

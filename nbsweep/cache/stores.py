@@ -23,6 +23,7 @@ from pathlib import Path
 from nbsweep.files import UnusableFile, open_regular
 
 CHUNK = 1 << 20
+AT_ONCE = 64 << 20  # bytes read together (in memory) from a remote store at most
 # An unreachable object store fails in seconds, not after botocore's minutes of retries.
 S3_OPTIONS = {"config_kwargs": {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 2}}}
 TEMPORARY = ".tmp-"  # in the name of an object or manifest being written to a folder
@@ -171,6 +172,33 @@ class Store:
             destination.unlink(missing_ok=True)
             raise VerificationError(f"object {sha} does not have its SHA-256")
 
+    def fetch_all(self, wanted: list[tuple[str, Path, int]]) -> None:
+        """``fetch`` of every (SHA-256, destination, size its manifest gives); the first failure is
+        raised. From a store that is no local folder, objects of together at most ``AT_ONCE`` bytes
+        are read at once (fsspec's ``cat_ranges``: s3fs sends the GETs together, each for at most
+        size + 1 bytes, instead of a HEAD then a GET per object one after another), each checked as
+        ``fetch`` checks it; the others, and an object that could not be read so, are fetched alone."""
+        together, total = [], 0
+        for sha, destination, size in [] if self.is_folder else sorted(wanted, key=lambda each: each[2]):
+            if 0 < size and total + size <= AT_ONCE:  # an empty object is fetched alone: S3 refuses a range of it
+                together.append((sha, destination, size))
+                total += size
+        read = {}
+        if len(together) > 1:
+            paths = [self.object_path(sha) for sha, _, _ in together]
+            contents = self.fs.cat_ranges(paths, [0] * len(paths), [size + 1 for _, _, size in together], on_error="return")
+            read = {
+                destination: content for (_, destination, _), content in zip(together, contents, strict=True) if isinstance(content, bytes)
+            }
+        for sha, destination, size in wanted:
+            if destination not in read:
+                self.fetch(sha, destination, size)
+                continue
+            if len(read[destination]) != size or hashlib.sha256(read[destination]).hexdigest() != sha:
+                raise VerificationError(f"object {sha} does not have its SHA-256")
+            with open(destination, "wb") as out:
+                out.write(read[destination])
+
     def touch(self, key: str) -> None:
         """Mark an entry as just used (its manifest's modification time: least recently used goes first)."""
         if self.is_folder:
@@ -181,25 +209,31 @@ class Store:
 
     # --- listing and removing (nbsweep.cache.upkeep) ---
 
+    def contents(self, folders: tuple[str, ...] = ("entries", "objects")) -> tuple[list, list, list]:
+        """What ``manifests``, ``objects`` and ``leftovers`` yield, as lists, each folder listed once."""
+        manifests, objects, leftovers = [], [], []
+        for folder in folders:
+            for path, info in self._files(folder):
+                name, size, mtime = path.rsplit("/", 1)[-1], info["size"], modified(info)
+                if TEMPORARY in name:
+                    leftovers.append((path, size, mtime))
+                elif folder == "objects":
+                    objects.append((name, size, mtime))
+                elif name.endswith(".json"):
+                    manifests.append((name.removesuffix(".json"), size, mtime))
+        return manifests, objects, leftovers
+
     def manifests(self) -> Iterator[tuple[str, int, float]]:
         """(key, size, modification time) of every entry."""
-        for path, info in self._files("entries"):
-            name = path.rsplit("/", 1)[-1]
-            if name.endswith(".json") and TEMPORARY not in name:
-                yield name.removesuffix(".json"), info["size"], modified(info)
+        return iter(self.contents(("entries",))[0])
 
     def objects(self) -> Iterator[tuple[str, int, float]]:
         """(SHA-256, size, modification time) of every object."""
-        for path, info in self._files("objects"):
-            if TEMPORARY not in path:
-                yield path.rsplit("/", 1)[-1], info["size"], modified(info)
+        return iter(self.contents(("objects",))[1])
 
     def leftovers(self) -> Iterator[tuple[str, int, float]]:
         """(path, size, modification time) of the temporary files of writers killed or still writing."""
-        for folder in ("objects", "entries"):
-            for path, info in self._files(folder):
-                if TEMPORARY in path.rsplit("/", 1)[-1]:
-                    yield path, info["size"], modified(info)
+        return iter(self.contents()[2])
 
     def _files(self, folder: str):
         try:

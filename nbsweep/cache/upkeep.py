@@ -33,9 +33,8 @@ class Pruned:
 
 
 def usage(store: Store) -> Usage:
-    manifests = list(store.manifests())
-    size = sum(size for _, size, _ in manifests)
-    size += sum(size for _, size, _ in store.objects()) + sum(size for _, size, _ in store.leftovers())
+    manifests, objects, leftovers = store.contents()
+    size = sum(size for _, size, _ in (*manifests, *objects, *leftovers))
     return Usage(store.url, store.shared, len(manifests), size)
 
 
@@ -44,9 +43,9 @@ def prune(store: Store, older_than: float | None = None, max_size: int | None = 
     used until the store holds at most ``max_size`` bytes, then what no entry refers to (with
     ``max_size`` alone, a store within its bound is left as it is, unread)."""
     now = time.time() if now is None else now
-    objects = {sha: (size, mtime) for sha, size, mtime in store.objects()}
-    leftovers = list(store.leftovers())
-    listed = sorted(store.manifests(), key=lambda item: item[2])  # least recently used first
+    manifests, listed_objects, leftovers = store.contents()  # each folder listed once
+    objects = {sha: (size, mtime) for sha, size, mtime in listed_objects}
+    listed = sorted(manifests, key=lambda item: item[2])  # least recently used first
     total = sum(size for size, _ in objects.values()) + sum(size for _, size, _ in listed) + sum(size for _, size, _ in leftovers)
     if older_than is None and max_size is not None and total <= max_size:
         return Pruned(store.url, 0, 0)  # within its bound: the manifests are not even read

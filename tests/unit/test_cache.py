@@ -1,5 +1,6 @@
 """The run cache: keys, manifests, stores (a folder, and fsspec's memory://), eviction, pruning, forgetting."""
 
+import hashlib
 import json
 import os
 import re
@@ -231,3 +232,26 @@ def test_cache_status_and_prune_work_outside_a_project_on_the_per_user_cache(tmp
     assert [pruned.entries for pruned in api.cache_prune(max_size=0)] == [1]
     with pytest.raises(SweepError, match="config file config/config.yaml does not exist"):
         api.cache_forget(targets=["t/a"])  # runs are a project's
+
+
+def test_a_remote_stores_objects_are_fetched_at_once_and_each_is_still_checked(tmp_path, monkeypatch):
+    """From a store that is no local folder, a run's objects are read together (one ``cat_ranges``),
+    each bounded by its size and checked against its SHA-256; an empty one is fetched alone."""
+    store = Store("memory://cache-at-once", shared=True)
+    contents = {"a": b"notebook", "b": b"log", "c": b"", "d": b"rendering"}
+    shas = {name: hashlib.sha256(content).hexdigest() for name, content in contents.items()}
+    for name, content in contents.items():
+        store.put_object(shas[name], content)
+    alone = []
+    monkeypatch.setattr(store, "fetch", lambda sha, destination, size=None: alone.append(sha) or destination.write_bytes(b""))
+    wanted = [(shas[name], tmp_path / name, len(content)) for name, content in contents.items()]
+    store.fetch_all(wanted)
+    assert {name: (tmp_path / name).read_bytes() for name in contents} == contents and alone == [shas["c"]]
+    for damage in (b"notebooK", b"notebook" + b"\0" * 10**6):  # same size other content; longer than its manifest says
+        store.fs.pipe_file(store.object_path(shas["a"]), damage)
+        with pytest.raises(VerificationError):
+            store.fetch_all(wanted)
+    store.remove_object(shas["a"])  # missing: fetched alone, which says so
+    monkeypatch.undo()
+    with pytest.raises(VerificationError, match="missing"):
+        store.fetch_all(wanted)
