@@ -16,10 +16,10 @@ sweeps: most of every invocation is spent waiting for status checks.
 
 Every notebook prints the SLURM job id it ran under, so the tests see which job executed it.
 
-The executor plugins (nbsweep's `slurm` and `cluster-generic` extras) are installed by this module
-into an environment of its own layered over the test environment, not by the test extra:
-Snakemake imports every installed executor plugin as it starts, and the SLURM plugin brings
-pandas (~0.4 s of CPU), which every other test's Snakemake would pay.
+The SLURM plugin (nbsweep's `slurm` extra) is installed by this module into an environment of its
+own layered over the test environment, not by the test extra: Snakemake imports every installed
+executor plugin as it starts, and this one imports pandas (~0.4 s of CPU), which every other
+test's Snakemake would pay.
 """
 
 import json
@@ -84,8 +84,8 @@ EXECUTORS: list[Path] = []  # the Python of `install_executors`, once the cluste
 
 def install_executors(root: Path) -> Path:
     """A Python whose environment is the test environment plus the executor plugins of nbsweep's
-    `slurm` and `cluster-generic` extras (what they need beyond the test environment is installed
-    beside them by pip, which sees the test environment's packages as installed)."""
+    `slurm` and `cluster-generic` extras (pip installs what the test environment lacks: it sees
+    that environment's packages as installed)."""
     venv = root / "executors"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True, timeout=COMMAND_TIMEOUT)
     python = venv / "bin" / "python"
