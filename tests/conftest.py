@@ -1,7 +1,9 @@
 """Fixtures: tiny projects in tmp_path driven by the real Snakefile, real snakemake and kernels."""
 
+import compileall
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +18,15 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
 # Snakemake of this interpreter, so the tests work from an unactivated virtualenv too.
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def pytest_sessionstart(session) -> None:
+    """Compile nbsweep's modules once (not in xdist workers: the controller starts first). The
+    suite starts thousands of processes that import them, and with PYTHONDONTWRITEBYTECODE set
+    each would compile them anew (bytecode already there is read all the same)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        for package in ("nbsweep", "snakemake_logger_plugin_nbsweep"):
+            compileall.compile_dir(REPO / package, quiet=2, rx=re.compile(r"[/\\]workflow[/\\]"))  # not the workflow's package data
 
 
 def pytest_collection_modifyitems(items) -> None:

@@ -9,11 +9,17 @@ profile drives one small sweep, started together so their waits for SLURM overla
 * (slurm) a run with its own threads, mem_mb, runtime, partition and account, which must reach
   sbatch, checked with `scontrol show job` (no accounting daemon needed).
 
-A 4-stage pipeline (slow tests) and a branch switch with a run cache in a shared folder run at
-the same time as the two sweeps: most of every invocation is spent waiting for status checks,
-so the module takes about as long as the pipeline's three invocations.
+A 4-stage pipeline (slow tests, through profiles/cluster-generic: its status checks can come
+every second, the plugin's back off by 10 s a round and would make each stage ~15 s) and a branch
+switch with a run cache in a shared folder (profiles/slurm) run at the same time as the two
+sweeps: most of every invocation is spent waiting for status checks.
 
 Every notebook prints the SLURM job id it ran under, so the tests see which job executed it.
+
+The SLURM plugin (nbsweep's `slurm` extra) is installed by this module into an environment of its
+own layered over the test environment, not by the test extra: Snakemake imports every installed
+executor plugin as it starts, and this one imports pandas (~0.4 s of CPU), which every other
+test's Snakemake would pay.
 """
 
 import json
@@ -22,14 +28,17 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import sysconfig
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from importlib.metadata import requires
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SNAKEFILE, SNAKEMAKE, Project, stdout_of
+from conftest import REPO, SNAKEFILE, Project, stdout_of
 
 from e2e.test_cache import clone
 from nbsweep import layout
@@ -43,6 +52,8 @@ BATCHED = [1, 2, 3, 4, 5]
 # A job takes a few seconds, so the second check, 2 + 12 s after a submission, mostly finds it done.
 SLURM_OPTIONS = ("--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2", "--retries", "0")
 SUBMITTED = r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)"
+GENERIC_OPTIONS = ("--seconds-between-status-checks", "1")
+GENERIC_SUBMITTED = r"Submitted (?:group job|job) \S+ with external jobid '(\d+)'"
 BATCH_SIZE = 3
 
 
@@ -68,19 +79,52 @@ def command(*args: str, timeout: float = COMMAND_TIMEOUT) -> str:
     return out.stdout
 
 
+EXECUTORS: list[Path] = []  # the Python of `install_executors`, once the cluster fixture made it
+
+
+def install_executors(root: Path) -> Path:
+    """A Python whose environment is the test environment plus the executor plugins of nbsweep's
+    `slurm` and `cluster-generic` extras (pip installs what the test environment lacks: it sees
+    that environment's packages as installed)."""
+    venv = root / "executors"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True, timeout=COMMAND_TIMEOUT)
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True, check=True
+    )
+    # The test environment after the venv's own packages (its .pth files too: nbsweep's editable install).
+    Path(site.stdout.strip(), "test-environment.pth").write_text(f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
+    wanted = [spec.split(";")[0] for spec in requires("nbsweep") or [] if re.search(r"extra == .(slurm|cluster-generic).", spec)]
+    assert len(wanted) == 2, requires("nbsweep")
+    pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--disable-pip-version-check", *wanted]
+    installed = subprocess.run(pip, capture_output=True, text=True, timeout=300)
+    if installed.returncode != 0:
+        pytest.skip(f"could not install the executor plugins ({' '.join(wanted)}): {installed.stderr.strip()[-500:]}")
+    return python
+
+
 @pytest.fixture(scope="module")
-def cluster():
-    """The one-node cluster; yields the node's CPU count. Stopped again after the module."""
+def cluster(tmp_path_factory):
+    """The one-node cluster, and a Python with the executor plugins (installed while the cluster
+    starts); yields the node's CPU count. Stopped again after the module."""
     owner = ["--owner", str(os.getpid())]
-    up = subprocess.run([str(CLUSTER_SCRIPT), "up", *owner], capture_output=True, text=True, timeout=180)
+    with ThreadPoolExecutor(1) as pool:
+        installing = pool.submit(install_executors, tmp_path_factory.mktemp("cluster"))
+        up = subprocess.run([str(CLUSTER_SCRIPT), "up", *owner], capture_output=True, text=True, timeout=180)
     if up.returncode == 2:
         pytest.skip(f"one-node SLURM cluster unavailable: {up.stderr.strip()}")
     assert up.returncode == 0, f"{CLUSTER_SCRIPT} up failed:\n{up.stdout}\n{up.stderr}"
     try:
+        EXECUTORS[:] = [installing.result()]
         yield int(command("sinfo", "--noheader", "--format=%c").split()[0])
     finally:
         down = subprocess.run([str(CLUSTER_SCRIPT), "down", *owner], capture_output=True, text=True, timeout=180)
         assert down.returncode == 0, f"{CLUSTER_SCRIPT} down failed:\n{down.stdout}\n{down.stderr}"
+
+
+def snakemake(*args: str) -> list[str]:
+    """A Snakemake command line of the Python that has the executor plugins."""
+    return [str(EXECUTORS[0]), "-m", "snakemake", "-s", str(SNAKEFILE), *args]
 
 
 TEMPLATE_CODE = [
@@ -128,7 +172,7 @@ class Sweep:
 def start(project: Project, profile: str, *args: str) -> subprocess.Popen:
     """An invocation in the background. Its output goes to temporary files, not pipes: one left
     running while another is awaited must never block on a full pipe."""
-    cmd = [*SNAKEMAKE, "-s", str(SNAKEFILE), "-d", str(project.root), "--profile", str(REPO / "profiles" / profile), *args]
+    cmd = snakemake("-d", str(project.root), "--profile", str(REPO / "profiles" / profile), *args)
     out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
     popen = subprocess.Popen(cmd, cwd=project.root, env=project.env, stdout=out, stderr=err, text=True)
     popen.outputs = (out, err)
@@ -173,7 +217,7 @@ def background(cluster, tmp_path_factory):
     # `threads` of any run. No slurmdbd here, so job states come from squeue, polled quickly.
     running = {
         "slurm": (slurm, start(slurm, "slurm", "--cores", str(threads), *SLURM_OPTIONS)),
-        "generic": (generic, start(generic, "cluster-generic", "--cores", "1", "--seconds-between-status-checks", "1")),
+        "generic": (generic, start(generic, "cluster-generic", "--cores", "1", *GENERIC_OPTIONS)),
     }
     with ThreadPoolExecutor(1) as pool:
         branch = pool.submit(switch_branches, tmp_path_factory)
@@ -195,29 +239,32 @@ def run_slurm(project: Project) -> Sweep:
     """One invocation through profiles/slurm, to the end."""
     popen = start(project, "slurm", "--cores", "1", *SLURM_OPTIONS)
     try:
-        proc = finish(popen)
+        return swept(project, "slurm", finish(popen))
     finally:
         stop(popen)
-    return Sweep(project, proc, re.findall(SUBMITTED, proc.stderr))
+
+
+def run_generic(project: Project) -> Sweep:
+    """One invocation through profiles/cluster-generic, to the end."""
+    popen = start(project, "cluster-generic", "--cores", "1", *GENERIC_OPTIONS)
+    try:
+        return swept(project, "generic", finish(popen))
+    finally:
+        stop(popen)
+
+
+def swept(project: Project, name: str, proc: subprocess.CompletedProcess) -> Sweep:
+    """A finished invocation and the SLURM jobs it submitted, with their logs (submit.py names them by job id)."""
+    if name == "slurm":
+        return Sweep(project, proc, re.findall(SUBMITTED, proc.stderr))
+    logs = project.root / ".snakemake" / "cluster-generic_logs"
+    return Sweep(project, proc, [(jobid, str(logs / f"{jobid}.log")) for jobid in re.findall(GENERIC_SUBMITTED, proc.stderr)])
 
 
 @pytest.fixture(scope="module")
 def sweeps(background) -> dict[str, Sweep]:
     """Both sweeps, finished."""
-    done = {name: (project, finish(popen)) for name, (project, popen) in background["sweeps"].items()}
-    slurm, slurm_proc = done["slurm"]
-    generic, generic_proc = done["generic"]
-    return {
-        "slurm": Sweep(slurm, slurm_proc, re.findall(SUBMITTED, slurm_proc.stderr)),
-        "generic": Sweep(
-            generic,
-            generic_proc,
-            [
-                (jobid, kind)
-                for kind, jobid in re.findall(r"Submitted (group job|job) \S+ with external jobid '(\d+)'", generic_proc.stderr)
-            ],
-        ),
-    }
+    return {name: swept(project, name, finish(popen)) for name, (project, popen) in background["sweeps"].items()}
 
 
 def scontrol_job(jobid: str) -> dict[str, str]:
@@ -303,18 +350,9 @@ def test_slurm_profile_keeps_workflow_profile_and_reruns_only_the_failed_run(swe
     sweep = sweeps["slurm"]
     assert "workflow specific profile" in sweep.log and "profiles/default" in sweep.log
     dry = subprocess.run(
-        [
-            *SNAKEMAKE,
-            "-s",
-            str(SNAKEFILE),
-            "-d",
-            str(sweep.project.root),
-            "--profile",
-            str(REPO / "profiles" / "slurm"),
-            "--dry-run",
-            "--slurm-status-command",
-            "squeue",
-        ],
+        snakemake(
+            "-d", str(sweep.project.root), "--profile", str(REPO / "profiles" / "slurm"), "--dry-run", "--slurm-status-command", "squeue"
+        ),
         cwd=sweep.project.root,
         env=sweep.project.env,
         capture_output=True,
@@ -412,7 +450,7 @@ def chain_target(project: Project, run_id: str) -> Path:
 def run_chain(project: Project) -> ChainInvocation:
     from nbsweep.provenance.records import read_record
 
-    sweep = run_slurm(project)
+    sweep = run_generic(project)
     targets = {run_id: chain_target(project, run_id) for run_id in CHAIN_RUNS if chain_target(project, run_id).exists()}
     stdout = {run_id: stdout_of(target) for run_id, target in targets.items()}
     return ChainInvocation(
@@ -444,7 +482,7 @@ def papermill_times(target: Path) -> tuple[datetime, datetime]:
     return datetime.fromisoformat(meta["start_time"]), datetime.fromisoformat(meta["end_time"])
 
 
-@pytest.mark.slow  # the chain fixture: three SLURM invocations of an 8-run pipeline
+@pytest.mark.slow  # the chain fixture: three cluster invocations of an 8-run pipeline
 @pytest.mark.timeout(3 * SWEEP_TIMEOUT + 120)  # the chain fixture's three invocations
 def test_chain_runs_in_slurm_jobs_in_dependency_order(chain):
     fresh = chain["fresh"]
@@ -455,7 +493,8 @@ def test_chain_runs_in_slurm_jobs_in_dependency_order(chain):
         assert fresh.slurm_jobs[run_id] in fresh.sweep.job_ids(), f"{run_id} ran outside the submitted SLURM jobs"
     # One SLURM job per run (no batches here), each run with declared outputs under its own rule.
     assert len(fresh.sweep.submissions) == len(CHAIN_RUNS)
-    assert sum("nbsweep_run@" in log_path for _, log_path in fresh.sweep.submissions) == 1 + len(CHAIN_K)
+    job_names = [scontrol_job(jobid)["JobName"] for jobid in fresh.sweep.job_ids()]  # submit.py: nbsweep-<rule>
+    assert sum(name.startswith("nbsweep-nbsweep_run@") for name in job_names) == 1 + len(CHAIN_K), job_names
     for consumer, producers in CHAIN_UPSTREAM.items():
         started, _ = fresh.times[consumer]
         for producer in producers:
@@ -467,7 +506,7 @@ def test_chain_runs_in_slurm_jobs_in_dependency_order(chain):
     assert f"best {SCALE * max(CHAIN_K)} {sorted(f'evaluate/k{k}' for k in CHAIN_K)}" in fresh.stdout["compare/all"]
 
 
-@pytest.mark.slow  # the chain fixture: three SLURM invocations of an 8-run pipeline
+@pytest.mark.slow  # the chain fixture: three cluster invocations of an 8-run pipeline
 def test_chain_second_invocation_submits_nothing(chain):
     again = chain["again"]
     assert again.sweep.proc.returncode == 0, again.log
@@ -475,7 +514,7 @@ def test_chain_second_invocation_submits_nothing(chain):
     assert {run_id: again.execution(run_id) for run_id in CHAIN_RUNS} == {run_id: chain["fresh"].execution(run_id) for run_id in CHAIN_RUNS}
 
 
-@pytest.mark.slow  # the chain fixture: three SLURM invocations of an 8-run pipeline
+@pytest.mark.slow  # the chain fixture: three cluster invocations of an 8-run pipeline
 def test_chain_early_cutoff_on_the_cluster(chain):
     """prep re-executes (its parameters changed) but writes the same clean.csv: nothing
     downstream executes again; the consumers say they are unchanged."""
