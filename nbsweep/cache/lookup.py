@@ -6,12 +6,12 @@ once. A cache that cannot be reached is one warning, and the invocation goes on 
 would see restored.
 """
 
-import sys
 from pathlib import Path
 
 from nbsweep.cache import entries, keys
 from nbsweep.cache.settings import Settings
 from nbsweep.cache.stores import Store
+from nbsweep.messages import say
 from nbsweep.model.pipeline import upstream_ids
 from nbsweep.provenance import state
 
@@ -46,7 +46,7 @@ class Lookup:
     def give_up(self, url: str, err: BaseException) -> None:
         if url not in self.unusable:
             self.unusable[url] = f"{type(err).__name__}: {err}"
-            print(f"nbsweep: the cache {url} cannot be used ({self.unusable[url]}); runs execute without it", file=sys.stderr)
+            say(f"nbsweep: the cache {url} cannot be used ({self.unusable[url]}); runs execute without it")
 
     def stores_for(self, run) -> list[Store]:
         """The caches a run is read from and written to: a run with ``secrets`` stays out of the

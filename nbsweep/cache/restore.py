@@ -14,7 +14,6 @@ sweep goes on without it.
 import json
 import os
 import shutil
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -26,6 +25,7 @@ from nbsweep.cache.settings import Settings
 from nbsweep.cache.stores import VerificationError
 from nbsweep.execution.run_io import keep_outputs
 from nbsweep.files import link_or_copy, write_atomically
+from nbsweep.messages import say
 from nbsweep.provenance import kept_aside
 from nbsweep.provenance.records import Provenance
 
@@ -70,9 +70,8 @@ class Caches(Lookup):
             discard(fetched)
             self.ignored.append(run.id)
             store.remove_entry(key)
-            print(
-                f"nbsweep: the cache entry of run {run.id} in {store.url} is damaged ({err}) and is ignored; the run executes and replaces it",
-                file=sys.stderr,
+            say(
+                f"nbsweep: the cache entry of run {run.id} in {store.url} is damaged ({err}) and is ignored; the run executes and replaces it"
             )
             return False
         except Exception as err:  # noqa: BLE001 -- the store went away, or this disk is full: the run executes
@@ -106,10 +105,7 @@ class Caches(Lookup):
         try:
             local.put_entry(kept, {blob.sha256: placed[blob.sha256] for blob in kept.blobs})
         except Exception as err:  # noqa: BLE001 -- a full disk, a folder that cannot be written
-            print(
-                f"nbsweep: run {run.id} was restored but could not be kept in the cache {local.url} ({type(err).__name__}: {err})",
-                file=sys.stderr,
-            )
+            say(f"nbsweep: run {run.id} was restored but could not be kept in the cache {local.url} ({type(err).__name__}: {err})")
 
     def discard_leftovers(self, path: Path) -> None:
         """Make ``path``'s folder if missing, and remove what restores of ``path`` killed half-way
@@ -161,7 +157,7 @@ class Caches(Lookup):
                 try:
                     upkeep.prune(store, max_size=self.settings.max_size)
                 except OSError as err:
-                    print(f"nbsweep: could not hold the cache {store.url} to its size ({err})", file=sys.stderr)
+                    say(f"nbsweep: could not hold the cache {store.url} to its size ({err})")
 
     def write_stats(self) -> None:
         """Note what this invocation found, for ``nbsweep cache status``."""

@@ -7,13 +7,13 @@ that cannot be written is one line on stderr and in the run's log.
 """
 
 import logging
-import sys
 from dataclasses import replace
 
 from nbsweep import layout
 from nbsweep.cache import entries
 from nbsweep.cache.keys import entry_key
 from nbsweep.cache.stores import Store
+from nbsweep.messages import say
 from nbsweep.provenance.records import CHANGED_WHILE_READ, read_record
 from nbsweep.results.executed import read_result
 
@@ -45,4 +45,4 @@ def save(job: dict, files: layout.RunFiles, outputs: dict[str, str]) -> None:
 def warn(job: dict, where: str, err: BaseException) -> None:
     line = f"run {job['run']} is done but could not be kept in the cache {where} ({type(err).__name__}: {err})"
     logging.getLogger("nbsweep").warning(line)
-    print(f"nbsweep: {line}", file=sys.stderr)
+    say(f"nbsweep: {line}")

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from nbsweep.errors import SweepError
+from nbsweep.messages import say
 from nbsweep.model.papermill_flags import Flags, unsupported
 
 
@@ -151,7 +152,7 @@ def command(argv: list[str] | None = None) -> int:
     if argv[:1] == ["run"] and "--" in argv:  # nbsweep run ... -- SNAKEMAKE FLAGS
         argv, snakemake_args = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
     if argv[:1] == ["run"] and (refusal := unsupported(argv)):
-        print(f"nbsweep: {refusal}.", file=sys.stderr)  # one sentence, not argparse's usage
+        say(f"nbsweep: {refusal}.")  # one sentence, not argparse's usage
         return 1
     args = parser().parse_args(argv)
     try:
@@ -189,7 +190,7 @@ def command(argv: list[str] | None = None) -> int:
         elif args.command == "cache":
             print("\n".join(f"nbsweep: {line}" for line in cache_command(args)))
     except SweepError as err:
-        print(f"nbsweep: {err}.", file=sys.stderr)
+        say(f"nbsweep: {err}.")
         return 2 if args.command == "diff" else 1  # as diff(1): 1 says the notebooks differ
     return 0
 

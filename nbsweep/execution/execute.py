@@ -18,7 +18,6 @@ import math
 import os
 import shutil
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -36,6 +35,7 @@ from nbsweep.execution.liveness import snakemake_alive
 from nbsweep.files import link_or_copy
 from nbsweep.kernels import lifecycle
 from nbsweep.masking import mask, mask_data, secret_values
+from nbsweep.messages import say
 from nbsweep.model.cells import place, template_cell
 from nbsweep.model.pipeline import UPSTREAM
 from nbsweep.model.secrets import with_secrets
@@ -283,7 +283,7 @@ def execute(
         if job.get("render", True):
             render_beside(nb, files.html)
         seconds = nb.metadata.get("papermill", {}).get("duration") or 0
-        print(f"nbsweep: run {job['run']} ok in {seconds:.1f} s -> {target}", file=sys.stderr)
+        say(f"nbsweep: run {job['run']} ok in {seconds:.1f} s -> {target}")
         code = 0
         run_cache.save(job, files, outputs)  # before the outcome is reported: once Snakemake sees the job done, its entry exists
     except Exception as err:
@@ -304,7 +304,7 @@ def record_inputs_read(job: dict, source: run_io.RunSource) -> None:
     for path in changed:
         line = f"run {job['run']}: input {path} changed while the run read it; the run stays stale"
         logging.getLogger("nbsweep").warning(line)
-        print(f"nbsweep: {line}", file=sys.stderr)
+        say(f"nbsweep: {line}")
     job["inputs"] = source.inputs.recorded(changed)
 
 
@@ -316,7 +316,7 @@ def unchanged(job: dict, target: Path, log_path: Path, report) -> int:
             fh.write(line + "\n")
     except OSError:
         pass
-    print(line, file=sys.stderr)
+    say(line)
     report(0)
     return 0
 
@@ -363,10 +363,7 @@ def report_failure(err: Exception, job: dict, files: layout.RunFiles, actual_cod
             os.replace(files.good_log, files.previous_log)
     if files.previous.exists():
         kept += f"; the previous good notebook is kept at {files.previous}"
-    print(
-        f"nbsweep: run {job['run']} FAILED {place(error)}: {error['ename']}: {error['evalue']}{kept}; log at {log_path}",
-        file=sys.stderr,
-    )
+    say(f"nbsweep: run {job['run']} FAILED {place(error)}: {error['ename']}: {error['evalue']}{kept}; log at {log_path}")
 
 
 def read_partial(partial: Path):
@@ -440,7 +437,7 @@ def run_job(argv: list[str], gone, how: str, kernel: lifecycle.Kernel | None = N
     logging.getLogger("nbsweep").info("run %s executes %s (pid %d)", job["run"], how, os.getpid())
     if warning:
         logging.getLogger("nbsweep").warning("run %s: %s", job["run"], warning)
-        print(f"nbsweep: run {job['run']}: {warning}", file=sys.stderr)
+        say(f"nbsweep: run {job['run']}: {warning}")
     return execute(job, target, log_path, source, kernel, report_once)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from nbsweep import layout
 from nbsweep.execution import warm_client
 from nbsweep.execution.liveness import snakemake_alive
+from nbsweep.messages import say
 
 
 def exit_quietly_on_signals() -> None:
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     target, log = argv or sys.argv[1:]
     job_file = layout.job_file_of(Path(target), os.environ.get("NBSWEEP_INVOCATION", ""))
     if not job_file.is_file():
-        print(f"nbsweep: {target} has no job file {job_file} in this invocation; run snakemake again", file=sys.stderr)
+        say(f"nbsweep: {target} has no job file {job_file} in this invocation; run snakemake again")
         return 1
     argv = [str(job_file), target, log]
     code = warm_client.run_via_server(argv, parent)

@@ -62,6 +62,7 @@ from pathlib import Path
 
 from nbsweep.execution.private_dir import NotPrivate, PrivateDir, default_path, open_private, peer_is_us
 from nbsweep.kernels import process_setting, site_state
+from nbsweep.messages import say
 
 STARTUP_SECONDS = 10  # how long a job waits for a server being started before running in-process
 ABORT_SECONDS = 10  # how long an interrupted job waits for the child to stop its run
@@ -122,7 +123,7 @@ def run_via_server(argv: list[str], parent: int) -> int | None:
     try:
         folder = open_private(default_path())
     except NotPrivate as err:
-        print(f"nbsweep: warm runner off: {err}; running in-process", file=sys.stderr)
+        say(f"nbsweep: warm runner off: {err}; running in-process")
         return None
     setting = process_setting.capture()
     with folder:
@@ -147,7 +148,7 @@ def run_via_server(argv: list[str], parent: int) -> int | None:
     if interrupted and not reply:
         return 128 + interrupted[0]  # the child has stopped the run and closed its end
     if not reply:
-        print(f"nbsweep: the warm runner stopped while executing {argv[0]}; run again", file=sys.stderr)
+        say(f"nbsweep: the warm runner stopped while executing {argv[0]}; run again")
         return 1
     answer = json.loads(reply)
     return None if "declined" in answer else answer["exit"]  # declined: it cannot take on our setting

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from nbsweep.files import write_atomically
 from nbsweep.layout import RunFiles
+from nbsweep.messages import say
 
 TEMPLATE = Path(__file__).parents[1] / "assets" / "offline.html.j2"
 
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             render(notebook)
         except Exception as err:  # noqa: BLE001 -- nbconvert and nbformat raise many types for unreadable notebooks
-            print(f"nbsweep: cannot render {notebook}: {type(err).__name__}: {err}", file=sys.stderr)
+            say(f"nbsweep: cannot render {notebook}: {type(err).__name__}: {err}")
             failed += 1
     return 1 if failed else 0
 

@@ -11,12 +11,12 @@ for a run that failed in this invocation without a notebook saying so, that fail
 import csv
 import io
 import json
-import sys
 from pathlib import Path
 
 from nbsweep import layout
 from nbsweep.files import write_atomically
 from nbsweep.masking import mask, mask_data, secret_values
+from nbsweep.messages import say
 from nbsweep.model.parameters import declared_defaults
 from nbsweep.model.pipeline import UPSTREAM
 from nbsweep.provenance.records import flatten, provenance_in
@@ -252,14 +252,13 @@ def write_results(sweep, announce: bool = True) -> None:
             else mask(f"{type(err).__name__}: {err}", secrets_of(sweep.runs.values()))
         )
         if announce:
-            print(f"nbsweep: could not write the summary in {out}: {reason}", file=sys.stderr)
+            say(f"nbsweep: could not write the summary in {out}: {reason}")
         return
     problems = compare_page.write_pages(out, full_rows, secrets_of(sweep.runs.values()))
     if announce:
-        print(
+        say(
             f"nbsweep: {len(full_rows)} run{'' if len(full_rows) == 1 else 's'} ({index.tally(full_rows) or 'none configured'}); "
-            f"summary in {out / 'index.html'}",
-            file=sys.stderr,
+            f"summary in {out / 'index.html'}"
         )
         for problem in problems:
-            print(f"nbsweep: {problem}", file=sys.stderr)
+            say(f"nbsweep: {problem}")

@@ -14,13 +14,13 @@ import json
 import logging
 import math
 import os
-import sys
 import tempfile
 from datetime import datetime
 from pathlib import Path
 
 from nbsweep import layout
 from nbsweep.masking import mask, mask_data
+from nbsweep.messages import say
 from nbsweep.model.mlflow_settings import Settings
 from nbsweep.provenance.records import read_record
 from nbsweep.results import summary
@@ -176,4 +176,4 @@ def summary_secrets(sweep) -> list[str]:
 
 
 def warn(text: str) -> None:
-    print(f"nbsweep: {text}", file=sys.stderr)
+    say(f"nbsweep: {text}")

@@ -17,6 +17,7 @@ from nbsweep.cache.restore import Caches
 from nbsweep.errors import SweepError
 from nbsweep.execution import warm_client
 from nbsweep.execution.liveness import SNAKEMAKE_PID
+from nbsweep.messages import say
 from nbsweep.model.plan import check_output_dir
 from nbsweep.model.rule_names import RUN_RULE, rule_run
 from nbsweep.packaged import SCHEMA
@@ -227,7 +228,7 @@ def restorer(workflow, sweep: Sweep):
             try:
                 render.render(files.target)
             except Exception:  # noqa: BLE001 -- nbconvert raises many types; `nbsweep_renderings` can retry
-                print(f"nbsweep: could not render {files.target}; `snakemake nbsweep_renderings` retries", file=sys.stderr)
+                say(f"nbsweep: could not render {files.target}; `snakemake nbsweep_renderings` retries")
         if (notebooks := main_process.MAIN.get("notebooks")) is not None:
             notebooks[files.target] = tracking.notebook_identity(files.target)  # put back, not executed: not logged to MLflow
         return True
@@ -356,11 +357,11 @@ def finish(workflow, sweep: Sweep) -> None:
     its folder cannot be written failed, which Snakemake never saw: the process then exits 1."""
     sweep.remove_job_files()
     if smk.is_dry_run(workflow) and sweep.caches and sweep.caches.would:
-        print(cache_line(sweep.caches.would, "would be restored from cache"), file=sys.stderr)
+        say(cache_line(sweep.caches.would, "would be restored from cache"))
     if not smk.has_executor(workflow) or smk.is_dry_run(workflow) or not sweep.owner or sweep.refused:
         return
     for line in kept_aside_lines(sweep):
-        print(line, file=sys.stderr)
+        say(line)
     if sweep.caches:
         sweep.caches.finish()
     if not main_process.MAIN.get("one_off"):

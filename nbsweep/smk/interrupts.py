@@ -25,6 +25,8 @@ import sys
 import threading
 import time
 
+from nbsweep.messages import say
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 STOP_SECONDS = 10  # then job processes still there are killed outright
 _installed: list[socket.socket] = []
@@ -61,7 +63,7 @@ def watch_stop_requests(reader: socket.socket) -> None:
 
 def say_stopping(count: int) -> None:
     notebooks = "notebook" if count == 1 else "notebooks"
-    print(f"nbsweep: interrupted: stopping {count} running {notebooks}; the next `snakemake` resumes", file=sys.stderr, flush=True)
+    say(f"nbsweep: interrupted: stopping {count} running {notebooks}; the next `snakemake` resumes")
 
 
 def job_processes() -> list:

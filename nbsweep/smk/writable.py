@@ -8,10 +8,10 @@ out, with the runs that wait for it), and the results say so (``nbsweep.results.
 """
 
 import os
-import sys
 from pathlib import Path
 
 from nbsweep.layout import target
+from nbsweep.messages import say
 from nbsweep.results.failures import KNOWN, Failure
 
 FIX = "make it writable (chmod u+w, or chattr -i where it is immutable) and run again"
@@ -72,4 +72,4 @@ def leave_out_blocked(sweep) -> None:
     KNOWN.update(sweep.blocked)
     for (name, label), failure in sweep.blocked.items():
         if failure.status == "failed":
-            print(f"nbsweep: run {name}/{label} FAILED: {failure.error_message}", file=sys.stderr)
+            say(f"nbsweep: run {name}/{label} FAILED: {failure.error_message}")

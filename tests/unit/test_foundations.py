@@ -9,6 +9,7 @@ from nbsweep import MIME, plain
 from nbsweep.canonical import canonical_json, digest
 from nbsweep.errors import SweepError, printable, quoted
 from nbsweep.layout import RESULTS, results_file_named
+from nbsweep.messages import say
 from nbsweep.results import executed
 
 from .builders import write_notebook
@@ -63,3 +64,28 @@ def test_refusals_quote_and_escape_what_users_wrote():
     assert printable("run 'a\nb'\x1b]0;x\x07 \u202e \ud800 é") == r"run 'a\nb'\x1b]0;x\x07 \u202e \ud800 é"
     assert str(SweepError("notebook a\r\nb.ipynb does not exist")) == r"notebook a\r\nb.ipynb does not exist"
     assert str(SweepError("label " + quoted("x\ny") + " is bad")) == r"label 'x\ny' is bad"  # escaped once, not twice
+
+
+class Writes:
+    """A stream that records each write it is given (an unbuffered stderr passes each one to the fd)."""
+
+    def __init__(self):
+        self.writes: list[str] = []
+        self.flushed = 0
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.flushed += 1
+
+
+def test_a_line_for_the_user_is_one_write_so_jobs_side_by_side_cannot_split_it(monkeypatch):
+    stream = Writes()
+    monkeypatch.setattr("sys.stderr", stream)
+    print("nbsweep: run t/a ok", file=stream)
+    assert stream.writes == ["nbsweep: run t/a ok", "\n"]  # print: two writes another job's line can come between
+    stream.writes.clear()
+    say("nbsweep: run t/a ok")
+    assert stream.writes == ["nbsweep: run t/a ok\n"] and stream.flushed == 1
