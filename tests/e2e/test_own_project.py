@@ -13,7 +13,8 @@ import pytest
 import yaml
 from conftest import REPO, make_notebook
 
-pytestmark = pytest.mark.slow
+# One worker runs them all: the wheel's virtualenv is built once, and no other worker idles waiting for it.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("own-project")]
 
 CODE = ["from nbsweep import record\nassert x != 0, 'x must not be zero'\nrecord(inverse=1 / x)\nprint('ECHO', x)"]
 
