@@ -23,6 +23,7 @@ from nbsweep.cache import entries, keys, upkeep
 from nbsweep.cache.lookup import Lookup
 from nbsweep.cache.settings import Settings
 from nbsweep.cache.stores import VerificationError
+from nbsweep.execution.liveness import process_exists
 from nbsweep.execution.run_io import keep_outputs
 from nbsweep.files import link_or_copy, write_atomically
 from nbsweep.messages import say
@@ -118,7 +119,7 @@ class Caches(Lookup):
         prefix = RESTORING % path.name
         for name in self._leftovers[folder]:
             pid = name.removeprefix(prefix)
-            if name.startswith(prefix) and pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
+            if name.startswith(prefix) and pid.isdigit() and int(pid) != os.getpid() and not process_exists(int(pid)):
                 (folder / name).unlink(missing_ok=True)
 
     def would_restore(self, run, fingerprint: str) -> bool:
@@ -173,17 +174,6 @@ class Caches(Lookup):
             write_atomically(layout.CACHE_STATS, json.dumps(doc))
         except OSError:
             pass
-
-
-def alive(pid: int) -> bool:
-    """Whether process ``pid`` exists (as another user's too)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        pass
-    return True
 
 
 def discard(fetched: list[tuple[Path, Path]]) -> None:
