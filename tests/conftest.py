@@ -239,6 +239,18 @@ def alive(pid: int) -> bool:
         return False
 
 
+def descendants(proc) -> list:
+    """The processes ``proc`` started, and theirs, as far as they can be listed: one that ends while
+    they are listed is left out (``children(recursive=True)`` raises for it instead)."""
+    import psutil
+
+    try:
+        children = proc.children()
+    except psutil.Error:
+        return []
+    return [found for child in children for found in (child, *descendants(child))]
+
+
 def wait_for(predicate, timeout: float) -> bool:
     """Poll ``predicate`` until it is true or ``timeout`` seconds have passed; its last answer."""
     import time

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import SNAKEFILE, SNAKEMAKE, alive, servers, wait_for
+from conftest import SNAKEFILE, SNAKEMAKE, alive, descendants, servers, wait_for
 from jupyter_core.utils import run_sync
 
 from nbsweep.kernels import lifecycle, processes
@@ -161,7 +161,7 @@ def test_a_killed_job_process_is_cleaned_up_by_the_next_run(napping, tmp_path):
     child sees the client's end of the socket close."""
     p = napping
     sm, kernel_pids = start_and_wait_for_notebooks(p, tmp_path / "stderr.txt")
-    for proc in psutil.Process(sm.pid).children(recursive=True):
+    for proc in descendants(psutil.Process(sm.pid)):
         try:
             if "nbsweep.execution.job" in proc.cmdline():
                 proc.kill()

@@ -8,6 +8,7 @@ import time
 import psutil
 import pytest
 import yaml
+from conftest import descendants
 
 from nbsweep.errors import SweepError
 from nbsweep.packaged import SCHEMA
@@ -18,7 +19,7 @@ def kill_tree(pid: int) -> None:
     """SIGKILL a process and everything it started, as a crash or OOM killer would."""
     try:
         parent = psutil.Process(pid)
-        procs = [parent, *parent.children(recursive=True)]
+        procs = [parent, *descendants(parent)]
     except psutil.NoSuchProcess:
         return
     for proc in procs:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SNAKEFILE, SNAKEMAKE, alive, servers, stdout_of, stream_of, wait_for
+from conftest import SNAKEFILE, SNAKEMAKE, alive, descendants, servers, stdout_of, stream_of, wait_for
 
 from nbsweep.execution import warm_client, warm_server
 
@@ -176,7 +176,7 @@ def test_a_server_started_ahead_of_runs_that_never_come_ends_with_their_invocati
 
     def family():
         warm = servers(os.environ["TMPDIR"])
-        return [*warm, *(child for server in warm for child in server.children(recursive=True))]
+        return [*warm, *(child for server in warm for child in descendants(server))]
 
     def ready():
         import psutil
