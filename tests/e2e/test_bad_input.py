@@ -1,8 +1,12 @@
-"""Bad input: one clear sentence naming file, run and fix; non-zero exit; no output touched (12)."""
+"""Bad input: one clear sentence naming file, run and fix; non-zero exit; no output touched."""
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
+
+from nbsweep.errors import SweepError
+from nbsweep.packaged import SCHEMA
+from nbsweep.provenance.sweep import DEFAULT_CONFIG, Sweep
 
 GOOD = [{"notebook": "notebooks/echo.ipynb", "label": "ok", "parameters": {"x": 1}}]
 
@@ -104,26 +108,70 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_bad_config_gives_one_sentence_and_touches_nothing(done, case):
-    content, expected = CASES[case]
-    before = done.outputs()
-    path = done.root / "config/config.yaml"
+# One case of each kind of check, through Snakemake: reading the file, the schema, labels, grids,
+# templates, kernels, inputs and resources. test_reliability's fuzzed files go through it too.
+THROUGH_SNAKEMAKE = [
+    "invalid yaml",
+    "unknown key",
+    "missing notebook",
+    "parent dir label",
+    "grid collision",
+    "two parameters cells",
+    "missing kernel",
+    "missing input",
+    "mem_mb lots",
+]
+
+
+def with_config(project, content, check):
+    """``check()``'s result with ``content`` as the project's config/config.yaml (put back after)."""
+    path = project.root / "config/config.yaml"
     original = path.read_bytes()
     try:
         if isinstance(content, bytes):
             path.write_bytes(content)
         else:
-            done.write_config(content)
-        proc = done.snakemake(check=False)
+            project.write_config(content)
+        return check()
     finally:
         path.write_bytes(original)
+
+
+def assert_refused(message: str, expected: list[str]) -> None:
+    for fragment in expected:
+        assert fragment in message, message
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_config_gives_one_sentence_and_touches_nothing(done, case, monkeypatch):
+    """Every case, planned in this process as Snakemake's main process plans (``hooks.plan_or_exit``
+    ends it with ``nbsweep: <the error>.``): a SweepError whose sentence is one line."""
+    content, expected = CASES[case]
+    before = done.outputs()
+    monkeypatch.chdir(done.root)
+    monkeypatch.setenv("JUPYTER_PATH", done.env["JUPYTER_PATH"])
+
+    def plan():
+        with pytest.raises(SweepError) as refused:
+            Sweep.load([DEFAULT_CONFIG], SCHEMA)
+        return f"nbsweep: {refused.value}."
+
+    message = with_config(done, content, plan)
+    assert "\n" not in message
+    assert_refused(message, expected)
+    assert done.outputs() == before
+
+
+@pytest.mark.parametrize("case", THROUGH_SNAKEMAKE)
+def test_bad_config_through_snakemake_exits_with_one_sentence_and_no_traceback(done, case):
+    content, expected = CASES[case]
+    before = done.outputs()
+    proc = with_config(done, content, lambda: done.snakemake(check=False))
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
     message = [line for line in proc.stderr.splitlines() if line.startswith("nbsweep: ")]
     assert len(message) == 1, proc.stderr
-    for fragment in expected:
-        assert fragment in message[0], message[0]
+    assert_refused(message[0], expected)
     assert done.outputs() == before
 
 

@@ -7,11 +7,16 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
 from conftest import one_sentence, stdout_of
 from nbformat.v4 import new_code_cell, new_notebook
+
+from nbsweep.errors import SweepError
+from nbsweep.packaged import SCHEMA
+from nbsweep.provenance.sweep import Sweep
 
 TYPES = 'import json\nprint("TYPES" + json.dumps({k: type(v).__name__ for k, v in sorted(globals().items()) if k in ("lr", "l2", "flag")}))'
 
@@ -192,7 +197,7 @@ def test_nan_in_a_json_configfile_is_refused_naming_the_parameter(project):
     assert not project.out.exists()
 
 
-# Issue 20, items 7-9 and 14: odd input refused by `snakemake` and `nbsweep status` with the same one sentence, nothing written.
+# Odd input refused by `snakemake` and `nbsweep status` with the same one sentence, nothing written.
 
 
 @pytest.fixture(scope="module")
@@ -220,8 +225,7 @@ def everything_in(folder) -> dict:
 def refused_by_both(project, configs: dict[str, str | bytes]) -> str:
     """Write the config files, run `snakemake --configfile` and `nbsweep status --configfile` on them:
     both are refused with the same one sentence (returned), and the output folder is untouched."""
-    for name, content in configs.items():
-        (project.root / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    write_configs(project, configs)
     before = everything_in(project.out)
     message = one_sentence(project.snakemake("--configfile", *configs, check=False))
     status = subprocess.run(
@@ -235,6 +239,31 @@ def refused_by_both(project, configs: dict[str, str | bytes]) -> str:
     assert one_sentence(status) == message
     assert everything_in(project.out) == before
     return message
+
+
+def refused_in_process(project, configs: dict[str, str | bytes], monkeypatch) -> str:
+    """The sentence ``refused_by_both`` gets, planned in this process as Snakemake's main process
+    plans (``hooks.plan_or_exit`` ends it with ``nbsweep: <the error>.``); one line, nothing written."""
+    write_configs(project, configs)
+    before = everything_in(project.out)
+    monkeypatch.chdir(project.root)
+    monkeypatch.setenv("JUPYTER_PATH", project.env["JUPYTER_PATH"])
+    with pytest.raises(SweepError) as refused:
+        Sweep.load([Path(name) for name in configs], SCHEMA)
+    message = f"nbsweep: {refused.value}."
+    assert "\n" not in message
+    assert everything_in(project.out) == before
+    return message
+
+
+def refused(project, configs: dict[str, str | bytes], monkeypatch, through_snakemake: bool) -> str:
+    """One case of a kind through ``snakemake`` and ``nbsweep status`` (``refused_by_both``), the others in process."""
+    return refused_by_both(project, configs) if through_snakemake else refused_in_process(project, configs, monkeypatch)
+
+
+def write_configs(project, configs: dict[str, str | bytes]) -> None:
+    for name, content in configs.items():
+        (project.root / name).write_bytes(content if isinstance(content, bytes) else content.encode())
 
 
 LONE_SURROGATES = {  # where the surrogate is -> (file name, content, what the sentence says)
@@ -267,9 +296,9 @@ LONE_SURROGATES = {  # where the surrogate is -> (file name, content, what the s
 
 
 @pytest.mark.parametrize("case", LONE_SURROGATES)
-def test_text_that_utf8_cannot_store_is_refused_naming_file_run_and_fix(finished, case):
+def test_text_that_utf8_cannot_store_is_refused_naming_file_run_and_fix(finished, case, monkeypatch):
     name, content, expected = LONE_SURROGATES[case]
-    message = refused_by_both(finished, {name: content})
+    message = refused(finished, {name: content}, monkeypatch, through_snakemake=case == "YAML parameter")
     assert message.startswith(expected), message
     assert "which UTF-8 (job files, notebooks, the summary) cannot store; write the character itself" in message, message
 
@@ -288,10 +317,10 @@ def test_a_grid_of_a_hundred_million_runs_is_refused_before_it_is_expanded(finis
     ), message
 
 
-def test_grids_adding_up_to_more_runs_than_the_bound_are_refused_over_all_config_files(finished):
+def test_grids_adding_up_to_more_runs_than_the_bound_are_refused_over_all_config_files(finished, monkeypatch):
     sixty_thousand = grid_of({"a": 10, "b": 10, "c": 10, "d": 10, "e": 6})
     configs = {"first.yaml": "runs:\n" + sixty_thousand, "second.yaml": "runs:\n" + sixty_thousand.replace("plain.ipynb", "echo.ipynb")}
-    message = refused_by_both(finished, configs)
+    message = refused_in_process(finished, configs, monkeypatch)
     assert message.startswith(
         "nbsweep: second.yaml: run #1: its grid's 60,000 runs bring the config to 120,000 runs, more than the 100,000 nbsweep plans at once; "
         "split the sweep over config files run one after another (--configfile)"
@@ -302,9 +331,9 @@ RESULTS_NAMED = ["index.html", "Summary.CSV", "summary.json"]
 
 
 @pytest.mark.parametrize("name", RESULTS_NAMED)
-def test_a_template_named_like_nbsweeps_own_files_is_refused(finished, name):
+def test_a_template_named_like_nbsweeps_own_files_is_refused(finished, name, monkeypatch):
     config = f"runs:\n  - {{notebook: notebooks/echo.ipynb, label: ok, parameters: {{x: 1}}}}\n  - {{notebook: notebooks/{name}.ipynb, label: a}}\n"
-    message = refused_by_both(finished, {"clash.yaml": config})
+    message = refused(finished, {"clash.yaml": config}, monkeypatch, through_snakemake=name == "index.html")
     assert message == (
         f"nbsweep: clash.yaml: run #2 ('a'): template notebooks/{name}.ipynb would keep its runs in papermill_outputs/{name}, "
         f"where nbsweep writes its own {name.lower()}; rename the template, e.g. to {name.replace('.', '_')}.ipynb."
@@ -328,8 +357,8 @@ CONTROL_CHARACTERS = {  # what holds them -> (config, what the sentence says)
 
 
 @pytest.mark.parametrize("case", CONTROL_CHARACTERS)
-def test_control_characters_in_refused_input_are_escaped_in_the_sentence(finished, case):
+def test_control_characters_in_refused_input_are_escaped_in_the_sentence(finished, case, monkeypatch):
     config, expected = CONTROL_CHARACTERS[case]
-    message = refused_by_both(finished, {"odd.yaml": config})
+    message = refused(finished, {"odd.yaml": config}, monkeypatch, through_snakemake=case == "refused label")
     assert message.startswith(expected), message
     assert message.isprintable(), message
