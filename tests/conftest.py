@@ -278,6 +278,22 @@ def executions(project: Project) -> dict[str, str]:
     }
 
 
+def planned_refusal(project: Project, config_files: list[str], monkeypatch) -> str:
+    """The sentence Snakemake's main process ends with on a bad config (``hooks.plan_or_exit``:
+    ``nbsweep: <the error>.``), planned in this process in ``project``: a SweepError, one line."""
+    from nbsweep.errors import SweepError
+    from nbsweep.packaged import SCHEMA
+    from nbsweep.provenance.sweep import Sweep
+
+    monkeypatch.chdir(project.root)
+    monkeypatch.setenv("JUPYTER_PATH", project.env["JUPYTER_PATH"])
+    with pytest.raises(SweepError) as refused:
+        Sweep.load([Path(name) for name in config_files], SCHEMA)
+    message = f"nbsweep: {refused.value}."
+    assert "\n" not in message
+    return message
+
+
 def one_sentence(proc: subprocess.CompletedProcess) -> str:
     """The single `nbsweep: ` line of a refused command (and no traceback or exception anywhere)."""
     assert proc.returncode != 0, proc.stdout[-2000:]

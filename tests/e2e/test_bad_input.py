@@ -2,11 +2,8 @@
 
 import nbformat
 import pytest
+from conftest import planned_refusal
 from nbformat.v4 import new_code_cell, new_notebook
-
-from nbsweep.errors import SweepError
-from nbsweep.packaged import SCHEMA
-from nbsweep.provenance.sweep import DEFAULT_CONFIG, Sweep
 
 GOOD = [{"notebook": "notebooks/echo.ipynb", "label": "ok", "parameters": {"x": 1}}]
 
@@ -144,20 +141,10 @@ def assert_refused(message: str, expected: list[str]) -> None:
 
 @pytest.mark.parametrize("case", CASES)
 def test_bad_config_gives_one_sentence_and_touches_nothing(done, case, monkeypatch):
-    """Every case, planned in this process as Snakemake's main process plans (``hooks.plan_or_exit``
-    ends it with ``nbsweep: <the error>.``): a SweepError whose sentence is one line."""
+    """Every case, planned in this process as Snakemake's main process plans it (``planned_refusal``)."""
     content, expected = CASES[case]
     before = done.outputs()
-    monkeypatch.chdir(done.root)
-    monkeypatch.setenv("JUPYTER_PATH", done.env["JUPYTER_PATH"])
-
-    def plan():
-        with pytest.raises(SweepError) as refused:
-            Sweep.load([DEFAULT_CONFIG], SCHEMA)
-        return f"nbsweep: {refused.value}."
-
-    message = with_config(done, content, plan)
-    assert "\n" not in message
+    message = with_config(done, content, lambda: planned_refusal(done, ["config/config.yaml"], monkeypatch))
     assert_refused(message, expected)
     assert done.outputs() == before
 

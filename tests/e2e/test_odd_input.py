@@ -7,16 +7,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import one_sentence, stdout_of
+from conftest import one_sentence, planned_refusal, stdout_of
 from nbformat.v4 import new_code_cell, new_notebook
-
-from nbsweep.errors import SweepError
-from nbsweep.packaged import SCHEMA
-from nbsweep.provenance.sweep import Sweep
 
 TYPES = 'import json\nprint("TYPES" + json.dumps({k: type(v).__name__ for k, v in sorted(globals().items()) if k in ("lr", "l2", "flag")}))'
 
@@ -242,16 +237,10 @@ def refused_by_both(project, configs: dict[str, str | bytes]) -> str:
 
 
 def refused_in_process(project, configs: dict[str, str | bytes], monkeypatch) -> str:
-    """The sentence ``refused_by_both`` gets, planned in this process as Snakemake's main process
-    plans (``hooks.plan_or_exit`` ends it with ``nbsweep: <the error>.``); one line, nothing written."""
+    """The sentence ``refused_by_both`` gets, planned in this process (``planned_refusal``); nothing written."""
     write_configs(project, configs)
     before = everything_in(project.out)
-    monkeypatch.chdir(project.root)
-    monkeypatch.setenv("JUPYTER_PATH", project.env["JUPYTER_PATH"])
-    with pytest.raises(SweepError) as refused:
-        Sweep.load([Path(name) for name in configs], SCHEMA)
-    message = f"nbsweep: {refused.value}."
-    assert "\n" not in message
+    message = planned_refusal(project, list(configs), monkeypatch)
     assert everything_in(project.out) == before
     return message
 
