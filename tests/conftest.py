@@ -13,6 +13,7 @@ import nbformat
 import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from preforked import python_m
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
@@ -67,8 +68,8 @@ class Project:
         return target
 
     def snakemake(self, *args: str, cores: int = 2, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
-        cmd = [*SNAKEMAKE, "-s", str(SNAKEFILE), "-d", str(self.root), "--cores", str(cores), *args]
-        proc = subprocess.run(cmd, cwd=self.root, capture_output=True, text=True, timeout=timeout, env=self.env)
+        args = ["-s", str(SNAKEFILE), "-d", str(self.root), "--cores", str(cores), *args]
+        proc = python_m("snakemake", args, self.root, self.env, timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
         return proc
@@ -86,8 +87,7 @@ class Project:
 
     def nbsweep(self, *args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
         """``python -m nbsweep ARGS`` in the project (the ``nbsweep`` command), output captured."""
-        cmd = [sys.executable, "-m", "nbsweep", *args]
-        return subprocess.run(cmd, cwd=self.root, env=env or self.env, capture_output=True, text=True, timeout=timeout)
+        return python_m("nbsweep", list(args), self.root, env or self.env, timeout)
 
     def target(self, name: str, label: str) -> Path:
         return self.out / name / label / f"{name}_{label}.ipynb"
