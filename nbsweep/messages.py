@@ -10,3 +10,8 @@ def say(line: str) -> None:
     between them."""
     sys.stderr.write(f"{line}\n")
     sys.stderr.flush()
+
+
+def refusal(reason: object) -> str:
+    """The one sentence that ends a command refusing bad input (no traceback, no usage text)."""
+    return f"nbsweep: {reason}."

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from nbsweep.errors import SweepError
-from nbsweep.messages import say
+from nbsweep.messages import refusal, say
 from nbsweep.model.papermill_flags import Flags, unsupported
 
 
@@ -151,8 +151,8 @@ def command(argv: list[str] | None = None) -> int:
     snakemake_args: list[str] = []
     if argv[:1] == ["run"] and "--" in argv:  # nbsweep run ... -- SNAKEMAKE FLAGS
         argv, snakemake_args = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
-    if argv[:1] == ["run"] and (refusal := unsupported(argv)):
-        say(f"nbsweep: {refusal}.")  # one sentence, not argparse's usage
+    if argv[:1] == ["run"] and (reason := unsupported(argv)):
+        say(refusal(reason))  # one sentence, not argparse's usage
         return 1
     args = parser().parse_args(argv)
     try:
@@ -190,7 +190,7 @@ def command(argv: list[str] | None = None) -> int:
         elif args.command == "cache":
             print("\n".join(f"nbsweep: {line}" for line in cache_command(args)))
     except SweepError as err:
-        say(f"nbsweep: {err}.")
+        say(refusal(err))
         return 2 if args.command == "diff" else 1  # as diff(1): 1 says the notebooks differ
     return 0
 

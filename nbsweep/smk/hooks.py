@@ -17,7 +17,7 @@ from nbsweep.cache.restore import Caches
 from nbsweep.errors import SweepError
 from nbsweep.execution import warm_client
 from nbsweep.execution.liveness import SNAKEMAKE_PID
-from nbsweep.messages import say
+from nbsweep.messages import refusal, say
 from nbsweep.model.plan import check_output_dir
 from nbsweep.model.rule_names import RUN_RULE, rule_run
 from nbsweep.packaged import SCHEMA
@@ -63,7 +63,7 @@ def plan_or_exit(workflow) -> Sweep:
         check_output_dir(sweep.output_dir, where)
         check_output_dir_is_ours(sweep.output_dir, where, summary.FILES)
     except SweepError as err:
-        sys.exit(f"nbsweep: {err}.")
+        sys.exit(refusal(err))
     if smk.is_main_process(workflow):
         sweep.owner = workdir.take_ownership()
         if sweep.owner:
@@ -82,7 +82,7 @@ def plan_or_exit(workflow) -> Sweep:
 def refuse(sweep: Sweep, sentence: str) -> None:
     """End the invocation with one sentence (nothing was executed, so no results are written)."""
     sweep.refused = True
-    sys.exit(f"nbsweep: {sentence}.")
+    sys.exit(refusal(sentence))
 
 
 def run_or_exit(sweep: Sweep, name: str, label: str):
