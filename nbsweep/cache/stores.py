@@ -223,6 +223,10 @@ class Store:
                     manifests.append((name.removesuffix(".json"), size, mtime))
         return manifests, objects, leftovers
 
+    def exists(self) -> bool:
+        """Whether anything is at the store's URL (a folder, or objects under an S3 prefix)."""
+        return self.fs.exists(self.root)
+
     def manifests(self) -> Iterator[tuple[str, int, float]]:
         """(key, size, modification time) of every entry."""
         return iter(self.contents(("entries",))[0])

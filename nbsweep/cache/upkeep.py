@@ -17,12 +17,14 @@ GRACE = 600  # seconds: an object no manifest names yet may belong to a writer s
 
 @dataclass(frozen=True)
 class Usage:
-    """A store's entries and the bytes it holds (objects, manifests and leftovers)."""
+    """A store's entries and the bytes it holds (objects, manifests and leftovers); ``found``: false
+    when there is nothing at its URL (nothing written to it yet, a folder not mounted, no such bucket)."""
 
     url: str
     shared: bool
     entries: int
     size: int
+    found: bool = True
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,8 @@ class Pruned:
 def usage(store: Store) -> Usage:
     manifests, objects, leftovers = store.contents()
     size = sum(size for _, size, _ in (*manifests, *objects, *leftovers))
-    return Usage(store.url, store.shared, len(manifests), size)
+    found = bool(manifests or objects or leftovers) or store.exists()
+    return Usage(store.url, store.shared, len(manifests), size, found)
 
 
 def prune(store: Store, older_than: float | None = None, max_size: int | None = None, now: float | None = None) -> Pruned:

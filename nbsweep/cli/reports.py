@@ -124,10 +124,7 @@ def size_text(size: int) -> str:
 
 def cache_status_lines(found) -> list[str]:
     """``nbsweep cache status``: each cache with its entries and size, then the last invocation's hits and misses."""
-    lines = [
-        f"{'shared' if usage.shared else 'local'} cache {usage.url}: {usage.entries} entries, {size_text(usage.size)}"
-        for usage in found.stores
-    ]
+    lines = [f"{'shared' if usage.shared else 'local'} cache {usage.url}: {held(usage)}" for usage in found.stores]
     lines += [f"cache {url} cannot be read: {why}" for url, why in found.unusable.items()]
     if not found.stores and not found.unusable:
         lines.append("the run cache is off (cache: false)")
@@ -137,6 +134,12 @@ def cache_status_lines(found) -> list[str]:
             f"{last.get('misses', 0)} executed (misses), {last.get('ignored', 0)} damaged entries ignored"
         )
     return lines
+
+
+def held(usage) -> str:
+    if not usage.found:
+        return "nothing there (nothing written to it yet, or not mounted)"
+    return f"{usage.entries} entries, {size_text(usage.size)}"
 
 
 def cache_prune_lines(pruned) -> list[str]:

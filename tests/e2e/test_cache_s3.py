@@ -11,6 +11,7 @@ import pytest
 from conftest import Project, wait_for
 
 from e2e.test_cache import clone, records
+from nbsweep.cache import upkeep
 from nbsweep.cache.stores import Store
 
 pytestmark = pytest.mark.xdist_group("cache-s3")  # one worker builds the flow (and starts the S3 server) once
@@ -106,7 +107,9 @@ def test_the_store_answers_through_the_standard_environment(s3, monkeypatch):
     for name, value in s3.env.items():
         monkeypatch.setenv(name, value)
     store = Store(s3.url(f"roundtrip-{time.time_ns()}"), shared=True)
+    assert not upkeep.usage(store).found  # nothing under the prefix yet
     store.put_manifest("ab" * 32, "{}")
+    assert upkeep.usage(store).found
     assert store.read_manifest("ab" * 32) == "{}"
     assert [key for key, _, _ in store.manifests()] == ["ab" * 32]
 

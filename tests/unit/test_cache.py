@@ -234,6 +234,23 @@ def test_cache_status_and_prune_work_outside_a_project_on_the_per_user_cache(tmp
         api.cache_forget(targets=["t/a"])  # runs are a project's
 
 
+def test_cache_status_says_when_nothing_is_at_a_caches_url(tmp_path):
+    """A shared folder not mounted is not "0 entries": nothing is there; once written to, it is counted."""
+    from nbsweep.api import CacheStatus
+    from nbsweep.cli.reports import cache_status_lines
+
+    store = Store(str(tmp_path / "not-mounted" / "cache"), shared=True)
+    absent = upkeep.usage(store)
+    assert (absent.found, absent.entries, absent.size) == (False, 0, 0)
+    assert cache_status_lines(CacheStatus([absent], {}, None)) == [
+        f"shared cache {store.url}: nothing there (nothing written to it yet, or not mounted)"
+    ]
+    store.probe()
+    assert upkeep.usage(store).found
+    put_entry(store, "a" * 64)
+    assert cache_status_lines(CacheStatus([upkeep.usage(store)], {}, None))[0].startswith(f"shared cache {store.url}: 1 entries, ")
+
+
 def test_a_remote_stores_objects_are_fetched_at_once_and_each_is_still_checked(tmp_path, monkeypatch):
     """From a store that is no local folder, a run's objects are read together (one ``cat_ranges``),
     each bounded by its size and checked against its SHA-256; an empty one is fetched alone."""
