@@ -298,6 +298,17 @@ def snakemake_with(project, preexec, *args):
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
+def test_a_caller_reading_through_pipes_is_not_held_by_the_server_left_running(warm_project):
+    """``snakemake ... | tee log`` ends with Snakemake: the warm server it leaves running holds none
+    of its streams. (``Project.snakemake`` captures into files, which a leftover could not hold up.)"""
+    p = warm_project
+    cmd = [*SNAKEMAKE, "-s", str(SNAKEFILE), "-d", str(p.root), "--cores", "1", "papermill_outputs/w/r0/w_r0.ipynb"]
+    proc = subprocess.run(cmd, cwd=p.root, env=p.env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert the_server(os.environ["TMPDIR"]), "no warm server was left running: this test tests nothing"
+    assert "ECHO 0" in stdout_of(p.target("w", "r0"))
+
+
 def test_rlimits_nice_and_cpu_affinity_of_the_invoking_shell_apply(warm_project):
     p = warm_project
     p.notebook("w", [PROBE], "x = 0")
