@@ -7,7 +7,8 @@ is put in place — every object checked against its SHA-256 on the way, declare
 the notebook last, each by an atomic rename — and, found in a shared cache, kept in the local one
 too. The restored notebook is the original execution's, with its execution id, so the runs after
 it stay current too. An entry that fails the check is removed (one line says so), and the run
-executes and writes a new one. A shared cache that cannot be reached is one warning, and the
+executes and writes a new one; an entry removed while it is read (a prune in another shell) is a
+plain miss. A shared cache that cannot be reached is one warning, and the
 sweep goes on without it.
 """
 
@@ -22,7 +23,7 @@ from nbsweep import layout
 from nbsweep.cache import entries, keys, upkeep
 from nbsweep.cache.lookup import Lookup
 from nbsweep.cache.settings import Settings
-from nbsweep.cache.stores import VerificationError
+from nbsweep.cache.stores import MissingObject, VerificationError
 from nbsweep.execution.liveness import process_exists
 from nbsweep.execution.run_io import keep_outputs
 from nbsweep.files import link_or_copy, write_atomically
@@ -69,6 +70,9 @@ class Caches(Lookup):
             store.fetch_all([(sha, temporary, sizes[sha]) for (sha, _), (temporary, _) in zip(places, fetched, strict=True)])
         except VerificationError as err:
             discard(fetched)
+            if isinstance(err, MissingObject) and store.read_manifest(key) is None:
+                self.missed.append(run.id)  # a prune or forget removed the entry while it was read: not damaged
+                return False
             self.ignored.append(run.id)
             store.remove_entry(key)
             say(

@@ -34,6 +34,10 @@ class VerificationError(Exception):
     """An object whose content is not its SHA-256 (damaged, or cut short)."""
 
 
+class MissingObject(VerificationError):
+    """An object a manifest names that the store does not hold (never written, or removed since)."""
+
+
 class Store:
     """A cache at ``url``; ``shared``: beyond this machine (its keys include the kernel's environment)."""
 
@@ -164,7 +168,7 @@ class Store:
                     out.write(chunk)
         except FileNotFoundError:
             destination.unlink(missing_ok=True)
-            raise VerificationError(f"object {sha} is missing") from None
+            raise MissingObject(f"object {sha} is missing") from None
         except UnusableFile as err:
             destination.unlink(missing_ok=True)
             raise VerificationError(f"object {sha} {err.reason}") from None

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from nbsweep import layout
 from nbsweep.cache import entries, keys, settings, upkeep
 from nbsweep.cache.restore import Caches
 from nbsweep.cache.stores import TEMPORARY, Store, VerificationError
@@ -221,6 +222,26 @@ def test_a_remote_cache_is_read_ahead_for_every_lookup_at_once_and_an_unreachabl
     down = Caches(settings.Settings(None, (store_url,)), lambda: lookups)
     assert down.find(runs[0], "a" * 64) is None and down.find(runs[1], "b" * 64) is None
     assert capsys.readouterr().err.count(f"nbsweep: the cache {store_url} cannot be used (ConnectionError: gone)") == 1
+
+
+def test_an_entry_pruned_while_it_is_restored_is_a_miss_not_damage(tmp_path, capsys, monkeypatch):
+    """``nbsweep cache prune`` in another shell removes the entry between its lookup and the fetch
+    of its objects: the run executes, and no line calls the entry damaged."""
+    local = str(tmp_path / "local")
+    put_entry(Store(local, shared=False), "f" * 64)
+    caches = Caches(settings.Settings(local, ()))
+    fetch_all = Store.fetch_all
+
+    def pruned_meanwhile(store, wanted):
+        assert upkeep.prune(store, older_than=0, now=10**10).entries == 1
+        fetch_all(store, wanted)
+
+    monkeypatch.setattr(Store, "fetch_all", pruned_meanwhile)
+    run = SimpleNamespace(id="t/a", secrets={}, kernel="python3", outputs=(), render=False)
+    files = layout.RunFiles(tmp_path / "out" / "t" / "a" / "t_a.ipynb")
+    assert not caches.restore(run, files, SimpleNamespace(fingerprint="f" * 64), {})
+    assert (caches.missed, caches.ignored, capsys.readouterr().err) == (["t/a"], [], "")
+    assert not any(files.target.parent.iterdir())  # nothing half-restored left beside the target
 
 
 def test_cache_status_and_prune_work_outside_a_project_on_the_per_user_cache(tmp_path, monkeypatch):
