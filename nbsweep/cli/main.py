@@ -83,6 +83,7 @@ def parser() -> argparse.ArgumentParser:
     )
     diff.add_argument("runs", nargs="+", metavar="RUN", help="runs as `nbsweep status` lists them (template/label), or notebook paths")
     diff.add_argument("--previous", action="store_true", help="compare one run's previous notebook with its current one")
+    diff.add_argument("--full", action="store_true", help="every line of every diff (by default, 200 lines of a cell's diff are shown)")
     add_configfile_option(diff)
     add_run_command(commands)
     add_cache_command(commands)
@@ -185,7 +186,7 @@ def command(argv: list[str] | None = None) -> int:
             from nbsweep.cli import reports
 
             comparison = api.diff(args.runs, args.configfile, args.previous)
-            print(reports.diff_report(comparison))
+            print(reports.diff_report(comparison, args.full))
             return 0 if comparison.same else 1
         elif args.command == "cache":
             print("\n".join(f"nbsweep: {line}" for line in cache_command(args)))

@@ -88,8 +88,13 @@ def printable(line: str) -> str:
     return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", _COLOUR.sub("", line))
 
 
-def diff_report(comparison) -> str:
-    """A block per template cell: the same in every notebook, or a unified diff of each against the first."""
+COMPARED_LINES = 10_000  # of a cell's outputs, per notebook, unless --full
+SHOWN_LINES = 200  # of the diff of a cell between two notebooks, unless --full
+
+
+def diff_report(comparison, full: bool = False) -> str:
+    """A block per template cell: the same in every notebook, or a unified diff of each against
+    the first (``full``: not cut to ``SHOWN_LINES`` lines of the first ``COMPARED_LINES``)."""
     columns = comparison.columns
     varying = comparison.varying_parameters()
     lines = [f"comparing {len(columns)} notebooks:"]
@@ -108,10 +113,23 @@ def diff_report(comparison) -> str:
         lines.append(f"{row.title}: differs{images}")
         for other in range(1, len(columns)):
             if row.key(other) != row.key(0):
-                lines += [f"    {line}" for line in row.unified(0, other, (columns[0].name, columns[other].name))]
+                lines += cut_diff(row, other, (columns[0].name, columns[other].name), full)
     code = sum(row.cell_type == "code" for row in comparison.rows)
     lines.append(f"{differing} of {code} code cells differ" if differing else f"all {code} code cells the same")
     return "\n".join(printable(line) for line in lines)
+
+
+def cut_diff(row, other: int, names: tuple[str, str], full: bool) -> list[str]:
+    """The indented diff of a cell's outputs in the first notebook and in ``other``, cut unless ``full``."""
+    if full:
+        return [f"    {line}" for line in row.unified(0, other, names)]
+    diff = row.unified(0, other, names, COMPARED_LINES)
+    lines = [f"    {line}" for line in diff[:SHOWN_LINES]]
+    longest = max(row.lines(0), row.lines(other))
+    if len(diff) > SHOWN_LINES or longest > COMPARED_LINES:
+        compared = f" of the first {COMPARED_LINES:,} lines of outputs of up to {longest:,}" if longest > COMPARED_LINES else ""
+        lines.append(f"    … {max(len(diff) - SHOWN_LINES, 0):,} more lines of this diff{compared} (`nbsweep diff --full` shows all)")
+    return lines
 
 
 def size_text(size: int) -> str:

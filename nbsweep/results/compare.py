@@ -87,9 +87,15 @@ class Row:
         found = self.outputs[column]
         return "(no such cell)\n" if found is None else "".join(o.text if o.text.endswith("\n") else o.text + "\n" for o in found)
 
-    def unified(self, a: int, b: int, names: tuple[str, str]) -> list[str]:
-        """A unified diff of the outputs of columns ``a`` and ``b`` as text."""
-        return list(difflib.unified_diff(self.text(a).splitlines(), self.text(b).splitlines(), *names, lineterm=""))
+    def unified(self, a: int, b: int, names: tuple[str, str], most_lines: int | None = None) -> list[str]:
+        """A unified diff of the outputs of columns ``a`` and ``b`` as text; with ``most_lines``, of
+        at most the first ``most_lines`` lines of each (difflib's time grows with the product of
+        the lengths: minutes for outputs of a few hundred thousand lines)."""
+        first, second = (self.text(column).splitlines()[:most_lines] for column in (a, b))
+        return list(difflib.unified_diff(first, second, *names, lineterm=""))
+
+    def lines(self, column: int) -> int:
+        return self.text(column).count("\n")
 
     def images_same(self) -> bool | None:
         """Whether every column has the same images (by content) in this cell; None if none has one."""

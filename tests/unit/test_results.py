@@ -242,6 +242,30 @@ def test_outputs_are_normalised_so_that_only_real_differences_count():
     assert compare.outputs_of(pending)[0].kind == "pending"
 
 
+def test_nbsweep_diff_cuts_a_long_diff_and_compares_the_first_lines_of_huge_outputs_unless_full(tmp_path):
+    """A cell printing 30,000 lines that all differ: 200 lines of diff and a line saying what was
+    left out; ``--full`` prints every line. (difflib takes minutes on outputs of a few hundred
+    thousand lines, so only the first 10,000 lines of each are compared by default.)"""
+    from nbsweep.cli.reports import COMPARED_LINES, SHOWN_LINES, diff_report
+
+    def printing(tag: str) -> list:
+        return [new_output("stream", name="stdout", text="".join(f"{tag} {i}\n" for i in range(30_000)))]
+
+    a = executed(tmp_path / "a.ipynb", [printing("a")])
+    b = executed(tmp_path / "b.ipynb", [printing("b")])
+    found = compare.compare([compare.Column("a", a), compare.Column("b", b)])
+    report = diff_report(found).splitlines()
+    cut = [line for line in report if line.startswith("    ")]
+    assert len(cut) == SHOWN_LINES + 1 and cut[:2] == ["    --- a", "    +++ b"]
+    compared = 2 * COMPARED_LINES + 3  # both sides' first lines, the two names, one hunk header
+    assert cut[-1] == (
+        f"    … {compared - SHOWN_LINES:,} more lines of this diff of the first 10,000 lines of outputs of up to 30,000"
+        " (`nbsweep diff --full` shows all)"
+    )
+    full = [line for line in diff_report(found, full=True).splitlines() if line.startswith("    ")]
+    assert len(full) == 2 * 30_000 + 3 and full[-1] == "    +b 29999"
+
+
 def test_the_parameters_cell_shows_the_injected_values_and_rows_follow_the_template(tmp_path):
     a = executed(tmp_path / "a.ipynb", [[new_output("stream", name="stdout", text="same\n")], [image()]], "x = 1")
     b = executed(tmp_path / "b.ipynb", [[new_output("stream", name="stdout", text="same\n")], [image(PNG[:-1] + b"!")]], "x = 2")
