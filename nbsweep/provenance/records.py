@@ -17,6 +17,11 @@ parameter its default value changes nothing. A record of the older form has no `
 fingerprint hashed the given parameters alone (``fingerprint`` reads both forms;
 ``nbsweep.provenance.state`` compares an older record with the plan).
 
+Canonical JSON sorts keys, but a template that iterates over a mapping in a parameter value sees
+its keys in the order papermill injected them, the config's: the order of every such mapping whose
+keys are not sorted is part of the provenance (``key_order``, fingerprinted when not empty, so a run
+whose mappings are sorted keeps its fingerprint). The order of the parameters themselves is not.
+
 A run's ``secrets`` (parameter -> environment variable, names only: ``nbsweep.model.secrets``) travel
 with its provenance to the runner but are not part of the fingerprint. ``accept`` re-stamps a
 record with the planned provenance (``nbsweep accept``), keeping what the notebook was really
@@ -33,6 +38,7 @@ from nbsweep.canonical import canonical_json, digest
 
 FINGERPRINT_KEYS = ("template_code", "kernel", "parameters", "inputs")  # secrets are not among them
 UPSTREAM_KEY = "upstream"  # fingerprinted when not empty, so runs without `after` keep their fingerprint
+KEY_ORDER_KEY = "key_order"  # fingerprinted when not empty: mappings in parameter values whose keys are not sorted
 DEFAULTS_KEY = "defaults"  # the template's known defaults; absent from a record of the older form
 # Recorded for an input that changed while the run read it: never equal to a digest, so the run stays stale.
 CHANGED_WHILE_READ = "changed while the run read it"
@@ -47,7 +53,7 @@ def fingerprint(doc: dict) -> str:
     parameters being the effective ones (its ``defaults`` overlaid by its ``parameters``); in a
     record of the older form, without ``defaults``, the given ones. So a run without known
     defaults has the fingerprint it had before effective parameters were hashed."""
-    keys = (*FINGERPRINT_KEYS, UPSTREAM_KEY) if doc.get(UPSTREAM_KEY) else FINGERPRINT_KEYS
+    keys = (*FINGERPRINT_KEYS, *(key for key in (UPSTREAM_KEY, KEY_ORDER_KEY) if doc.get(key)))
     hashed = {key: doc[key] for key in keys}
     if doc.get(DEFAULTS_KEY) is not None:
         hashed["parameters"] = {**doc[DEFAULTS_KEY], **doc["parameters"]}
@@ -63,6 +69,7 @@ class Provenance:
     secrets: dict = field(default_factory=dict)  # parameter -> environment variable (not fingerprinted)
     upstream: dict = field(default_factory=dict)  # run named in `after` -> the execution it received
     defaults: dict | None = None  # the template's known defaults; None: a record of the older form
+    key_order: dict = field(default_factory=dict)  # ``key_order(parameters)``: a record keeps mappings' keys sorted
 
     @property
     def fingerprint(self) -> str:
@@ -83,7 +90,7 @@ class Provenance:
             return cls(
                 doc["template_code"], doc["kernel"], dict(doc["parameters"]), dict(doc["inputs"]),
                 dict(doc.get("secrets") or {}), dict(doc.get(UPSTREAM_KEY) or {}),
-                None if doc.get(DEFAULTS_KEY) is None else dict(doc[DEFAULTS_KEY]),
+                None if doc.get(DEFAULTS_KEY) is None else dict(doc[DEFAULTS_KEY]), dict(doc.get(KEY_ORDER_KEY) or {}),
             )  # fmt: skip
         except (KeyError, TypeError, ValueError):
             return None
@@ -101,6 +108,7 @@ class Provenance:
             found += parameter_changes(made.parameters, self.parameters)
         else:
             found += parameter_changes(made.effective_parameters, self.effective_parameters)
+        found += reorderings(made.key_order, self.key_order, [change.name for change in found if change.what == "parameter"])
         for path, sha in self.inputs.items():
             old = made.inputs.get(path)
             if path not in made.inputs:
@@ -191,6 +199,9 @@ def parameter_phrase(change: Change) -> str:
         return f"{change.name} added ({canonical_json(change.new)})"
     if change.how == "removed":
         return f"{change.name} removed (was {canonical_json(change.old)})"
+    if change.how == "reordered":
+        old, new = change.old or sorted(change.new), change.new or sorted(change.old)
+        return f"{change.name} keys reordered ({', '.join(old)} → {', '.join(new)})"
     return f"{change.name} {canonical_json(change.old)} → {canonical_json(change.new)}"
 
 
@@ -208,6 +219,33 @@ def flatten(mapping: dict, prefix: str = "") -> dict:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def key_order(value, path: str = "") -> dict[str, list[str]]:
+    """The keys, in order, of every mapping inside the parameter values ``value`` whose keys are not
+    in sorted order, by path (``model.steps``, ``grid[2]``); the parameters' own order is left out."""
+    found = {}
+    if isinstance(value, dict):
+        if path and list(value) != sorted(value):
+            found[path] = list(value)
+        for key, item in value.items():
+            found.update(key_order(item, f"{path}.{key}" if path else key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found.update(key_order(item, f"{path}[{index}]"))
+    return found
+
+
+def reorderings(old: dict, new: dict, changed: list[str]) -> list[Change]:
+    """A change for each mapping whose keys are the same but in another order (``old``/``new``:
+    ``key_order`` of the made and planned parameters; None: sorted); mappings inside a parameter
+    that ``changed`` names already are left to that change."""
+    related = lambda path: any(path.startswith(name) or name.startswith(path) for name in changed)  # noqa: E731
+    return [
+        Change("parameter", path, old.get(path), new.get(path), "reordered")
+        for path in sorted({*old, *new})
+        if old.get(path) != new.get(path) and not related(path)
+    ]
 
 
 def parameter_changes(old: dict, new: dict) -> list[Change]:

@@ -143,13 +143,22 @@ def test_a_run_printing_tens_of_megabytes_succeeds(project):
     assert stdout_of(project.target("loud", "big")).endswith("done\n")
 
 
-def test_mapping_parameters_arrive_in_config_order(project):
+def test_mapping_parameters_arrive_in_config_order_and_another_order_is_another_notebook(project):
     project.notebook("keys", ["print('KEYS', list(options), list(options['inner']))"], "options = {}")
     project.write_config(
         "runs:\n  - notebook: notebooks/keys.ipynb\n    label: one\n    parameters: {options: {b: 1, a: 2, inner: {z: 0, c: 1}}}\n"
     )
     project.snakemake()
     assert "KEYS ['b', 'a', 'inner'] ['z', 'c']" in stdout_of(project.target("keys", "one"))
+    assert "Nothing to be done" in project.snakemake("-n").stdout
+    # The same mappings in another order: another notebook (a loop over them runs in another order).
+    project.write_config(
+        "runs:\n  - notebook: notebooks/keys.ipynb\n    label: one\n    parameters: {options: {a: 2, b: 1, inner: {c: 1, z: 0}}}\n"
+    )
+    said = status(project)
+    assert "parameters changed: options keys reordered (b, a, inner → a, b, inner), options.inner keys reordered (z, c → c, z)" in said
+    project.snakemake()
+    assert "KEYS ['a', 'b', 'inner'] ['c', 'z']" in stdout_of(project.target("keys", "one"))
     assert "Nothing to be done" in project.snakemake("-n").stdout
 
 

@@ -118,6 +118,25 @@ def test_a_run_without_after_keeps_the_fingerprint_of_older_records():
     assert provenance(upstream={"evaluate/k1": "e1"}).fingerprint != provenance(upstream={"evaluate/k1": "e2"}).fingerprint
 
 
+def test_the_order_of_keys_inside_parameter_values_is_provenance_and_sorted_mappings_keep_their_fingerprint():
+    """papermill injects mappings in config order, which a loop over them sees; the parameters' own order is not fingerprinted."""
+    given = {"z": 1, "opts": {"b": 1, "a": [{"y": 0, "x": 0}, {"k": 1}]}, "sorted": {"a": 1, "b": {"c": 1, "d": 2}}}
+    assert records.key_order(given) == {"opts": ["b", "a"], "opts.a[0]": ["y", "x"]}
+    plain = provenance(parameters={"opts": {"a": 1, "b": 2}})
+    assert plain.fingerprint == digest({key: plain.as_dict()[key] for key in FINGERPRINT_KEYS})  # as before key order counted
+    swapped = provenance(parameters={"opts": {"b": 2, "a": 1}}, key_order={"opts": ["b", "a"]})
+    assert swapped.fingerprint != plain.fingerprint
+    assert explain(swapped.diff(plain)) == ["parameters changed: opts keys reordered (a, b → b, a)"]
+    assert explain(plain.diff(swapped)) == ["parameters changed: opts keys reordered (b, a → a, b)"]
+    grown = provenance(parameters={"opts": {"b": 2, "a": 1, "c": 0}}, key_order={"opts": ["b", "a", "c"]})
+    assert explain(grown.diff(swapped)) == ["parameters changed: opts.c added (0)"]  # the added key says it
+    nb = new_notebook(cells=[new_code_cell("x = 1")])
+    stamp(nb, "t/a", swapped, None)
+    reread = nbformat.reads(nbformat.writes(nb), as_version=4)  # nbformat writes mappings' keys sorted
+    assert list(reread.metadata.nbsweep["parameters"]["opts"]) == ["a", "b"]
+    assert records.provenance_in(reread.metadata.nbsweep).fingerprint == swapped.fingerprint
+
+
 def test_diff_names_the_producer_of_a_changed_missing_or_added_input():
     producers = {"results/m.pkl": "train/k2", "results/n.pkl": "train/k3"}
     made = provenance()
