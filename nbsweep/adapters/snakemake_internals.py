@@ -5,6 +5,7 @@ fails loudly when a release changes what one relies on. Imports nothing of nbswe
 """
 
 import os
+import re
 import sys
 import threading
 import time
@@ -22,6 +23,9 @@ CONFIGFILE_ERRORS = (
 JOB_FAILURE_EXCEPTIONS = {"RuleException", "CalledProcessError"}
 RESTART_MESSAGE = "Trying to restart job"  # snakemake 9.27.1: JobScheduler logs it before a retry
 TARGET_JOBS_OPTION = "--target-jobs"  # snakemake 9.27.1: how its executors name a job process's jobs
+# A wildcard value ending in a part repeated 20 to 100 times fails the whole DAG (PeriodicWildcardError).
+# snakemake 9.27.1: snakemake.io.PeriodicityDetector(min_repeat=20, max_repeat=100), from DAG.check_periodic_wildcards.
+_PERIODIC = re.compile(r"((?P<value>.+)(?P=value){19,99})$")
 
 
 def is_main_process(workflow) -> bool:
@@ -266,3 +270,10 @@ def cancel_rate_limiter_timers() -> None:
     for thread in threading.enumerate():
         if isinstance(thread, threading.Timer) and getattr(thread.function, "__module__", "").startswith("snakemake"):
             thread.cancel()
+
+
+def periodic_part(value: str) -> tuple[str, int] | None:
+    """The part a wildcard value ends in repeated so often that Snakemake refuses it (taking it for
+    an endless recursion) and how many times; None when Snakemake accepts the value."""
+    found = _PERIODIC.search(value)
+    return None if found is None else (found.group("value"), len(found.group(1)) // len(found.group("value")))

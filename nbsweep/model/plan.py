@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbsweep import layout
+from nbsweep.adapters import snakemake_internals as smk
 from nbsweep.canonical import canonical_json
 from nbsweep.errors import SweepError, quoted
 from nbsweep.kernels.kernelspec import kernels_for_language
@@ -93,6 +94,13 @@ def check_name(name: str, what: str, where: str) -> None:
             f"{where}: {what} {quoted(name)} is not path-safe; use 1-128 letters, digits or . _ - + = "
             f"starting with a letter or digit, e.g. {quoted(slug(name))}"
         )
+    if repeated := smk.periodic_part(name):
+        part, times = repeated
+        shorter = f"{name[: len(name) - len(part) * times]}{part}x{times}"
+        raise SweepError(
+            f"{where}: {what} {quoted(name)} ends in {quoted(part)} repeated {times} times, which Snakemake refuses in a "
+            f"file name pattern (it takes it for an endless recursion); write the repetition shorter, e.g. {quoted(shorter)}"
+        )
 
 
 class PathText(str):
@@ -159,9 +167,14 @@ def pattern_fields(point: dict) -> dict:
     return {key: PathText(value) if isinstance(value, str) else value for key, value in point.items()}
 
 
+_PRIVATE_FIELD = re.compile(r"\{[^{}]*?[.\[]_")  # {x.__class__}, {x[_a]}: a pattern reaches into no object's internals
+
+
 def fill(pattern: str, point: dict, what: str, where: str) -> str:
     """Fill a label or input pattern from one grid point (``{{`` and ``}}`` are literal braces)."""
     try:
+        if _PRIVATE_FIELD.search(pattern.replace("{{", "").replace("}}", "")):
+            raise ValueError("a field names an attribute or item that starts with '_'")
         return pattern.format_map(pattern_fields(point))
     except KeyError as err:
         keys = ", ".join(point) or "none"
@@ -169,7 +182,7 @@ def fill(pattern: str, point: dict, what: str, where: str) -> str:
             f"{where}: {what} {pattern!r} names {{{err.args[0]}}}, which is not a grid key "
             f"(grid keys: {keys}); use only grid keys, or write {{{{ and }}}} for literal braces"
         ) from None
-    except (ValueError, IndexError, AttributeError) as err:
+    except (ValueError, IndexError, AttributeError, TypeError) as err:
         raise SweepError(
             f"{where}: {what} pattern {pattern!r} is malformed ({err}); write it like 'depth{{max_depth}}' or 'data/{{dataset}}.csv'"
         ) from None

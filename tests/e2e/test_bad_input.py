@@ -44,8 +44,17 @@ CASES = {
     "parent dir label": ({"runs": GOOD + [run(label="../x")]}, ["label '../x' is not path-safe", "e.g. 'x'"]),
     "absolute label": ({"runs": GOOD + [run(label="/abs")]}, ["label '/abs' is not path-safe"]),
     "label with spaces": ({"runs": GOOD + [run(label="my run")]}, ["label 'my run' is not path-safe", "e.g. 'my-run'"]),
+    "label Snakemake takes for a recursion": (
+        {"runs": GOOD + [run(label="r" + "b" * 28)]},
+        ["run #2", f"label 'r{'b' * 28}' ends in 'b' repeated 28 times", "e.g. 'rbx28'"],
+    ),
     "grid collision": ({"runs": GOOD + [run(label="x{x}", grid={"x": [1, 1]})]}, ["gives 'x1' for both"]),
     "grid label key": ({"runs": GOOD + [run(label="v{y}", grid={"x": [1, 2]})]}, ["names {y}, which is not a grid key"]),
+    "label indexing a number": ({"runs": GOOD + [run(label="v{x[0]}", grid={"x": [1, 2]})]}, ["label pattern 'v{x[0]}' is malformed"]),
+    "label reaching into internals": (
+        {"runs": GOOD + [run(label="{x.__class__}", grid={"x": [1, 2]})]},
+        ["label pattern '{x.__class__}' is malformed", "starts with '_'"],
+    ),
     "undeclared parameter": ({"runs": GOOD + [run(parameters={"z": 1})]}, ["parameter 'z' is not declared", "(declared: x)"]),
     "missing kernel": ({"runs": GOOD + [run(kernel="julia-9")]}, ["kernel 'julia-9' is not installed", "python3"]),
     "missing input": ({"runs": GOOD + [run(inputs=["data/none.csv"])]}, ["input file 'data/none.csv' does not exist"]),

@@ -212,6 +212,18 @@ def test_the_restart_message_is_what_snakemake_logs():
     )
 
 
+def test_the_periodic_wildcard_values_snakemake_refuses_are_those_nbsweep_refuses():
+    from snakemake.io import PeriodicityDetector
+
+    values = ["b" * 19, "b" * 20, "b" * 100, "b" * 128, "run-" + "0" * 25 + "1", "x" + "ab" * 20, "x" + "ab" * 19, "abc" * 21, "a-b" * 7]
+    for value in values:
+        expected = PeriodicityDetector().is_periodic(value)
+        found = snakemake_internals.periodic_part(value)
+        assert (found and found[0]) == expected, changed(
+            "snakemake", f"PeriodicityDetector finds {expected!r} in {value!r} (snakemake_internals.periodic_part)"
+        )
+
+
 def test_nothing_to_be_done_message_exists():
     message = snakemake_internals.nothing_to_be_done_message()
     assert isinstance(message, str) and "Nothing to be done" in message, changed("snakemake", "snakemake.common.NOTHING_TO_BE_DONE_MSG")
