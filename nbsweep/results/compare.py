@@ -329,7 +329,8 @@ def column_named(name: str, output_dir: str, runs) -> Column:
         return Column(name, checked(Path(name), name), "failed" if name.endswith(".failed.ipynb") else "")
     template, _, label = name.partition("/")
     target = layout.target(output_dir, template, label)
-    if (template, label) not in runs and not target.parent.is_dir():
+    named = template and label and "/" not in label  # not a template's folder, nor a path into a run's
+    if not named or ((template, label) not in runs and not target.parent.is_dir()):
         raise SweepError(
             f"{name} names no run of the config and no notebook file; name a run as `nbsweep status` lists it (template/label) or an executed notebook"
         )

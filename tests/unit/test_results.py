@@ -306,6 +306,9 @@ def test_runs_are_named_as_status_names_them_or_by_path(tmp_path):
     assert compare.column_named(str(target.with_suffix(".failed.ipynb")), "", {}).status == "failed"
     with pytest.raises(SweepError, match="t/nope names no run of the config"):
         compare.column_named("t/nope", str(out), {})
+    for template_alone in ("t", "t/", "t/a/t_a"):  # a template's folder, a path into a run's
+        with pytest.raises(SweepError, match=f"{template_alone} names no run of the config"):
+            compare.column_named(template_alone, str(out), {("t", "a"): None})
     with pytest.raises(SweepError, match=r"run t/b has no executed notebook yet .*; run snakemake first"):
         compare.column_named("t/b", str(out), {("t", "b"): None})
     with pytest.raises(SweepError, match="run t/a has no previous notebook"):
