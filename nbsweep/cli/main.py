@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from nbsweep.errors import SweepError
-from nbsweep.messages import refusal, say
+from nbsweep.messages import refusal, say, terminal_safe
 from nbsweep.model.papermill_flags import Flags, unsupported
 
 
@@ -160,21 +160,21 @@ def command(argv: list[str] | None = None) -> int:
         if args.command == "init":
             from nbsweep.cli.scaffold import init
 
-            print("\n".join(f"nbsweep: {line}" for line in init(args.folder, tuple(args.cluster))))
+            show("\n".join(f"nbsweep: {line}" for line in init(args.folder, tuple(args.cluster))))
             print("nbsweep: next, list your runs in config/config.yaml, then run `snakemake --cores 8`")
         elif args.command == "status":
             from nbsweep import api
             from nbsweep.cli import reports
 
-            print(reports.status_report(api.status(args.configfile, remove_orphans=args.remove_orphans)))
+            show(reports.status_report(api.status(args.configfile, remove_orphans=args.remove_orphans)))
         elif args.command == "accept":
             from nbsweep import api
             from nbsweep.cli import reports
 
             lines = reports.accept_report(api.accept(args.configfile, args.targets), args.targets)
-            print("\n".join(line if line.startswith(" ") else f"nbsweep: {line}" for line in lines))
+            show("\n".join(line if line.startswith(" ") else f"nbsweep: {line}" for line in lines))
         elif args.command == "params":
-            print(describe_parameters(args.notebook))
+            show(describe_parameters(args.notebook))
         elif args.command == "snakefile":
             from nbsweep import snakefile
 
@@ -186,10 +186,10 @@ def command(argv: list[str] | None = None) -> int:
             from nbsweep.cli import reports
 
             comparison = api.diff(args.runs, args.configfile, args.previous)
-            print(reports.diff_report(comparison, args.full))
+            show(reports.diff_report(comparison, args.full))
             return 0 if comparison.same else 1
         elif args.command == "cache":
-            print("\n".join(f"nbsweep: {line}" for line in cache_command(args)))
+            show("\n".join(f"nbsweep: {line}" for line in cache_command(args)))
     except SweepError as err:
         say(refusal(err))
         return 2 if args.command == "diff" else 1  # as diff(1): 1 says the notebooks differ
@@ -245,7 +245,7 @@ def one_off_run(args, snakemake_args: list[str]) -> int:
         args.execution_timeout,
     )
     done = api.run(args.template, flags, args.label, args.configfile, snakemake_args)
-    print(f"nbsweep: {reports.one_off_line(done)}")
+    show(f"nbsweep: {reports.one_off_line(done)}")
     return done.exit_status
 
 
@@ -268,3 +268,8 @@ def describe_parameters(path: Path) -> str:
         note = f"  # {p.help}" if p.help else ""
         lines.append(f"  {p.name:<{width}} = {p.default}{kind}{note}")
     return "\n".join(lines)
+
+
+def show(text: str) -> None:
+    """Print a report: whatever notebooks, templates or file names put in it cannot drive the terminal."""
+    print(terminal_safe(text))

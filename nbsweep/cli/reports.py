@@ -1,6 +1,5 @@
 """What ``nbsweep status``, ``accept``, ``diff`` and ``cache`` print: the data of ``nbsweep.api``, formatted."""
 
-import re
 from collections import Counter
 
 from nbsweep.provenance.accept import Acceptance
@@ -78,16 +77,6 @@ def accept_report(done: Acceptance, targets: list[str]) -> list[str]:
     return lines
 
 
-_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # SGR: colours and weights, which say nothing
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # tabs and newlines aside
-
-
-def printable(line: str) -> str:
-    """A line of notebooks' outputs as a terminal may show it: colour codes dropped, any other
-    control character written out (``\\x1b``), so that no output can drive the terminal."""
-    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", _COLOUR.sub("", line))
-
-
 COMPARED_LINES = 10_000  # of a cell's outputs, per notebook, unless --full
 SHOWN_LINES = 200  # of the diff of a cell between two notebooks, unless --full
 
@@ -116,7 +105,7 @@ def diff_report(comparison, full: bool = False) -> str:
                 lines += cut_diff(row, other, (columns[0].name, columns[other].name), full)
     code = sum(row.cell_type == "code" for row in comparison.rows)
     lines.append(f"{differing} of {code} code cells differ" if differing else f"all {code} code cells the same")
-    return "\n".join(printable(line) for line in lines)
+    return "\n".join(lines)
 
 
 def cut_diff(row, other: int, names: tuple[str, str], full: bool) -> list[str]:

@@ -29,6 +29,7 @@ from snakemake_interface_logger_plugins.settings import LogHandlerSettingsBase
 
 from nbsweep.adapters import snakemake_internals as smk
 from nbsweep.masking import mask
+from nbsweep.messages import terminal_safe
 from nbsweep.model.rule_names import is_run_rule, rule_run
 from nbsweep.results import failures
 from nbsweep.smk import interrupts, main_process
@@ -309,8 +310,9 @@ class LogHandler(LogHandlerBase):
         self.refresh_cost = self.last_refresh - now
 
     def write(self, text: str) -> None:
-        """Write one line, with the values of the sweep's secrets masked (``nbsweep.masking``)."""
-        self.stream.write(mask(text, main_process.MAIN.get("secrets", [])) + "\n")  # empty until the sweep is planned
+        """Write one line, with the values of the sweep's secrets masked (``nbsweep.masking``) and
+        nothing that could drive the terminal."""
+        self.stream.write(terminal_safe(mask(text, main_process.MAIN.get("secrets", []))) + "\n")  # secrets: known once planned
         self.stream.flush()
 
     def close(self) -> None:

@@ -9,12 +9,12 @@ import pytest
 import yaml
 from conftest import alive, stdout_of, wait_for
 
+FAILING = "if x == 0:\n    raise ZeroDivisionError('x must not be zero' + chr(27) + ']0;PWNED' + chr(7))"  # it sets the terminal's title
+
 
 @pytest.fixture
 def failing_project(project):
-    project.notebook(
-        "calc", ["print('start')", "if x == 0:\n    raise ZeroDivisionError('x must not be zero')", "print('ECHO', 1 / x)"], "x = 1"
-    )
+    project.notebook("calc", ["print('start')", FAILING, "print('ECHO', 1 / x)"], "x = 1")
     project.write_config({"runs": [{"notebook": "notebooks/calc.ipynb", "label": f"x{x}", "parameters": {"x": x}} for x in (1, 0, 2)]})
     return project
 
@@ -32,10 +32,13 @@ def test_failed_run_is_kept_aside_and_only_it_reruns_after_fix(failing_project):
     assert error["ename"] == "ZeroDivisionError" and "x must not be zero" in error["evalue"]
     assert error["cell_index"] == 3 and error["cell_line"] == "if x == 0:"  # the template's 4th cell
     failing = [c for c in nb["cells"] if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
-    assert ["".join(c["source"]) for c in failing] == ["if x == 0:\n    raise ZeroDivisionError('x must not be zero')"]
+    assert ["".join(c["source"]) for c in failing] == [FAILING]
     console = proc.stderr
     assert "calc/x0 FAILED in cell 4 (`if x == 0:`)" in console and "ZeroDivisionError: x must not be zero" in console
     assert "Traceback" not in console.split("calc/x0 FAILED")[0][-200:]
+    status = p.nbsweep("status").stdout
+    for shown in (console, status):  # an error's text is written out, not sent to the terminal
+        assert "x must not be zero\\x1b]0;PWNED\\x07" in shown and "\x1b" not in shown and "\x07" not in shown
 
     config = yaml.safe_load((p.root / "config/config.yaml").read_text())
     config["runs"][1]["parameters"]["x"] = 4
