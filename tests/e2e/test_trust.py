@@ -126,6 +126,18 @@ def test_output_dir_may_not_be_root_home_or_the_project(project, output_dir, mon
     assert not (project.root / "calc").exists() and not (project.root / "home" / "calc").exists()
 
 
+@pytest.mark.parametrize("folder", ["notebooks", "config", "."])
+def test_output_dir_may_not_hold_the_templates_or_the_config(project, folder):
+    """``--config output_dir=notebooks`` would write run folders and the results among the templates."""
+    project.notebook("calc", ["print(1)"], "x = 0")
+    project.write_config({"runs": [{"notebook": "notebooks/calc.ipynb", "label": "a"}]})
+    before = sorted(project.root.glob("[!.]*/**/*"))
+    proc = project.snakemake("--config", f"output_dir={folder}", check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert f"output_dir '{folder}' " in proc.stderr and "set output_dir to a folder of its own" in proc.stderr
+    assert sorted(project.root.glob("[!.]*/**/*")) == before  # Snakemake's own .snakemake/ aside
+
+
 def test_output_dir_with_foreign_results_files_is_refused(project):
     site = project.root / "site"
     site.mkdir()
