@@ -15,6 +15,7 @@ TARGET = "{output_dir}/{name}/{label}/{name}_{label}.ipynb"
 RESULTS = ("summary.csv", "summary.json", "index.html")
 # A template's runs side by side, in its folder (nbsweep.results.compare_page), with its images.
 COMPARE_PAGE, COMPARE_IMAGES = "compare.html", "compare.images"
+ONE_OFF_SUFFIX = ".one-off.json"  # a one-off run's entry, beside its notebook: a config file nbsweep writes
 STATE = Path(".snakemake") / "nbsweep"
 INVOCATIONS = STATE / "invocations"
 CACHE_STATS = Path(".snakemake") / "nbsweep-cache.json"  # what the last invocation that executed found in the run caches
@@ -104,7 +105,7 @@ class RunFiles:
     @property
     def one_off(self) -> Path:
         """The entry of a one-off run (``nbsweep run``): it marks the folder as that run's."""
-        return self.target.with_suffix(".one-off.json")
+        return self.target.with_suffix(ONE_OFF_SUFFIX)
 
     def all(self) -> list[Path]:
         return [

@@ -61,7 +61,8 @@ def plan_or_exit(workflow) -> Sweep:
     try:
         sweep = Sweep.load(files, SCHEMA, config_overrides(workflow))
         check_output_dir(sweep.output_dir, where)
-        sources = [*files, *dict.fromkeys(run.template.path for run in sweep.runs.values())]
+        configs = [path for path in files if not str(path).endswith(layout.ONE_OFF_SUFFIX)]  # the user's, not nbsweep's own
+        sources = [*configs, *dict.fromkeys(run.template.path for run in sweep.runs.values())]
         check_output_dir_is_ours(sweep.output_dir, where, summary.FILES, sources)
     except SweepError as err:
         sys.exit(refusal(err))
