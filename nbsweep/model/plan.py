@@ -318,7 +318,7 @@ class Planner:
             try:
                 template = read_template(path)
             except SweepError as err:
-                raise SweepError(f"{where}: {err}; fix the 'notebook' path") from None
+                raise SweepError(f"{where}: {err}") from None
             check_name(template.stem, "notebook name", where)
             if template.stem.startswith(RESERVED_PREFIX):
                 raise SweepError(

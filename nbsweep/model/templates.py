@@ -201,6 +201,9 @@ class Template:
         return None if self.declarations is None else [p.name for p in self.declarations]
 
 
+PATH_FIX = "fix the 'notebook' path"
+
+
 def read_notebook(path: str) -> nbformat.NotebookNode:
     """A template as a notebook: an ``.ipynb`` as it is, a text notebook converted by jupytext in
     memory, parsed from one read of the file (so what is hashed is what is executed). Anything but a
@@ -208,11 +211,11 @@ def read_notebook(path: str) -> nbformat.NotebookNode:
     SweepError (not a file, too large, extension, jupytext missing) or the readers' own errors."""
     suffix = Path(path).suffix
     if suffix != ".ipynb" and suffix not in TEXT_EXTENSIONS:
-        raise SweepError(unsupported_extension(path))
+        raise SweepError(f"{unsupported_extension(path)}; {PATH_FIX}")
     try:
         text = read_regular(path, MAX_TEMPLATE_BYTES).decode("utf-8")
     except UnusableFile as err:
-        raise SweepError(f"notebook {path} {err.reason}") from None
+        raise SweepError(f"notebook {path} {err.reason}; {PATH_FIX}") from None
     if suffix == ".ipynb":
         return nbformat.reads(text, as_version=4)
     try:
@@ -229,8 +232,11 @@ def read_template(path: str) -> Template:
     except SweepError:
         raise
     except FileNotFoundError:
-        raise SweepError(f"notebook {path} does not exist") from None
+        raise SweepError(f"notebook {path} does not exist; {PATH_FIX}") from None
     except Exception as err:  # nbformat and jupytext raise many types for broken files
         kind = "Jupyter notebook" if path.endswith(".ipynb") else "text notebook"
-        raise SweepError(f"notebook {path} is not a readable {kind} ({type(err).__name__}: {err})") from None
+        raise SweepError(
+            f"notebook {path} is not a readable {kind} ({type(err).__name__}: {err}); "
+            f"repair it (restore it, or open and save it in Jupyter) or {PATH_FIX}"
+        ) from None
     return Template(path, nb)

@@ -16,6 +16,7 @@ def done(tmp_path_factory):
     project = Project(tmp_path_factory.mktemp("bad"))
     project.notebook("echo", ["print(x)"], "x = 0")
     project.notebook("plain", ["print(config)"])
+    (project.root / "notebooks" / "broken.ipynb").write_text('{"cells": [')  # cut short
     first, second = new_code_cell("x = 0"), new_code_cell("x = 5")
     first.metadata["tags"] = second.metadata["tags"] = ["parameters"]
     cells = [new_code_cell("import math"), first, new_code_cell("y = 1"), second, new_code_cell("print(x)")]
@@ -39,6 +40,10 @@ CASES = {
     "schema type": ({"runs": GOOD + [run(threads="two")]}, ["run #2 ('new')", "'threads' must be integer"]),
     "unknown key": ({"runs": GOOD + [run(lable="x")]}, ["run #2", "unknown key 'lable'"]),
     "missing notebook": ({"runs": GOOD + [run(notebook="notebooks/nope.ipynb")]}, ["run #2", "notebooks/nope.ipynb does not exist"]),
+    "broken notebook": (
+        {"runs": GOOD + [run(notebook="notebooks/broken.ipynb")]},
+        ["run #2", "notebooks/broken.ipynb is not a readable Jupyter notebook", "repair it (restore it, or open and save it in Jupyter)"],
+    ),
     "empty label": ({"runs": GOOD + [run(label="")]}, ["run #2", "label '' is not path-safe"]),
     "duplicate label": ({"runs": GOOD + [run(label="ok")]}, ["run #2 ('ok')", "already used by", "run #1"]),
     "parent dir label": ({"runs": GOOD + [run(label="../x")]}, ["label '../x' is not path-safe", "e.g. 'x'"]),
