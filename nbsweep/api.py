@@ -13,6 +13,7 @@ Every call takes the config files as ``snakemake --configfile`` would (default:
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from nbsweep import layout
@@ -208,7 +209,7 @@ def cache_prune(
     _, stores, unusable = cache_stores(config_files, shared)
     if unusable:
         raise SweepError(f"cannot open the cache {next(iter(unusable))} ({next(iter(unusable.values()))})")
-    return [upkeep.prune(store, older_than, max_size) for store in stores]
+    return [on_store(store, "prune", partial(upkeep.prune, store, older_than, max_size)) for store in stores]
 
 
 def cache_forget(config_files: Iterable[str | Path] = (), targets: Iterable[str] = ()) -> dict[str, int]:
@@ -232,5 +233,17 @@ def cache_forget(config_files: Iterable[str | Path] = (), targets: Iterable[str]
         kernels = {run.kernel for run in runs}
         environments = [keys.environment(kernel) for kernel in kernels] if store.shared else [None]
         wanted = {keys.entry_key(fingerprint, environment) for fingerprint in fingerprints for environment in environments}
-        removed[store.url] = upkeep.forget(store, wanted, {run.id for run in runs}, templates)
+        removed[store.url] = on_store(
+            store, "forget entries in", partial(upkeep.forget, store, wanted, {run.id for run in runs}, templates)
+        )
     return removed
+
+
+def on_store(store: Store, doing: str, action):
+    """``action()`` on ``store``; what its backend raises (unreachable, not a folder) as one sentence."""
+    try:
+        return action()
+    except Exception as err:  # noqa: BLE001 -- fsspec and its backends raise many types
+        raise SweepError(
+            f"cannot {doing} the cache {store.url} ({type(err).__name__}: {err}); check that it is reachable and a folder or bucket"
+        ) from None

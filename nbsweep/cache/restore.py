@@ -12,6 +12,7 @@ plain miss. A shared cache that cannot be reached is one warning, and the
 sweep goes on without it.
 """
 
+import errno
 import json
 import os
 import shutil
@@ -29,8 +30,10 @@ from nbsweep.execution.run_io import keep_outputs
 from nbsweep.files import link_or_copy, write_atomically
 from nbsweep.messages import say
 from nbsweep.provenance import kept_aside
-from nbsweep.provenance.records import Provenance
+from nbsweep.provenance.records import Provenance, read_record
 
+# Errors of writing the restored files here: the run executes, the (shared) cache stays in use.
+LOCAL_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 RESTORING = ".%s.restoring"  # then the restoring process's pid: a file being restored, beside its place
 
 
@@ -68,6 +71,7 @@ class Caches(Lookup):
                 self.discard_leftovers(path)
                 fetched.append((path.with_name(f"{RESTORING % path.name}{os.getpid()}"), path))
             store.fetch_all([(sha, temporary, sizes[sha]) for (sha, _), (temporary, _) in zip(places, fetched, strict=True)])
+            check_notebook(fetched[-1][0], manifest.fingerprint)
         except VerificationError as err:
             discard(fetched)
             if isinstance(err, MissingObject) and store.read_manifest(key) is None:
@@ -75,13 +79,16 @@ class Caches(Lookup):
                 return False
             self.ignored.append(run.id)
             store.remove_entry(key)
+            if err.sha and not isinstance(err, MissingObject):
+                store.remove_object(err.sha)  # or the execution's new entry would name it again (objects are named by content)
             say(
                 f"nbsweep: the cache entry of run {run.id} in {store.url} is damaged ({err}) and is ignored; the run executes and replaces it"
             )
             return False
         except Exception as err:  # noqa: BLE001 -- the store went away, or this disk is full: the run executes
             discard(fetched)
-            if not isinstance(err, OSError) or store.shared:
+            here = isinstance(err, OSError) and (not store.shared or err.errno in LOCAL_ERRORS)
+            if not here:
                 self.give_up(store.url, err)
             self.missed.append(run.id)
             return False
@@ -197,3 +204,11 @@ def settle(files: layout.RunFiles, outputs: dict[str, str]) -> None:
     except OSError:
         files.good.unlink(missing_ok=True)
     keep_outputs(files, outputs)
+
+
+def check_notebook(notebook: Path, fingerprint: str) -> None:
+    """A fetched notebook must record the fingerprint its entry is filed under (an entry edited
+    to name another run's notebook would be put in place, and stay stale for good)."""
+    recorded = read_record(notebook).get("fingerprint")
+    if recorded != fingerprint:
+        raise VerificationError(f"its notebook records fingerprint {str(recorded)[:12]}…, not the entry's {fingerprint[:12]}…")

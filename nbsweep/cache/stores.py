@@ -13,6 +13,7 @@ Credentials for ``s3://`` come from the usual AWS environment and files (and the
 ``AWS_ENDPOINT_URL``, which botocore reads), never from the config.
 """
 
+import errno
 import hashlib
 import os
 import tempfile
@@ -20,10 +21,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from nbsweep.files import UnusableFile, open_regular
+from nbsweep.files import UnusableFile, open_regular, read_regular
 
 CHUNK = 1 << 20
 AT_ONCE = 64 << 20  # bytes read together (in memory) from a remote store at most
+MANIFEST_LIMIT = 16 << 20  # bytes of one manifest at most: a longer one, a FIFO or a device is no entry
 # An unreachable object store fails in seconds, not after botocore's minutes of retries.
 S3_OPTIONS = {"config_kwargs": {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 2}}}
 TEMPORARY = ".tmp-"  # in the name of an object or manifest being written to a folder
@@ -31,7 +33,12 @@ _folders: set[str] = set()  # folders of a store this process has made (or found
 
 
 class VerificationError(Exception):
-    """An object whose content is not its SHA-256 (damaged, or cut short)."""
+    """An entry that fails its check: an object whose content is not its SHA-256 (damaged, or cut
+    short; ``sha`` names it), or a notebook that records another fingerprint."""
+
+    def __init__(self, message: str, sha: str | None = None):
+        super().__init__(message)
+        self.sha = sha
 
 
 class MissingObject(VerificationError):
@@ -65,6 +72,7 @@ class Store:
         path = self.object_path(sha)
         size = len(source) if isinstance(source, bytes) else os.path.getsize(source)
         if self.has_object(sha, size):
+            self.refresh(path)  # a prune leaves recent objects alone: this entry is about to name it
             return
         if isinstance(source, bytes):
             self._write(path, lambda where: self.fs.pipe_file(where, source))
@@ -119,10 +127,14 @@ class Store:
     # --- reading ---
 
     def read_manifest(self, key: str) -> str | None:
-        """An entry's manifest as text; None when the store has none for ``key``."""
+        """An entry's manifest as text; None when the store has none for ``key``, or what it has
+        is no regular file of at most ``MANIFEST_LIMIT`` bytes (never waited on or read to its end)."""
+        path = self.manifest_path(key)
         try:
-            return self.fs.cat_file(self.manifest_path(key)).decode("utf-8", "replace")
-        except FileNotFoundError:
+            if self.is_folder:
+                return read_regular(path, MANIFEST_LIMIT).decode("utf-8", "replace")
+            return None if self.fs.size(path) > MANIFEST_LIMIT else self.fs.cat_file(path).decode("utf-8", "replace")
+        except (FileNotFoundError, UnusableFile):
             return None
 
     def read_manifests(self, keys) -> dict[str, str | None]:
@@ -132,18 +144,18 @@ class Store:
         paths = {self.manifest_path(key): key for key in keys}
         if not paths:
             return {}
-        found = self.fs.cat(list(paths), on_error="return")
+        if self.is_folder:
+            return {key: self.read_manifest(key) for key in paths.values()}
+        # At most MANIFEST_LIMIT + 1 bytes of each; S3 refuses a range of an empty object: read alone.
+        found = self.fs.cat_ranges(list(paths), [0] * len(paths), [MANIFEST_LIMIT + 1] * len(paths), on_error="return")
         texts = {}
-        for path, key in paths.items():
-            content = found.get(path)
-            if content is None:  # a path fsspec answered under another spelling: read it alone
-                texts[key] = self.read_manifest(key)
-            elif isinstance(content, FileNotFoundError):
+        for key, content in zip(paths.values(), found, strict=True):
+            if isinstance(content, FileNotFoundError):
                 texts[key] = None
             elif isinstance(content, BaseException):
-                raise content
+                texts[key] = self.read_manifest(key)
             else:
-                texts[key] = content.decode("utf-8", "replace")
+                texts[key] = None if len(content) > MANIFEST_LIMIT else content.decode("utf-8", "replace")
         return texts
 
     def has_object(self, sha: str, size: int) -> bool:
@@ -168,13 +180,13 @@ class Store:
                     out.write(chunk)
         except FileNotFoundError:
             destination.unlink(missing_ok=True)
-            raise MissingObject(f"object {sha} is missing") from None
+            raise MissingObject(f"object {sha} is missing", sha) from None
         except UnusableFile as err:
             destination.unlink(missing_ok=True)
-            raise VerificationError(f"object {sha} {err.reason}") from None
+            raise VerificationError(f"object {sha} {err.reason}", sha) from None
         if hasher.hexdigest() != sha or (size is not None and read != size):
             destination.unlink(missing_ok=True)
-            raise VerificationError(f"object {sha} does not have its SHA-256")
+            raise VerificationError(f"object {sha} does not have its SHA-256", sha)
 
     def fetch_all(self, wanted: list[tuple[str, Path, int]]) -> None:
         """``fetch`` of every (SHA-256, destination, size its manifest gives); the first failure is
@@ -199,22 +211,29 @@ class Store:
                 self.fetch(sha, destination, size)
                 continue
             if len(read[destination]) != size or hashlib.sha256(read[destination]).hexdigest() != sha:
-                raise VerificationError(f"object {sha} does not have its SHA-256")
+                raise VerificationError(f"object {sha} does not have its SHA-256", sha)
             with open(destination, "wb") as out:
                 out.write(read[destination])
 
     def touch(self, key: str) -> None:
         """Mark an entry as just used (its manifest's modification time: least recently used goes first)."""
+        self.refresh(self.manifest_path(key))
+
+    def refresh(self, path: str) -> None:
+        """Set a file's modification time to now, in a folder (an object store's cannot be set)."""
         if self.is_folder:
             try:
-                os.utime(self.manifest_path(key))
+                os.utime(path)
             except OSError:
                 pass
 
     # --- listing and removing (nbsweep.cache.upkeep) ---
 
     def contents(self, folders: tuple[str, ...] = ("entries", "objects")) -> tuple[list, list, list]:
-        """What ``manifests``, ``objects`` and ``leftovers`` yield, as lists, each folder listed once."""
+        """What ``manifests``, ``objects`` and ``leftovers`` yield, as lists, each folder listed once
+        (NotADirectoryError for a folder store that is a file: no empty cache)."""
+        if self.is_folder and os.path.exists(self.root) and not os.path.isdir(self.root):
+            raise NotADirectoryError(errno.ENOTDIR, "a file, not a folder", self.root)
         manifests, objects, leftovers = [], [], []
         for folder in folders:
             for path, info in self._files(folder):

@@ -3,7 +3,9 @@
 An entry's last use is its manifest's modification time (set when it is written or restored). A
 prune removes entries older than a bound, then, while the store is larger than its bound, the
 least recently used ones; then the objects no remaining entry refers to and the temporary files of
-killed writers (only those older than ``GRACE``: a writer may be between its objects and its manifest).
+killed writers, only those older than ``GRACE``: a writer may be between its objects and its manifest
+(an object it finds already there, shared by content with an entry removed now, it marks as just
+written; an object store cannot mark it, so there a prune racing a writer may still cost a rerun).
 """
 
 import time
@@ -67,9 +69,10 @@ def prune(store: Store, older_than: float | None = None, max_size: int | None = 
         removed, freed, total = removed + 1, freed + size, total - size
         for sha in shas:
             uses[sha] -= 1
-            if not uses[sha] and sha in objects:
+            if not uses[sha] and sha in objects and objects[sha][1] < now - GRACE:
                 store.remove_object(sha)
-                freed, total = freed + objects[sha][0], total - objects[sha][0]
+                size = objects.pop(sha)[0]
+                freed, total = freed + size, total - size
     for sha, (size, mtime) in objects.items():
         if sha not in uses and mtime < now - GRACE:
             store.remove_object(sha)
@@ -83,10 +86,13 @@ def prune(store: Store, older_than: float | None = None, max_size: int | None = 
 
 def forget(store: Store, keys: set[str], runs: set[str], templates: set[str]) -> int:
     """Remove the entries of ``keys``, and every entry made by a run of ``runs`` (ids) or of
-    ``templates`` (names), with the objects no other entry refers to. How many entries were removed."""
+    ``templates`` (names), with the objects no other entry refers to (but those written in the last
+    ``GRACE`` seconds: a writer may be about to name them). How many entries were removed."""
+    manifests, objects, _ = store.contents(("entries", "objects"))
+    recent = {sha for sha, _, mtime in objects if mtime >= time.time() - GRACE}
     gone, kept = set(), set()
     removed = 0
-    for key, _, _ in list(store.manifests()):
+    for key, _, _ in manifests:
         manifest = entries.parse(store.read_manifest(key), key)
         made_by = manifest.run if manifest else ""
         shas = {blob.sha256 for blob in manifest.blobs} if manifest else set()
@@ -96,6 +102,6 @@ def forget(store: Store, keys: set[str], runs: set[str], templates: set[str]) ->
             gone |= shas
         else:
             kept |= shas
-    for sha in gone - kept:
+    for sha in gone - kept - recent:
         store.remove_object(sha)
     return removed

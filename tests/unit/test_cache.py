@@ -1,18 +1,22 @@
 """The run cache: keys, manifests, stores (a folder, and fsspec's memory://), eviction, pruning, forgetting."""
 
+import errno
 import hashlib
 import json
 import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
+import nbformat
 import pytest
+from nbformat.v4 import new_notebook
 
 from nbsweep import layout
 from nbsweep.cache import entries, keys, settings, upkeep
@@ -131,6 +135,8 @@ def test_the_least_recently_used_entries_go_first_when_the_store_is_over_its_bou
     for i, key in enumerate(["1" * 64, "2" * 64, "3" * 64]):
         put_entry(store, key, content=bytes([65 + i]) * 1000)
         os.utime(store.manifest_path(key), (1000 + i, 1000 + i))
+    for path in (tmp_path / "cache" / "objects").rglob("*"):
+        os.utime(path, (1000, 1000))  # written long ago with their entries
     store.touch("1" * 64)  # restored just now: the most recently used
     size = upkeep.usage(store).size
     assert upkeep.prune(store, max_size=size) == upkeep.Pruned(store.url, 0, 0)  # within its bound: untouched
@@ -138,6 +144,27 @@ def test_the_least_recently_used_entries_go_first_when_the_store_is_over_its_bou
     assert pruned.entries == 1 and pruned.size >= 1000
     assert sorted(key[0] for key, _, _ in store.manifests()) == ["1", "3"]
     assert upkeep.usage(store).size <= size - 1000
+
+
+@pytest.mark.parametrize("upkeep_of", ["prune", "forget"])
+def test_an_object_a_writer_finds_already_there_outlives_the_entry_removed_meanwhile(tmp_path, upkeep_of):
+    """A writer puts its objects, finds one an old entry shares by content, and before its manifest
+    is written a prune (or forget) removes that old entry: the object stays, so the new entry is whole."""
+    store = Store(str(tmp_path / "cache"), shared=False)
+    old = put_entry(store, "1" * 64, run="t/old", content=b"same output")
+    for path in (tmp_path / "cache").rglob("*.json"):
+        os.utime(path, (1000, 1000))
+    for path in (tmp_path / "cache" / "objects").rglob("*"):
+        os.utime(path, (1000, 1000))
+    shared = old.files["notebook"].sha256
+    store.put_object(shared, b"same output")  # the writer, between its objects and its manifest
+    if upkeep_of == "prune":
+        assert upkeep.prune(store, older_than=60).entries == 1
+    else:
+        assert upkeep.forget(store, keys=set(), runs={"t/old"}, templates=set()) == 1
+    assert store.has_object(shared, len(b"same output"))
+    later = upkeep.prune(store, older_than=60, now=time.time() + upkeep.GRACE + 1)  # no entry names it any more
+    assert later.size == len(b"same output") and not store.has_object(shared, len(b"same output"))
 
 
 def test_prune_by_age_and_forget_by_run_template_or_key(tmp_path):
@@ -244,6 +271,74 @@ def test_an_entry_pruned_while_it_is_restored_is_a_miss_not_damage(tmp_path, cap
     assert not any(files.target.parent.iterdir())  # nothing half-restored left beside the target
 
 
+def recording(fingerprint: str) -> bytes:
+    """An executed notebook whose nbsweep record names ``fingerprint``."""
+    return nbformat.writes(new_notebook(metadata={"nbsweep": {"fingerprint": fingerprint, "run": "t/a"}})).encode()
+
+
+def put_shared(store: Store, fingerprint: str, content: bytes = b"notebook") -> str:
+    """An entry of ``fingerprint`` in a shared store (its key covers the kernel's environment); its key."""
+    environment = keys.environment("python3")
+    made = replace(put_entry(store, fingerprint, content=content), key=keys.entry_key(fingerprint, environment), environment=environment)
+    store.remove_entry(fingerprint)
+    store.put_manifest(made.key, made.to_json())
+    return made.key
+
+
+def restoring(tmp_path, caches: Caches, fingerprint: str) -> bool:
+    run = SimpleNamespace(id="t/a", secrets={}, kernel="python3", outputs=(), render=False)
+    files = layout.RunFiles(tmp_path / "out" / "t" / "a" / "t_a.ipynb")
+    files.target.unlink(missing_ok=True)
+    return caches.restore(run, files, SimpleNamespace(fingerprint=fingerprint), {})
+
+
+def test_a_manifest_that_is_no_regular_file_is_no_entry_and_the_rest_of_the_store_is_used(tmp_path, capsys):
+    """A shared folder anyone can write to: a FIFO as a manifest would hang planning, a link to
+    /dev/zero would be read until memory runs out. Each is no entry; the store's other entries restore."""
+    shared = str(tmp_path / "shared")
+    store = Store(shared, shared=True)
+    fifo, zero, _ = (put_shared(store, f * 64) for f in "abc")
+    Path(store.manifest_path(fifo)).unlink()
+    os.mkfifo(store.manifest_path(fifo))
+    Path(store.manifest_path(zero)).unlink()
+    Path(store.manifest_path(zero)).symlink_to("/dev/zero")
+    assert store.read_manifest(fifo) is None and store.read_manifest(zero) is None
+    caches = Caches(settings.Settings(None, (shared,)))
+    run = SimpleNamespace(id="t/a", secrets={}, kernel="python3", outputs=())
+    assert caches.find(run, "a" * 64) is None and caches.find(run, "b" * 64) is None
+    assert caches.find(run, "c" * 64) is not None and "cannot be used" not in capsys.readouterr().err
+
+
+def test_an_entry_whose_notebook_records_another_fingerprint_or_with_a_damaged_object_is_removed(tmp_path, capsys):
+    """An entry edited to name another run's notebook would be put in place and stay stale for good;
+    a damaged object of the right size, left in place, would be named again by the new entry."""
+    local = str(tmp_path / "local")
+    store = Store(local, shared=False)
+    put_entry(store, "b" * 64, content=recording("a" * 64))
+    caches = Caches(settings.Settings(local, ()))
+    assert not restoring(tmp_path, caches, "b" * 64) and caches.ignored == ["t/a"]
+    assert "its notebook records fingerprint aaaaaaaaaaaa…, not the entry's bbbbbbbbbbbb…" in capsys.readouterr().err
+    assert store.read_manifest("b" * 64) is None
+    made = put_entry(store, "c" * 64, content=recording("c" * 64))
+    blob = made.files["notebook"]
+    with open(store.object_path(blob.sha256), "r+b") as fh:
+        fh.write(b"#")  # same size, other content
+    assert not restoring(tmp_path, caches, "c" * 64) and not store.has_object(blob.sha256, blob.size)
+    put_entry(store, "c" * 64, content=recording("c" * 64))  # the execution's new entry: a whole object again
+    assert restoring(tmp_path, caches, "c" * 64) and caches.restored == ["t/a"]
+
+
+def test_a_full_disk_here_while_restoring_from_a_shared_cache_is_a_miss_and_the_cache_stays_in_use(tmp_path, capsys, monkeypatch):
+    shared = str(tmp_path / "shared")
+    put_shared(Store(shared, shared=True), "c" * 64, recording("c" * 64))
+    caches = Caches(settings.Settings(None, (shared,)))
+    monkeypatch.setattr(Store, "fetch_all", lambda self, wanted: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device")))
+    assert not restoring(tmp_path, caches, "c" * 64) and caches.missed == ["t/a"]
+    assert "cannot be used" not in capsys.readouterr().err and [store.url for store in caches.stores_for(SimpleNamespace(secrets={}))] == [
+        shared
+    ]
+
+
 def test_cache_status_and_prune_work_outside_a_project_on_the_per_user_cache(tmp_path, monkeypatch):
     from nbsweep import api
 
@@ -253,6 +348,10 @@ def test_cache_status_and_prune_work_outside_a_project_on_the_per_user_cache(tmp
     assert [pruned.entries for pruned in api.cache_prune(max_size=0)] == [1]
     with pytest.raises(SweepError, match="config file config/config.yaml does not exist"):
         api.cache_forget(targets=["t/a"])  # runs are a project's
+    monkeypatch.setenv("NBSWEEP_CACHE_DIR", str(write(tmp_path / "a-file", "")))
+    assert list(api.cache_status().unusable.values()) == [f"NotADirectoryError: [Errno 20] a file, not a folder: '{tmp_path / 'a-file'}'"]
+    with pytest.raises(SweepError, match=r"cannot prune the cache .*a-file \(NotADirectoryError"):
+        api.cache_prune(max_size=0)
 
 
 def test_cache_status_says_when_nothing_is_at_a_caches_url(tmp_path):
@@ -268,6 +367,8 @@ def test_cache_status_says_when_nothing_is_at_a_caches_url(tmp_path):
     ]
     store.probe()
     assert upkeep.usage(store).found
+    with pytest.raises(NotADirectoryError):  # a file where the cache should be: cache status says it cannot be read
+        upkeep.usage(Store(str(write(tmp_path / "a-file", "")), shared=False))
     put_entry(store, "a" * 64)
     assert cache_status_lines(CacheStatus([upkeep.usage(store)], {}, None))[0].startswith(f"shared cache {store.url}: 1 entries, ")
 
