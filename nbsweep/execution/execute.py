@@ -20,7 +20,6 @@ import shutil
 import signal
 import tempfile
 import threading
-import time
 import traceback
 from functools import cache
 from pathlib import Path
@@ -100,7 +99,7 @@ def rehearse() -> None:
 def abort(files: layout.RunFiles, code: int, interrupted: bool = True) -> None:
     """Stop the run now: kill its kernel and all it started (``lifecycle.kill_all``: the kernel's
     session and every descendant of this process, which is their subreaper), remove the kernel's
-    runtime dir and the partial notebook, mark an ``interrupted`` run so (``mark_interrupted``),
+    runtime dir and the partial notebook, mark an ``interrupted`` run so (``kept_aside.mark_interrupted``),
     and exit with ``code`` without a word (whoever stopped the run says so once). A second caller
     (another signal, the watcher) leaves it to the first."""
     if not _aborting.acquire(blocking=False):
@@ -109,26 +108,8 @@ def abort(files: layout.RunFiles, code: int, interrupted: bool = True) -> None:
     lifecycle.kill_all()
     files.partial.unlink(missing_ok=True)  # and again: papermill may have saved it meanwhile
     if interrupted:
-        mark_interrupted(files)
+        kept_aside.mark_interrupted(files)
     os._exit(code)
-
-
-def mark_interrupted(files: layout.RunFiles) -> None:
-    """Say the run's latest execution was interrupted (``files.interrupted``, removed at its next
-    outcome) and show its last good notebook, if any, as ``files.previous`` (the hidden good copy
-    stays for early cutoff)."""
-    try:
-        files.interrupted.write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z\n"), encoding="utf-8")
-        if files.good.exists():
-            files.previous.unlink(missing_ok=True)
-            link_or_copy(files.good, files.previous)
-            if files.good_log.exists():
-                shutil.copy2(files.good_log, files.previous_log)
-            if files.html.exists():  # the rendering beside the notebook is still the good one's
-                files.previous_html.unlink(missing_ok=True)
-                link_or_copy(files.html, files.previous_html)
-    except OSError:  # e.g. a full disk: the run then shows as not run
-        pass
 
 
 def wait_if_aborting() -> None:

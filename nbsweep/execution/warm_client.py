@@ -60,9 +60,11 @@ import threading
 import time
 from pathlib import Path
 
+from nbsweep import layout
 from nbsweep.execution.private_dir import NotPrivate, PrivateDir, default_path, open_private, peer_is_us
 from nbsweep.kernels import process_setting, site_state
 from nbsweep.messages import say
+from nbsweep.provenance import kept_aside
 
 STARTUP_SECONDS = 10  # how long a job waits for a server being started before running in-process
 ABORT_SECONDS = 10  # how long an interrupted job waits for the child to stop its run
@@ -147,8 +149,11 @@ def run_via_server(argv: list[str], parent: int) -> int | None:
         return None
     if interrupted and not reply:
         return 128 + interrupted[0]  # the child has stopped the run and closed its end
-    if not reply:
-        say(f"nbsweep: the warm runner stopped while executing {argv[0]}; run again")
+    if not reply:  # killed under the run: as an interrupted run, it shows its last good notebook
+        files = layout.RunFiles(Path(argv[1]))
+        files.partial.unlink(missing_ok=True)
+        kept_aside.mark_interrupted(files)
+        say(f"nbsweep: the warm runner stopped while executing {argv[1]}; run again")
         return 1
     answer = json.loads(reply)
     return None if "declined" in answer else answer["exit"]  # declined: it cannot take on our setting

@@ -2,10 +2,12 @@
 config, other parameters), that notebook moves aside to ``<target>.previous.ipynb`` instead of being
 lost. When the settings come back and the kept-aside notebook records exactly the provenance planned
 now (``nbsweep.provenance.state.kept_aside_is_current``), it is swapped back into place instead of
-the run executing."""
+the run executing. A run whose execution was interrupted shows its last good notebook aside too
+(``mark_interrupted``)."""
 
 import os
 import shutil
+import time
 
 from nbsweep import layout
 from nbsweep.files import link_or_copy
@@ -59,3 +61,21 @@ def swap(current, kept, hold) -> None:
         current.unlink(missing_ok=True)
     if hold.exists():
         os.replace(hold, kept)
+
+
+def mark_interrupted(files: layout.RunFiles) -> None:
+    """Say the run's latest execution was interrupted (``files.interrupted``, removed at its next
+    outcome) and show its last good notebook, if any, as ``files.previous`` (the hidden good copy
+    stays for early cutoff)."""
+    try:
+        files.interrupted.write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z\n"), encoding="utf-8")
+        if files.good.exists():
+            files.previous.unlink(missing_ok=True)
+            link_or_copy(files.good, files.previous)
+            if files.good_log.exists():
+                shutil.copy2(files.good_log, files.previous_log)
+            if files.html.exists():  # the rendering beside the notebook is still the good one's
+                files.previous_html.unlink(missing_ok=True)
+                link_or_copy(files.html, files.previous_html)
+    except OSError:  # e.g. a full disk: the run then shows as not run
+        pass

@@ -97,7 +97,7 @@ class Progress:
 
     def line(self, now: float) -> str:
         elapsed = now - self.started
-        if self.interrupted:
+        if interrupts.stopping.is_set():  # the sweep was interrupted (not a run whose runner stopped)
             left = self.total - self.done - len(self.running)
             return f"nbsweep: interrupted after {clock(elapsed)}: {self.counts}" + (f", {left} not started" if left > 0 else "")
         text = f"nbsweep: {self.done}/{self.total} runs done ({self.counts}), {len(self.running)} running, {clock(elapsed)} elapsed"
@@ -239,7 +239,7 @@ class LogHandler(LogHandlerBase):
         """Info from Snakemake's plugins (e.g. an executor's "submitted" lines) is kept; Snakemake's own is not."""
         return not smk.logged_by_snakemake(record.pathname)
 
-    def finished(self, jobid: int, ok: bool) -> None:
+    def finished(self, jobid: int, ok: bool, interrupted: bool = False) -> None:
         if not self.is_run(jobid) or jobid in self.counted:
             return
         self.counted.add(jobid)
@@ -248,7 +248,7 @@ class LogHandler(LogHandlerBase):
             self.progress.ok += 1
             if not self.jobs[jobid]["local"]:  # jobs elsewhere print their line there
                 self.write(f"nbsweep: run {run_name(self.jobs[jobid])} ok -> {self.jobs[jobid]['output'][0]}")
-        elif interrupts.stopping.is_set():
+        elif interrupted or interrupts.stopping.is_set():
             self.progress.interrupted += 1
         else:
             self.progress.failed += 1
@@ -266,22 +266,27 @@ class LogHandler(LogHandlerBase):
             self.write(f"nbsweep: job {rule}{f' ({shown})' if shown else ''} failed{where}")
         elif interrupts.stopping.is_set():
             pass  # stopped on purpose: the interruption was announced once
+        elif self.marked_since_start(info, "interrupted"):  # the warm runner stopped under it (its job said so)
+            self.write(f"nbsweep: run {run_name(info)} interrupted{where}")
+            self.finished(jobid, ok=False, interrupted=True)
+            return
         else:
             name, label = run_key(info)
             failures.note_job_failure(name, label, (logs or [None])[0])
-            if not info["local"] or not self.failure_recorded(info):
+            if not info["local"] or not self.marked_since_start(info, "failed"):
                 self.write(f"nbsweep: run {name}/{label} FAILED{where}")
         self.finished(jobid, ok=False)
 
-    def failure_recorded(self, info: dict) -> bool:
-        """Whether the run's job kept a failed notebook in this sweep (and so printed why it failed)."""
+    def marked_since_start(self, info: dict, outcome: str) -> bool:
+        """Whether the run's job left its ``failed`` notebook (and so printed why it failed) or its
+        ``interrupted`` mark in this sweep."""
         if not info["output"]:
             return False
         from nbsweep.layout import RunFiles
 
-        failed = RunFiles(Path(info["output"][0])).failed
+        marked = getattr(RunFiles(Path(info["output"][0])), outcome)
         try:
-            return failed.stat().st_mtime >= self.wall_start
+            return marked.stat().st_mtime >= self.wall_start
         except OSError:
             return False
 

@@ -9,6 +9,7 @@ import termios
 
 from conftest import SNAKEFILE, SNAKEMAKE
 
+from nbsweep.smk import interrupts
 from nbsweep.smk.console import Progress, clock
 
 PROFILE_LINE = "Using workflow specific profile"
@@ -193,4 +194,9 @@ def test_clock_and_progress_line():
     assert progress.line(160.0) == "nbsweep: 4/10 runs done (3 ok, 1 failed), 2 running, 1:00 elapsed, ETA 1:30"
     assert Progress(total=2, ok=2, started=0.0).line(5.0) == "nbsweep: 2/2 runs done (2 ok), 0 running, 0:05 elapsed"
     stopped = Progress(total=6, ok=1, interrupted=3, started=0.0)
-    assert stopped.line(65.0) == "nbsweep: interrupted after 1:05: 1 ok, 3 interrupted, 2 not started"
+    assert stopped.line(65.0) == "nbsweep: 4/6 runs done (1 ok, 3 interrupted), 0 running, 1:05 elapsed, ETA 0:32"  # runs alone
+    interrupts.stopping.set()  # the sweep itself is being interrupted
+    try:
+        assert stopped.line(65.0) == "nbsweep: interrupted after 1:05: 1 ok, 3 interrupted, 2 not started"
+    finally:
+        interrupts.stopping.clear()

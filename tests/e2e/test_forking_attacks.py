@@ -5,7 +5,9 @@ is compared with a fresh one, the same notebook runs with ``NBSWEEP_WARM_RUNNER=
 import the modules themselves) and what it printed must be the same.
 """
 
+import json
 import os
+import re
 import signal
 import subprocess
 
@@ -284,15 +286,16 @@ def start_snakemake(project, *args) -> subprocess.Popen:
         return subprocess.Popen(cmd, cwd=project.root, stdout=subprocess.DEVNULL, stderr=err, env=project.env)
 
 
-def sweep_under_fire(project, victim, runs=6, preload=("fractions",)):
-    """Start a sweep of ``runs`` on 2 cores and SIGKILL ``victim(snakemake)``'s processes once two runs
-    are done. Sets ``project.failures`` (runs without a notebook: their logs) and ``project.executing``
+def sweep_under_fire(project, victim, runs=6, preload=("fractions",), nap=0.5):
+    """Start a sweep of ``runs`` on 2 cores (from ``r2`` on, each naps ``nap`` seconds) and SIGKILL
+    ``victim(snakemake)``'s processes once two runs are done (and, with a longer nap, one is under way). Sets ``project.failures`` (runs without a notebook: their logs) and ``project.executing``
     (runs executing when the victims were killed)."""
-    project.notebook("w", [FORKED, "import time\ntime.sleep(0.5)\nprint('DONE', x)"], "x = 0")
+    project.notebook("w", [FORKED, f"import time\ntime.sleep({nap} if x >= 2 else 0.5)\nprint('DONE', x)"], "x = 0")
     configure(project, list(preload), runs=runs)
     proc = start_snakemake(project, "--cores", "2", "--keep-going")
     done = lambda: sum(project.target("w", f"r{x}").exists() for x in range(runs))  # noqa: E731
-    assert wait_for(lambda: done() >= 2 or proc.poll() is not None, 240)
+    cut_short = lambda: nap <= 0.5 or executing(project, runs)  # noqa: E731 -- a long nap: wait for a run under way
+    assert wait_for(lambda: (done() >= 2 and cut_short()) or proc.poll() is not None, 240)
     killed = victim(proc)
     project.executing = executing(project, runs)
     for target in killed:
@@ -385,14 +388,23 @@ def test_a_sweep_survives_its_server_being_killed(attack):
 
 
 @pytest.mark.parametrize("preload", [["fractions"], []])
-def test_a_sweep_whose_server_and_all_its_children_are_killed_reports_runs_failed(attack, preload):
-    """What ``pkill -9 -f nbsweep.execution.warm_server`` does: runs executing fail (a traceback for a request still queued:
+def test_a_sweep_whose_server_and_all_its_children_are_killed_reports_runs_executing_interrupted(attack, preload):
+    """What ``pkill -9 -f nbsweep.execution.warm_server`` does: runs executing are interrupted, in the
+    console, ``nbsweep status`` and the summary alike (a request still queued:
     ``test_a_request_the_server_never_read_runs_all_the_same``), later ones get a new server."""
     tmpdir = os.environ["TMPDIR"]
-    proc, killed = sweep_under_fire(attack, lambda sm: servers(tmpdir), preload=preload)
+    proc, killed = sweep_under_fire(attack, lambda sm: servers(tmpdir), preload=preload, nap=5)  # runs r2 on are executing
     assert len(killed) > 1
     stderr = (attack.root / "snakemake.err").read_text()
-    assert all("FAILED" in stderr and f"w/r{x}" in stderr for x in attack.failures)
+    status = attack.nbsweep("status").stdout
+    summary = {row["label"]: row["status"] for row in json.loads((attack.out / "summary.json").read_text())}
+    assert attack.failures, "no run was cut short by the kill: this test tests nothing"
+    for x in attack.failures:
+        said = "interrupted" if f"run w/r{x} interrupted" in stderr else "failed"
+        assert said == "interrupted" or x not in attack.executing, stderr
+        assert said == "interrupted" or f"w/r{x} FAILED" in stderr
+        assert re.search(rf"^w/r{x} +{said} ", status, re.M) and summary[f"r{x}"] == said, (status, summary)
+    assert "interrupted after" not in stderr  # runs were, not the sweep
     stop_server(attack)
     assert wait_for(lambda: nothing_left(tmpdir), 15), leftovers(tmpdir)
 
