@@ -59,6 +59,11 @@ def plan(
     if label is not None:
         check_name(label, "label", where)
     entry = {"notebook": template, "label": label or default_label(parameters), "parameters": parameters, **(settings or {})}
+    if label is None:  # made from the parameters: the user did not write it
+        try:
+            check_name(entry["label"], "label made from the parameters", where)
+        except SweepError as err:
+            raise SweepError(f"{err}, or name the run with --label") from None
     run = plan_entry(config, schema, {"runs": [entry]}, where, f"{where} (label {quoted(entry['label'])})")
     for other in Planner(config).plan():
         if other.id == run.id:

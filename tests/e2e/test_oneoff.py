@@ -110,6 +110,8 @@ def test_bad_one_off_input_is_one_sentence_and_writes_nothing(project):
         ("notebooks/t.ipynb", "-y", "[1, 2]"): "is a YAML list, not a mapping",
         ("notebooks/t.ipynb", "-p", "lr", "abc"): "gives parameter 'lr' a str",
         ("notebooks/t.ipynb", "--label", "a/b"): "label 'a/b' is not path-safe",
+        ("notebooks/t.ipynb", "-p", "name", "b" * 30): "repeated 30 times, which Snakemake refuses in a file name pattern (it takes "
+        "it for an endless recursion); write the repetition shorter, e.g. 'namebx30', or name the run with --label",
         ("notebooks/t.ipynb", "out.ipynb"): "takes no output path",
     }
     for args, phrase in cases.items():
