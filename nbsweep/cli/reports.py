@@ -138,7 +138,7 @@ def cache_status_lines(found) -> list[str]:
     if last := found.last:
         lines.append(
             f"last invocation here ({last.get('time', '?')}): {last.get('hits', 0)} restored (hits), "
-            f"{last.get('misses', 0)} executed (misses), {last.get('ignored', 0)} damaged entries ignored"
+            f"{last.get('misses', 0)} looked up and not found (misses), {last.get('ignored', 0)} damaged entries ignored"
         )
     return lines
 

@@ -146,7 +146,7 @@ def test_a_clone_restores_from_the_shared_cache_but_runs_with_secrets_execute(fl
     assert steps["clone executions"] == executions
     assert not [key for key, (_, manifest, _) in records(store).items() if manifest.run == "s/s"]
     assert "s/s" in [manifest.run for _, manifest, _ in records(Store(str(second.cache_dir), shared=False)).values()]
-    assert "1 executed (misses)" in steps["clone status"].stdout and "3 restored (hits)" in steps["clone status"].stdout
+    assert "1 looked up and not found (misses)" in steps["clone status"].stdout and "3 restored (hits)" in steps["clone status"].stdout
 
 
 def test_a_hit_in_the_shared_cache_is_kept_in_the_local_cache(flow):
