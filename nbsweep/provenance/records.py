@@ -240,12 +240,16 @@ def reorderings(old: dict, new: dict, changed: list[str]) -> list[Change]:
     """A change for each mapping whose keys are the same but in another order (``old``/``new``:
     ``key_order`` of the made and planned parameters; None: sorted); mappings inside a parameter
     that ``changed`` names already are left to that change."""
-    related = lambda path: any(path.startswith(name) or name.startswith(path) for name in changed)  # noqa: E731
     return [
         Change("parameter", path, old.get(path), new.get(path), "reordered")
         for path in sorted({*old, *new})
-        if old.get(path) != new.get(path) and not related(path)
+        if old.get(path) != new.get(path) and not any(within(path, name) or within(name, path) for name in changed)
     ]
+
+
+def within(path: str, outer: str) -> bool:
+    """Whether parameter path ``path`` (``a.b``, ``a[0]``) is ``outer`` or inside it."""
+    return path == outer or path.startswith((f"{outer}.", f"{outer}["))
 
 
 def parameter_changes(old: dict, new: dict) -> list[Change]:

@@ -130,6 +130,8 @@ def test_the_order_of_keys_inside_parameter_values_is_provenance_and_sorted_mapp
     assert explain(plain.diff(swapped)) == ["parameters changed: opts keys reordered (b, a → a, b)"]
     grown = provenance(parameters={"opts": {"b": 2, "a": 1, "c": 0}}, key_order={"opts": ["b", "a", "c"]})
     assert explain(grown.diff(swapped)) == ["parameters changed: opts.c added (0)"]  # the added key says it
+    beside = provenance(parameters={"opts": {"b": 2, "a": 1}, "opts2": 1}, key_order={"opts": ["b", "a"]})
+    assert explain(beside.diff(plain)) == ["parameters changed: opts2 added (1), opts keys reordered (a, b → b, a)"]
     nb = new_notebook(cells=[new_code_cell("x = 1")])
     stamp(nb, "t/a", swapped, None)
     reread = nbformat.reads(nbformat.writes(nb), as_version=4)  # nbformat writes mappings' keys sorted
