@@ -88,7 +88,7 @@ def forget(store: Store, keys: set[str], runs: set[str], templates: set[str]) ->
     """Remove the entries of ``keys``, and every entry made by a run of ``runs`` (ids) or of
     ``templates`` (names), with the objects no other entry refers to (but those written in the last
     ``GRACE`` seconds: a writer may be about to name them). How many entries were removed."""
-    manifests, objects, _ = store.contents(("entries", "objects"))
+    manifests, objects, _ = store.contents()
     recent = {sha for sha, _, mtime in objects if mtime >= time.time() - GRACE}
     gone, kept = set(), set()
     removed = 0

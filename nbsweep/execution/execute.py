@@ -39,7 +39,7 @@ from nbsweep.model.cells import place, template_cell
 from nbsweep.model.pipeline import UPSTREAM
 from nbsweep.model.secrets import with_secrets
 from nbsweep.provenance import kept_aside
-from nbsweep.provenance.records import Provenance, key_order, recorded, stamp
+from nbsweep.provenance.records import Provenance, recorded, stamp
 from nbsweep.results.render import render_nb
 
 EXIT_FAILED = 1
@@ -153,13 +153,7 @@ def failing_cell(nb) -> tuple[int | None, dict | None]:
 def stamp_run(nb, job: dict, actual_code: str, error: dict | None, outputs: dict | None = None) -> None:
     """Store in the notebook what it was made from, so staleness survives losing all other state."""
     made = Provenance(
-        actual_code,
-        job["kernel"],
-        job["parameters"],
-        job["inputs"],
-        upstream=job.get("upstream") or {},
-        defaults=job.get("defaults"),
-        key_order=key_order(job["parameters"]),  # as papermill injects them
+        actual_code, job["kernel"], job["parameters"], job["inputs"], upstream=job.get("upstream") or {}, defaults=job.get("defaults")
     )
     stamp(nb, job["run"], made, error, outputs)
 

@@ -69,7 +69,11 @@ class Provenance:
     secrets: dict = field(default_factory=dict)  # parameter -> environment variable (not fingerprinted)
     upstream: dict = field(default_factory=dict)  # run named in `after` -> the execution it received
     defaults: dict | None = None  # the template's known defaults; None: a record of the older form
-    key_order: dict = field(default_factory=dict)  # ``key_order(parameters)``: a record keeps mappings' keys sorted
+    key_order: dict | None = None  # None: ``key_order(parameters)``, as given (a record stores it: it keeps keys sorted)
+
+    def __post_init__(self):
+        if self.key_order is None:
+            object.__setattr__(self, "key_order", key_order(self.parameters))
 
     @property
     def fingerprint(self) -> str:

@@ -23,7 +23,7 @@ from nbsweep.model import cells
 from nbsweep.model.pipeline import upstream_ids
 from nbsweep.model.templates import changed_cell, legacy_code_digest, read_notebook
 from nbsweep.provenance import records
-from nbsweep.provenance.records import NOT_A_REGULAR_FILE, Change, Provenance, execution_of, explain, key_order
+from nbsweep.provenance.records import NOT_A_REGULAR_FILE, Change, Provenance, execution_of, explain
 
 UP_TO_DATE = "up to date"
 ACCEPTED = "up to date (accepted)"  # current because `nbsweep accept` re-stamped it
@@ -222,16 +222,7 @@ def planned(run, digests: dict[str, str | None]) -> Provenance:
     inputs = {path: cached_digest(path, digests) for path in run.inputs}
     upstream = {run_id: execution_of(Path(target)) for run_id, target in run.after}
     template = run.template
-    return Provenance(
-        template.code_digest,
-        run.kernel,
-        run.parameters,
-        inputs,
-        dict(run.secrets),
-        upstream,
-        template.known_defaults,
-        key_order(run.parameters),
-    )
+    return Provenance(template.code_digest, run.kernel, run.parameters, inputs, dict(run.secrets), upstream, template.known_defaults)
 
 
 def cached_digest(path: str, digests: dict[str, str | None]) -> str | None:
