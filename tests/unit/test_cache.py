@@ -264,11 +264,9 @@ def test_an_entry_pruned_while_it_is_restored_is_a_miss_not_damage(tmp_path, cap
         fetch_all(store, wanted)
 
     monkeypatch.setattr(Store, "fetch_all", pruned_meanwhile)
-    run = SimpleNamespace(id="t/a", secrets={}, kernel="python3", outputs=(), render=False)
-    files = layout.RunFiles(tmp_path / "out" / "t" / "a" / "t_a.ipynb")
-    assert not caches.restore(run, files, SimpleNamespace(fingerprint="f" * 64), {})
+    assert not restoring(tmp_path, caches, "f" * 64)
     assert (caches.missed, caches.ignored, capsys.readouterr().err) == (["t/a"], [], "")
-    assert not any(files.target.parent.iterdir())  # nothing half-restored left beside the target
+    assert not any((tmp_path / "out" / "t" / "a").iterdir())  # nothing half-restored left beside the target
 
 
 def recording(fingerprint: str) -> bytes:
